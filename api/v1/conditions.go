@@ -1,0 +1,51 @@
+package v1
+
+// Condition types used on RoleMapping and ProxyUser status.
+const (
+	// ConditionReady is True when the object is valid and fully reconciled.
+	ConditionReady = "Ready"
+	// ConditionSynced (ProxyUser) is True when the proxy database holds status.role.
+	ConditionSynced = "Synced"
+	// ConditionDrifted (ProxyUser) is True when the database role differs from
+	// status.role and the drift policy only reports it.
+	ConditionDrifted = "Drifted"
+	// ConditionDenied (ProxyUser) is True when no mapping grants the user a role.
+	ConditionDenied = "Denied"
+)
+
+// Condition reasons. Reasons are CamelCase and machine readable; the
+// condition message carries the human explanation.
+const (
+	// ReasonValid: the RoleMapping compiled and is in use.
+	ReasonValid = "Valid"
+	// ReasonInvalidSpec: the spec can never work; the message names the field.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonResolved: a role was resolved for the user.
+	ReasonResolved = "Resolved"
+	// ReasonOverride: the role comes from spec.roleOverride.
+	ReasonOverride = "Override"
+	// ReasonNoRoleMapping: no RoleMapping applies to the user's issuer.
+	ReasonNoRoleMapping = "NoRoleMapping"
+	// ReasonNoMatch: no rule matched and the deciding mapping denies.
+	ReasonNoMatch = "NoMatch"
+	// ReasonAllowed: the user is not denied.
+	ReasonAllowed = "Allowed"
+	// ReasonDuplicateUser: another, older ProxyUser has the same userID and issuer.
+	ReasonDuplicateUser = "DuplicateUser"
+	// ReasonNoDatabase: the operator runs without a database; nothing is synced.
+	ReasonNoDatabase = "NoDatabase"
+	// ReasonSynced: the database row holds the resolved role.
+	ReasonSynced = "Synced"
+	// ReasonSyncFailed: writing the database failed; it is retried with backoff.
+	ReasonSyncFailed = "SyncFailed"
+	// ReasonNoDrift: the database role equals status.role.
+	ReasonNoDrift = "NoDrift"
+	// ReasonDriftDetected: the database role differs and the policy is Report.
+	ReasonDriftDetected = "DriftDetected"
+	// ReasonDriftCorrected: the database role differed and was rewritten.
+	ReasonDriftCorrected = "DriftCorrected"
+	// ReasonRoleChanged: the resolved role changed (Event reason).
+	ReasonRoleChanged = "RoleChanged"
+	// ReasonDeleteFailed: the deletion policy could not be applied yet.
+	ReasonDeleteFailed = "DeleteFailed"
+)

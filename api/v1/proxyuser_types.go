@@ -1,0 +1,180 @@
+package v1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DeletionPolicy says what happens to the proxy's user row when the ProxyUser is deleted.
+// +kubebuilder:validation:Enum=Retain;Downgrade;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain leaves the row as it is.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyDowngrade sets the row's role to internal_user_viewer.
+	DeletionPolicyDowngrade DeletionPolicy = "Downgrade"
+	// DeletionPolicyDelete deletes the row.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// ProxyUserSpec is one LiteLLM proxy user as its logins describe it.
+type ProxyUserSpec struct {
+	// userID is the LiteLLM user_id (the primary key of LiteLLM_UserTable).
+	// It cannot change after creation.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="userID is immutable"
+	UserID string `json:"userID"`
+
+	// email is the user's email address, written to the row when it has none.
+	// +optional
+	// +kubebuilder:validation:MaxLength=320
+	Email string `json:"email,omitempty"`
+
+	// issuer is the identity provider issuer URL of the user's logins.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Issuer string `json:"issuer,omitempty"`
+
+	// claims are the login's decoded token claims, reduced to the paths the
+	// namespace's RoleMappings read. Never a token or a signature.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:validation:Schemaless
+	Claims *apiextensionsv1.JSON `json:"claims,omitempty"`
+
+	// lastLoginTime is the time of the newest login event applied.
+	// +optional
+	LastLoginTime *metav1.Time `json:"lastLoginTime,omitempty"`
+
+	// roleOverride pins the user's role, ignoring RoleMappings (a cluster
+	// admin's decision; it may exceed any mapping's maxRole).
+	// +optional
+	RoleOverride *Role `json:"roleOverride,omitempty"`
+
+	// deletionPolicy says what happens to the proxy's row when this object is
+	// deleted: Retain (default), Downgrade (to internal_user_viewer) or Delete.
+	// +optional
+	// +kubebuilder:default=Retain
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// SourceType says where a user's role came from.
+// +kubebuilder:validation:Enum=RoleMapping;Default;Override
+type SourceType string
+
+const (
+	// SourceRoleMapping: a rule of a RoleMapping matched.
+	SourceRoleMapping SourceType = "RoleMapping"
+	// SourceDefault: no rule matched; the deciding mapping's defaultRole.
+	SourceDefault SourceType = "Default"
+	// SourceOverride: spec.roleOverride.
+	SourceOverride SourceType = "Override"
+)
+
+// RoleSource explains why a user holds a role.
+type RoleSource struct {
+	// type is RoleMapping, Default or Override.
+	// +required
+	Type SourceType `json:"type"`
+
+	// roleMapping is the deciding RoleMapping's name (same namespace).
+	// +optional
+	RoleMapping string `json:"roleMapping,omitempty"`
+
+	// rule is the index of the matching rule in the RoleMapping's spec.rules.
+	// +optional
+	Rule *int32 `json:"rule,omitempty"`
+
+	// claim is the claim path the rule read.
+	// +optional
+	Claim string `json:"claim,omitempty"`
+
+	// value is the claim value that matched.
+	// +optional
+	Value string `json:"value,omitempty"`
+
+	// description is a one-line summary, for example
+	// `keycloak#0 resource_access.litellm.roles=admin`.
+	// +optional
+	Description string `json:"description,omitempty"`
+}
+
+// ProxyUserStatus is the observed state of a ProxyUser.
+type ProxyUserStatus struct {
+	// role is the resolved role.
+	// +optional
+	Role Role `json:"role,omitempty"`
+
+	// source says why the user holds status.role.
+	// +optional
+	Source *RoleSource `json:"source,omitempty"`
+
+	// syncedRole is the role last written to (or confirmed in) the proxy database.
+	// +optional
+	SyncedRole Role `json:"syncedRole,omitempty"`
+
+	// lastSyncTime is when the database was last written or confirmed.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Synced, Drifted, Denied.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ProxyUser is one user of a LiteLLM proxy: what their logins said, which
+// role they hold and why, and whether the proxy's database agrees.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=pu,categories=rolesync
+// +kubebuilder:printcolumn:name="User",type=string,JSONPath=".spec.userID"
+// +kubebuilder:printcolumn:name="Role",type=string,JSONPath=".status.role"
+// +kubebuilder:printcolumn:name="Source",type=string,JSONPath=".status.source.description"
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=".status.conditions[?(@.type==\"Synced\")].status"
+// +kubebuilder:printcolumn:name="Last Login",type=date,JSONPath=".spec.lastLoginTime"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
+type ProxyUser struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the user as its logins and admins describe it.
+	// +required
+	Spec ProxyUserSpec `json:"spec"`
+
+	// status is the resolved role and its sync state.
+	// +optional
+	Status ProxyUserStatus `json:"status,omitempty"`
+}
+
+// ProxyUserList is a list of ProxyUsers.
+//
+// +kubebuilder:object:root=true
+type ProxyUserList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ProxyUser `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ProxyUser{}, &ProxyUserList{})
+}
+
+// GetDeletionPolicy returns spec.deletionPolicy, Retain when unset.
+func (u *ProxyUser) GetDeletionPolicy() DeletionPolicy {
+	if u.Spec.DeletionPolicy == "" {
+		return DeletionPolicyRetain
+	}
+	return u.Spec.DeletionPolicy
+}

@@ -1,0 +1,250 @@
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Resolution says how a RoleMapping picks one role when several rules match.
+// +kubebuilder:validation:Enum=HighestPrivilege;FirstMatch
+type Resolution string
+
+const (
+	// ResolutionHighestPrivilege grants the most privileged matching rule's role.
+	ResolutionHighestPrivilege Resolution = "HighestPrivilege"
+	// ResolutionFirstMatch grants the first matching rule's role in rule order,
+	// as LiteLLM's jwt_litellm_role_map does.
+	ResolutionFirstMatch Resolution = "FirstMatch"
+)
+
+// OnNoMatch says what a RoleMapping decides when none of its rules match.
+// +kubebuilder:validation:Enum=Default;Deny
+type OnNoMatch string
+
+const (
+	// OnNoMatchDefault grants spec.defaultRole.
+	OnNoMatchDefault OnNoMatch = "Default"
+	// OnNoMatchDeny refuses the login.
+	OnNoMatchDeny OnNoMatch = "Deny"
+)
+
+// SyncPolicy says which logins update a user's stored claims.
+// +kubebuilder:validation:Enum=EveryLogin;FirstLoginOnly
+type SyncPolicy string
+
+const (
+	// SyncPolicyEveryLogin stores the claims of every login.
+	SyncPolicyEveryLogin SyncPolicy = "EveryLogin"
+	// SyncPolicyFirstLoginOnly stores claims at the first login only; later
+	// logins keep the stored claims (an admin edits them on the ProxyUser).
+	SyncPolicyFirstLoginOnly SyncPolicy = "FirstLoginOnly"
+)
+
+// RoleRule maps claim values to a role. Exactly one of equals, glob, regex
+// and expression is set.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.equals), has(self.glob), has(self.regex), has(self.expression)].filter(x, x).size() == 1",message="exactly one of equals, glob, regex or expression must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.expression) || (!has(self.claim) && !has(self.split) && !has(self.caseInsensitive))",message="claim, split and caseInsensitive do not apply to an expression rule"
+type RoleRule struct {
+	// claim is the claim path this rule reads, overriding spec.claim: keys
+	// separated by dots, `\.` for a literal dot, `[n]` to index a list
+	// (for example `resource_access.litellm.roles`).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Claim string `json:"claim,omitempty"`
+
+	// equals matches a claim value exactly.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Equals *string `json:"equals,omitempty"`
+
+	// glob matches a claim value with fnmatch patterns as LiteLLM uses them:
+	// `*` any run of characters (including `/`), `?` one character, `[...]` a class.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Glob *string `json:"glob,omitempty"`
+
+	// regex matches a claim value with an RE2 regular expression anchored to
+	// the whole value.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Regex *string `json:"regex,omitempty"`
+
+	// expression is a CEL expression over `claims` (the decoded token claims)
+	// that returns a bool, for example `'admins' in claims.groups && claims.email_verified`.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Expression *string `json:"expression,omitempty"`
+
+	// caseInsensitive makes equals, glob and regex ignore case.
+	// +optional
+	CaseInsensitive bool `json:"caseInsensitive,omitempty"`
+
+	// split splits a string claim value on this separator before matching,
+	// for example " " for an OAuth `scope` string.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16
+	Split string `json:"split,omitempty"`
+
+	// role is the role this rule grants when it matches.
+	// +required
+	Role Role `json:"role"`
+}
+
+// RoleMappingSpec is the claim-to-role table of one namespace's users.
+//
+// +kubebuilder:validation:XValidation:rule="self.onNoMatch != 'Default' || has(self.defaultRole)",message="defaultRole is required when onNoMatch is Default",fieldPath=".defaultRole"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxRole) || !has(self.defaultRole) || {'proxy_admin': 4, 'proxy_admin_viewer': 3, 'internal_user': 2, 'internal_user_viewer': 1}[self.defaultRole] <= {'proxy_admin': 4, 'proxy_admin_viewer': 3, 'internal_user': 2, 'internal_user_viewer': 1}[self.maxRole]",message="defaultRole is above maxRole",fieldPath=".defaultRole"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxRole) || !has(self.rules) || self.rules.all(r, {'proxy_admin': 4, 'proxy_admin_viewer': 3, 'internal_user': 2, 'internal_user_viewer': 1}[r.role] <= {'proxy_admin': 4, 'proxy_admin_viewer': 3, 'internal_user': 2, 'internal_user_viewer': 1}[self.maxRole])",message="a rule grants a role above maxRole",fieldPath=".rules"
+// +kubebuilder:validation:XValidation:rule="has(self.claim) || !has(self.rules) || self.rules.all(r, has(r.expression) || has(r.claim))",message="a rule without expression needs a claim path: set rules[].claim or spec.claim",fieldPath=".rules"
+type RoleMappingSpec struct {
+	// issuer limits this mapping to logins from this identity provider issuer
+	// URL. Empty applies to every issuer.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Issuer string `json:"issuer,omitempty"`
+
+	// priority orders mappings of one namespace: the highest-priority mapping
+	// with a matching rule decides. Default 0.
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Priority int32 `json:"priority,omitempty"`
+
+	// claim is the default claim path of rules that do not set their own,
+	// for example `groups` or `resource_access.litellm.roles`.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Claim string `json:"claim,omitempty"`
+
+	// rules map claim values to roles, in order.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	Rules []RoleRule `json:"rules,omitempty"`
+
+	// resolution picks one role when several rules match: HighestPrivilege
+	// (default) or FirstMatch (rule order, as LiteLLM's jwt_litellm_role_map).
+	// +optional
+	// +kubebuilder:default=HighestPrivilege
+	Resolution Resolution `json:"resolution,omitempty"`
+
+	// onNoMatch decides a user no rule matches: Default grants defaultRole,
+	// Deny (default) refuses the login.
+	// +optional
+	// +kubebuilder:default=Deny
+	OnNoMatch OnNoMatch `json:"onNoMatch,omitempty"`
+
+	// defaultRole is granted when no rule matches and onNoMatch is Default.
+	// +optional
+	DefaultRole *Role `json:"defaultRole,omitempty"`
+
+	// syncPolicy says which logins update a user's stored claims:
+	// EveryLogin (default) or FirstLoginOnly.
+	// +optional
+	// +kubebuilder:default=EveryLogin
+	SyncPolicy SyncPolicy `json:"syncPolicy,omitempty"`
+
+	// maxRole is the highest role this mapping may grant: no rule and no
+	// defaultRole may be above it.
+	// +optional
+	MaxRole *Role `json:"maxRole,omitempty"`
+}
+
+// RoleMappingStatus is the observed state of a RoleMapping.
+type RoleMappingStatus struct {
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready (reason InvalidSpec with the offending field when the
+	// mapping cannot be compiled).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// rules is the number of rules compiled from the spec.
+	// +optional
+	Rules int32 `json:"rules,omitempty"`
+
+	// users is the number of ProxyUsers whose role this mapping currently decides.
+	// +optional
+	Users int32 `json:"users,omitempty"`
+}
+
+// RoleMapping maps the claims of SSO logins to LiteLLM proxy roles for the
+// ProxyUsers of its namespace.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rm;rolemap,categories=rolesync
+// +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=".spec.priority"
+// +kubebuilder:printcolumn:name="Rules",type=integer,JSONPath=".status.rules"
+// +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=".status.users",priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
+type RoleMapping struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the claim-to-role table.
+	// +required
+	Spec RoleMappingSpec `json:"spec"`
+
+	// status is the observed state.
+	// +optional
+	Status RoleMappingStatus `json:"status,omitempty"`
+}
+
+// RoleMappingList is a list of RoleMappings.
+//
+// +kubebuilder:object:root=true
+type RoleMappingList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RoleMapping `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RoleMapping{}, &RoleMappingList{})
+}
+
+// GetResolution returns spec.resolution, HighestPrivilege when unset.
+func (m *RoleMapping) GetResolution() Resolution {
+	if m.Spec.Resolution == "" {
+		return ResolutionHighestPrivilege
+	}
+	return m.Spec.Resolution
+}
+
+// GetOnNoMatch returns spec.onNoMatch, Deny when unset.
+func (m *RoleMapping) GetOnNoMatch() OnNoMatch {
+	if m.Spec.OnNoMatch == "" {
+		return OnNoMatchDeny
+	}
+	return m.Spec.OnNoMatch
+}
+
+// GetSyncPolicy returns spec.syncPolicy, EveryLogin when unset.
+func (m *RoleMapping) GetSyncPolicy() SyncPolicy {
+	if m.Spec.SyncPolicy == "" {
+		return SyncPolicyEveryLogin
+	}
+	return m.Spec.SyncPolicy
+}
+
+// RuleClaim returns the claim path rule i reads: its own, else spec.claim.
+func (m *RoleMapping) RuleClaim(i int) string {
+	if c := m.Spec.Rules[i].Claim; c != "" {
+		return c
+	}
+	return m.Spec.Claim
+}
