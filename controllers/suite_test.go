@@ -28,6 +28,7 @@ import (
 // KUBEBUILDER_ASSETS at them.
 var (
 	testEnv   *envtest.Environment
+	admin     *envtest.AuthenticatedUser // for kubectl
 	cfg       *rest.Config
 	k8sClient client.Client
 	scheme    = runtime.NewScheme()
@@ -64,6 +65,10 @@ func runSuite(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "controllers: stop envtest: %v\n", err)
 		}
 	}()
+	if admin, err = testEnv.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil); err != nil {
+		fmt.Fprintf(os.Stderr, "controllers: add kubectl user: %v\n", err)
+		return 1
+	}
 	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintf(os.Stderr, "controllers: client: %v\n", err)
 		return 1

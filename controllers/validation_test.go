@@ -67,7 +67,10 @@ func TestSamplesAreAccepted(t *testing.T) {
 }
 
 func TestSamplesKubectlServerDryRun(t *testing.T) {
-	kubectl := testEnv.ControlPlane.KubeCtl()
+	kubectl, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdout, stderr, err := kubectl.Run("apply", "--dry-run=server", "-f", filepath.Join("..", "config", "samples"))
 	if err != nil {
 		t.Fatalf("kubectl apply --dry-run=server: %v\n%s", err, readAll(stderr))
@@ -210,7 +213,10 @@ func TestPrinterColumns(t *testing.T) {
 	if err := k8sClient.Create(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
-	kubectl := testEnv.ControlPlane.KubeCtl()
+	kubectl, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdout, stderr, err := kubectl.Run("get", "proxyusers", "-n", ns)
 	if err != nil {
 		t.Fatalf("kubectl get: %v\n%s", err, readAll(stderr))

@@ -67,11 +67,11 @@ type ProxyUserSpec struct {
 type SourceType string
 
 const (
-	// SourceRoleMapping: a rule of a RoleMapping matched.
+	// SourceRoleMapping means a rule of a RoleMapping matched.
 	SourceRoleMapping SourceType = "RoleMapping"
-	// SourceDefault: no rule matched; the deciding mapping's defaultRole.
+	// SourceDefault means no rule matched: the deciding mapping's defaultRole.
 	SourceDefault SourceType = "Default"
-	// SourceOverride: spec.roleOverride.
+	// SourceOverride means spec.roleOverride.
 	SourceOverride SourceType = "Override"
 )
 
@@ -165,10 +165,6 @@ type ProxyUserList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ProxyUser `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&ProxyUser{}, &ProxyUserList{})
 }
 
 // GetDeletionPolicy returns spec.deletionPolicy, Retain when unset.

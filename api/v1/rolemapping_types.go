@@ -213,10 +213,6 @@ type RoleMappingList struct {
 	Items           []RoleMapping `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&RoleMapping{}, &RoleMappingList{})
-}
-
 // GetResolution returns spec.resolution, HighestPrivilege when unset.
 func (m *RoleMapping) GetResolution() Resolution {
 	if m.Spec.Resolution == "" {

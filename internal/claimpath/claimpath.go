@@ -60,8 +60,8 @@ func Parse(s string) (Path, error) {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '\\':
+		switch c {
+		case '\\':
 			if i+1 >= len(s) {
 				return Path{}, fmt.Errorf("trailing backslash at offset %d", i)
 			}
@@ -75,11 +75,11 @@ func Parse(s string) (Path, error) {
 			key.WriteByte(n)
 			keyStarted = true
 			i++
-		case c == '.':
+		case '.':
 			if err := endKey(i); err != nil {
 				return Path{}, err
 			}
-		case c == '[':
+		case '[':
 			end := strings.IndexByte(s[i:], ']')
 			if end < 0 {
 				return Path{}, fmt.Errorf("unclosed [ at offset %d", i)
@@ -98,7 +98,7 @@ func Parse(s string) (Path, error) {
 			p.segs = append(p.segs, Segment{Index: idx, IsIndex: true})
 			afterIndex = true
 			i += end
-		case c == ']':
+		case ']':
 			return Path{}, fmt.Errorf("unexpected ] at offset %d (escape it as \\])", i)
 		default:
 			if afterIndex {

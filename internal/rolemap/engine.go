@@ -46,10 +46,10 @@ type Source struct {
 
 // Decision is the engine's answer for one set of claims.
 type Decision struct {
-	Role    rolesyncv1.Role
-	Denied  bool
-	Reason  string
-	Source  Source
+	Role   rolesyncv1.Role
+	Denied bool
+	Reason string
+	Source Source
 	// Issuer is the issuer the decision was made for.
 	Issuer string
 	// SyncPolicy is the deciding mapping's syncPolicy (EveryLogin when denied).
@@ -91,13 +91,6 @@ func (e *Engine) Evaluate(claims map[string]any, issuer string) Decision {
 	var d Decision
 	e.EvaluateInto(claims, issuer, &d)
 	return d
-}
-
-// mappingResult is the outcome of one mapping: its winning match, if any.
-type mappingResult struct {
-	m     *Mapping
-	best  int // index into Decision.Matches, -1 when nothing matched
-	first int // first index of this mapping's matches
 }
 
 // EvaluateInto is Evaluate reusing d's memory: with a d reused across calls

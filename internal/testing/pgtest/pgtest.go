@@ -87,7 +87,7 @@ func (s *Server) NewDatabase(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pgtest: connect: %w", err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
 	}
@@ -96,7 +96,7 @@ func (s *Server) NewDatabase(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pgtest: connect %s: %w", name, err)
 	}
-	defer db.Close(ctx)
+	defer func() { _ = db.Close(ctx) }()
 	if _, err := db.Exec(ctx, LiteLLMUserTableDDL); err != nil {
 		return "", fmt.Errorf("pgtest: create LiteLLM_UserTable: %w", err)
 	}
@@ -292,6 +292,6 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pgtest: find a free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -59,7 +59,7 @@ func TestServerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	var n int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable"`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("after restart: n=%d err=%v", n, err)
