@@ -11,7 +11,7 @@ GOLANGCI_LINT ?= $(ROLESYNC_CACHE)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)/
 CONTROLLER_GEN ?= go tool controller-gen
 GO_TEST_FLAGS ?= -count=1
 TEST_TIMEOUT ?= 30m
-BENCH_TIME ?= 1x
+BENCH_TIME ?= 1s
 
 .PHONY: all
 all: build

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a while (default 30s each). `make test` runs only
+# their seed corpora; this explores further. New failing inputs land in the
+# package's testdata/fuzz/ and become seeds once committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${1:-30s}
+for pkg in $(go list ./...); do
+  for target in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+    echo ">> $pkg $target ($fuzztime)"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+  done
+done
