@@ -1,0 +1,334 @@
+// Command rolesync is the operator's command-line companion.
+//
+//	rolesync explain -f <RoleMapping YAML file or directory> --claims <claims.json|-> [--issuer URL] [-o text|json]
+//
+// explain prints which role the mappings grant for a set of decoded token
+// claims and why: every rule that matched, the winner and the reason. It
+// exits 0 when a decision was made (a denial included) and 2 on invalid
+// input, naming the file and the field. GitOps pipelines run it on pull
+// requests.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/rolemap"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitInvalid = 2
+)
+
+// maxInputBytes bounds every file and the claims read.
+const maxInputBytes = 8 << 20
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, "usage: rolesync explain -f <RoleMapping file or directory> --claims <claims.json|-> [--issuer URL] [-o text|json]")
+		if len(args) == 0 {
+			return exitInvalid
+		}
+		return exitOK
+	}
+	switch args[0] {
+	case "explain":
+		return explain(args[1:], stdin, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "rolesync: unknown command %q (try: rolesync explain --help)\n", args[0])
+		return exitInvalid
+	}
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var files stringList
+	fs.Var(&files, "f", "RoleMapping YAML file or directory (repeatable; directories are read recursively)")
+	claimsPath := fs.String("claims", "", "decoded token claims as a JSON object: a file, or - for stdin")
+	issuer := fs.String("issuer", "", "issuer URL of the login (mappings with another issuer do not apply)")
+	output := fs.String("o", "text", "output format: text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitInvalid
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "rolesync explain: "+format+"\n", a...)
+		return exitInvalid
+	}
+	if len(files) == 0 {
+		return fail("-f is required")
+	}
+	if *claimsPath == "" {
+		return fail("--claims is required")
+	}
+	if *output != "text" && *output != "json" {
+		return fail("-o must be text or json, not %q", *output)
+	}
+	mappings, err := loadMappings(files)
+	if err != nil {
+		return fail("%v", err)
+	}
+	claims, err := loadClaims(*claimsPath, stdin)
+	if err != nil {
+		return fail("%v", err)
+	}
+	d := rolemap.NewEngine(mappings...).Evaluate(claims, *issuer)
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(toJSON(d)); err != nil {
+			fmt.Fprintf(stderr, "rolesync explain: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	printText(stdout, d, len(mappings))
+	return exitOK
+}
+
+// explainJSON is the -o json document; its keys are a stable interface.
+type explainJSON struct {
+	Role    rolesyncv1.Role `json:"role"`
+	Denied  bool            `json:"denied"`
+	Reason  string          `json:"reason"`
+	Message string          `json:"message"`
+	Source  sourceJSON      `json:"source"`
+	Matches []matchJSON     `json:"matches"`
+}
+
+type sourceJSON struct {
+	Type        string `json:"type,omitempty"`
+	RoleMapping string `json:"roleMapping,omitempty"`
+	Rule        *int   `json:"rule,omitempty"`
+	Claim       string `json:"claim,omitempty"`
+	Value       string `json:"value,omitempty"`
+}
+
+type matchJSON struct {
+	RoleMapping string          `json:"roleMapping"`
+	Priority    int32           `json:"priority"`
+	Rule        int             `json:"rule"`
+	Claim       string          `json:"claim,omitempty"`
+	Value       string          `json:"value,omitempty"`
+	Role        rolesyncv1.Role `json:"role"`
+}
+
+func toJSON(d rolemap.Decision) explainJSON {
+	out := explainJSON{
+		Role: d.Role, Denied: d.Denied, Reason: d.Reason, Message: d.Message(),
+		Source:  sourceJSON{Type: string(d.Source.Type), RoleMapping: d.Source.RoleMapping, Claim: d.Source.Claim, Value: d.Source.Value},
+		Matches: []matchJSON{},
+	}
+	if d.Source.Rule >= 0 {
+		r := d.Source.Rule
+		out.Source.Rule = &r
+	}
+	for _, m := range d.Matches {
+		out.Matches = append(out.Matches, matchJSON(m))
+	}
+	return out
+}
+
+func printText(w io.Writer, d rolemap.Decision, n int) {
+	if d.Denied {
+		fmt.Fprintf(w, "Decision: DENIED (%s)\n", d.Reason)
+	} else {
+		fmt.Fprintf(w, "Decision: %s (%s)\n", d.Role, d.Reason)
+	}
+	fmt.Fprintf(w, "Why:      %s\n", d.Message())
+	fmt.Fprintf(w, "Mappings: %d read\n", n)
+	if len(d.Matches) == 0 {
+		fmt.Fprintln(w, "Matches:  none")
+		return
+	}
+	fmt.Fprintln(w, "Matches:")
+	for _, m := range d.Matches {
+		mark := " "
+		if !d.Denied && m.RoleMapping == d.Source.RoleMapping && m.Rule == d.Source.Rule {
+			mark = "*"
+		}
+		what := "expression"
+		if m.Claim != "" {
+			what = m.Claim + "=" + m.Value
+		}
+		fmt.Fprintf(w, "  %s %s#%d (priority %d) %s -> %s\n", mark, m.RoleMapping, m.Rule, m.Priority, what, m.Role)
+	}
+}
+
+// loadMappings reads every RoleMapping in the files and directories given,
+// validates and compiles them. Other kinds are ignored.
+func loadMappings(paths []string) ([]*rolemap.Mapping, error) {
+	var files []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, de fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			switch strings.ToLower(filepath.Ext(path)) {
+			case ".yaml", ".yml", ".json":
+				if !de.IsDir() {
+					files = append(files, path)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(files)
+	var out []*rolemap.Mapping
+	seen := map[string]string{}
+	for _, f := range files {
+		ms, err := loadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if prev, dup := seen[m.Key()]; dup {
+				return nil, fmt.Errorf("%s: RoleMapping %s is also defined in %s", f, m.Key(), prev)
+			}
+			seen[m.Key()] = f
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no RoleMapping found in %s", strings.Join(paths, ", "))
+	}
+	return out, nil
+}
+
+func loadFile(name string) ([]*rolemap.Mapping, error) {
+	data, err := readBounded(name, nil)
+	if err != nil {
+		return nil, err
+	}
+	reader := utilyaml.NewYAMLReader(bufioReader(data))
+	var out []*rolemap.Mapping
+	for doc := 1; ; doc++ {
+		raw, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+		var meta struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(raw, &meta); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+		if meta.Kind != "RoleMapping" {
+			continue
+		}
+		if meta.APIVersion != rolesyncv1.GroupVersion.String() {
+			return nil, fmt.Errorf("%s: document %d: apiVersion %q, want %s", name, doc, meta.APIVersion, rolesyncv1.GroupVersion)
+		}
+		rm := &rolesyncv1.RoleMapping{}
+		if err := yaml.UnmarshalStrict(raw, rm); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+		if rm.Name == "" {
+			return nil, fmt.Errorf("%s: document %d: metadata.name: Required value", name, doc)
+		}
+		if rm.Namespace == "" {
+			rm.Namespace = "default"
+		}
+		m, errs := rolemap.Compile(rm)
+		if len(errs) > 0 {
+			msgs := make([]string, len(errs))
+			for i, e := range errs {
+				msgs[i] = e.Error()
+			}
+			return nil, fmt.Errorf("%s: RoleMapping %s/%s is invalid:\n  %s", name, rm.Namespace, rm.Name, strings.Join(msgs, "\n  "))
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func loadClaims(name string, stdin io.Reader) (map[string]any, error) {
+	data, err := readBounded(name, stdin)
+	if err != nil {
+		return nil, err
+	}
+	label := name
+	if name == "-" {
+		label = "claims from stdin"
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var claims map[string]any
+	if err := dec.Decode(&claims); err != nil {
+		return nil, fmt.Errorf("%s: not a JSON object: %w", label, err)
+	}
+	if claims == nil {
+		return nil, fmt.Errorf("%s: not a JSON object", label)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: trailing data after the JSON object", label)
+	}
+	return claims, nil
+}
+
+func readBounded(name string, stdin io.Reader) ([]byte, error) {
+	var r io.Reader
+	if name == "-" && stdin != nil {
+		r = stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = f.Close() }()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxInputBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > maxInputBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxInputBytes)
+	}
+	return data, nil
+}
+
+func bufioReader(data []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(data)) }
