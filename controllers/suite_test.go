@@ -2,25 +2,37 @@ package controllers
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zapcore"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/yaml"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/rolemap"
+	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
 
 // The suite runs on a real kube-apiserver and etcd (envtest) built from
@@ -51,11 +63,16 @@ func runSuite(m *testing.M) int {
 			"or export KUBEBUILDER_ASSETS=$(make -s envtest)")
 		return 1
 	}
+	webhooks, err := validatingWebhooks(filepath.Join("..", "config", "webhook", "manifests.yaml"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
+		return 1
+	}
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{ValidatingWebhooks: webhooks},
 	}
-	var err error
 	if cfg, err = testEnv.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "controllers: start envtest: %v\n", err)
 		return 1
@@ -73,7 +90,106 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "controllers: client: %v\n", err)
 		return 1
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped, err := startManager(ctx)
+	defer func() {
+		cancel()
+		<-stopped // the manager stops before the control plane (deferred above) does
+	}()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
+		return 1
+	}
 	return m.Run()
+}
+
+// bypassLabel exempts an object from the admission webhook in tests, to
+// stand for objects stored while webhooks were off (ENABLE_WEBHOOKS=false)
+// or before they were installed, which the controllers must still refuse.
+const bypassLabel = "test.rolesync.dev/bypass-webhook"
+
+// validatingWebhooks reads the generated webhook manifest and adds the
+// bypass object selector.
+func validatingWebhooks(path string) ([]*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	whc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := yaml.UnmarshalStrict(data, whc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(whc.Webhooks) == 0 {
+		return nil, fmt.Errorf("%s: no webhooks", path)
+	}
+	for i := range whc.Webhooks {
+		whc.Webhooks[i].ObjectSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: bypassLabel, Operator: metav1.LabelSelectorOpDoesNotExist}}}
+	}
+	return []*admissionregistrationv1.ValidatingWebhookConfiguration{whc}, nil
+}
+
+var registry = rolemap.NewRegistry()
+
+// startManager runs the controllers and the webhook server as the manager
+// binary wires them.
+func startManager(ctx context.Context) (<-chan struct{}, error) {
+	stopped := make(chan struct{})
+	wio := &testEnv.WebhookInstallOptions
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir,
+		}),
+	})
+	if err != nil {
+		close(stopped)
+		return stopped, fmt.Errorf("manager: %w", err)
+	}
+	if err := (&RoleMappingReconciler{Client: mgr.GetClient(), Registry: registry, MaxConcurrentReconciles: 2}).SetupWithManager(mgr); err != nil {
+		close(stopped)
+		return stopped, err
+	}
+	if err := rolesyncwebhook.SetupRoleMappingWebhookWithManager(mgr); err != nil {
+		close(stopped)
+		return stopped, err
+	}
+	go func() {
+		defer close(stopped)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "controllers: manager stopped: %v\n", err)
+		}
+	}()
+	// Wait until the webhook server answers.
+	addr := net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test dial to our own server
+		if err == nil {
+			_ = conn.Close()
+			return stopped, nil
+		}
+		if time.Now().After(deadline) {
+			return stopped, fmt.Errorf("webhook server at %s did not come up: %w", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// eventually polls cond until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func zapLevel() zapcore.Level {
@@ -100,4 +216,8 @@ func readAll(r io.Reader) string {
 	}
 	b, _ := io.ReadAll(r)
 	return string(b)
+}
+
+func reqFor(obj client.Object) ctrl.Request {
+	return ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)}
 }

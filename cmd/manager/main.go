@@ -13,8 +13,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/controllers"
+	"github.com/rolesync/rolesync/internal/rolemap"
+	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
 
 var scheme = runtime.NewScheme()
@@ -31,6 +35,9 @@ type managerOptions struct {
 	LeaderElect          bool
 	LeaderElectionID     string
 	LeaderElectNamespace string
+	WebhookPort          int
+	WebhookCertDir       string
+	MaxConcurrent        int
 }
 
 // BindFlags registers the options on fs.
@@ -45,6 +52,12 @@ func (o *managerOptions) BindFlags(fs *flag.FlagSet) {
 		"Name of the Lease used for leader election.")
 	fs.StringVar(&o.LeaderElectNamespace, "leader-election-namespace", "",
 		"Namespace of the leader-election Lease; empty means the namespace the manager runs in.")
+	fs.IntVar(&o.WebhookPort, "webhook-port", 9443,
+		"Port of the admission webhook server (RoleMapping validation). ENABLE_WEBHOOKS=false in the environment turns it off.")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "",
+		"Directory with tls.crt and tls.key for the admission webhook server; empty means controller-runtime's default.")
+	fs.IntVar(&o.MaxConcurrent, "max-concurrent-reconciles", 4,
+		"Maximum number of objects each controller reconciles at once.")
 }
 
 func main() {
@@ -56,7 +69,9 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
+	webhooksEnabled := os.Getenv("ENABLE_WEBHOOKS") != "false"
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		WebhookServer:           webhook.NewServer(webhook.Options{Port: mgrOpts.WebhookPort, CertDir: mgrOpts.WebhookCertDir}),
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: mgrOpts.MetricsAddr},
 		HealthProbeBindAddress:  mgrOpts.ProbeAddr,
@@ -70,6 +85,24 @@ func main() {
 		log.Error(err, "Failed to create manager")
 		os.Exit(1)
 	}
+	registry := rolemap.NewRegistry()
+	if err := (&controllers.RoleMappingReconciler{
+		Client:                  mgr.GetClient(),
+		Registry:                registry,
+		MaxConcurrentReconciles: mgrOpts.MaxConcurrent,
+	}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "Failed to set up controller", "controller", "RoleMapping")
+		os.Exit(1)
+	}
+	if webhooksEnabled {
+		if err := rolesyncwebhook.SetupRoleMappingWebhookWithManager(mgr); err != nil {
+			log.Error(err, "Failed to set up webhook", "webhook", "RoleMapping")
+			os.Exit(1)
+		}
+	} else {
+		log.Info("Admission webhooks are off (ENABLE_WEBHOOKS=false): invalid RoleMappings are only refused by the controller")
+	}
+
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "Failed to add health check")
 		os.Exit(1)

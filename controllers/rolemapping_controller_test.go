@@ -1,0 +1,201 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/rolemap"
+)
+
+func roleMapping(t *testing.T, ns, doc string) *rolesyncv1.RoleMapping {
+	t.Helper()
+	rm := &rolesyncv1.RoleMapping{}
+	if err := yaml.UnmarshalStrict([]byte(doc), rm); err != nil {
+		t.Fatal(err)
+	}
+	rm.Namespace = ns
+	return rm
+}
+
+func TestBrokenMappingsRefusedByKubectlApply(t *testing.T) {
+	ns := newNamespace(t)
+	kubectl, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, spec, field, msg string
+	}{
+		{"invalid regex", "  claim: groups\n  rules:\n  - {regex: 'team-(', role: internal_user}\n", "spec.rules[0].regex", "missing closing )"},
+		{"CEL does not compile", "  rules:\n  - {expression: 'claims.', role: internal_user}\n", "spec.rules[0].expression", "does not compile"},
+		{"CEL not bool", "  rules:\n  - {expression: 'claims.email', role: internal_user}\n", "spec.rules[0].expression", "must return bool"},
+		{"duplicate rule", "  claim: groups\n  rules:\n  - {equals: a, role: internal_user}\n  - {equals: a, role: proxy_admin}\n", "spec.rules[1]", "Duplicate value"},
+		{"unparseable claim path", "  rules:\n  - {claim: 'a[x]', equals: a, role: internal_user}\n", "spec.rules[0].claim", "not a non-negative integer"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "rm.yaml")
+			doc := fmt.Sprintf("apiVersion: rolesync.dev/v1\nkind: RoleMapping\nmetadata:\n  name: broken\n  namespace: %s\nspec:\n%s", ns, tc.spec)
+			if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, err := kubectl.Run("apply", "-f", file)
+			msg := readAll(stderr)
+			if err == nil {
+				t.Fatal("kubectl apply accepted a broken mapping")
+			}
+			for _, want := range []string{`RoleMapping "broken" is invalid`, tc.field, tc.msg} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("kubectl error lacks %q:\n%s", want, msg)
+				}
+			}
+			err = k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "broken"}, &rolesyncv1.RoleMapping{})
+			if !apierrors.IsNotFound(err) {
+				t.Fatalf("broken mapping was stored: %v", err)
+			}
+		})
+	}
+}
+
+func readyCondition(ctx context.Context, key client.ObjectKey) (*rolesyncv1.RoleMapping, *metav1.Condition, error) {
+	rm := &rolesyncv1.RoleMapping{}
+	if err := k8sClient.Get(ctx, key, rm); err != nil {
+		return nil, nil, err
+	}
+	c := apimeta.FindStatusCondition(rm.Status.Conditions, rolesyncv1.ConditionReady)
+	if c == nil || rm.Status.ObservedGeneration != rm.Generation {
+		return rm, nil, errors.New("not reconciled yet")
+	}
+	return rm, c, nil
+}
+
+func TestInvalidMappingNeverReachesTheEngine(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	good := roleMapping(t, ns, "metadata: {name: good}\nspec:\n  claim: groups\n  rules: [{equals: ml, role: internal_user}]\n")
+	bad := roleMapping(t, ns, "metadata: {name: bad, labels: {"+bypassLabel+": 'true'}}\nspec:\n  priority: 500\n  claim: groups\n  rules: [{equals: ml, role: proxy_admin}, {regex: '(', role: proxy_admin}]\n")
+	for _, rm := range []*rolesyncv1.RoleMapping{good, bad} {
+		if err := k8sClient.Create(ctx, rm); err != nil {
+			t.Fatalf("create %s: %v", rm.Name, err)
+		}
+	}
+	eventually(t, 20*time.Second, func() error {
+		_, c, err := readyCondition(ctx, client.ObjectKeyFromObject(bad))
+		if err != nil {
+			return err
+		}
+		if c.Status != metav1.ConditionFalse || c.Reason != rolesyncv1.ReasonInvalidSpec || !strings.Contains(c.Message, "spec.rules[1].regex") {
+			return fmt.Errorf("bad mapping condition: %+v", c)
+		}
+		_, c, err = readyCondition(ctx, client.ObjectKeyFromObject(good))
+		if err != nil {
+			return err
+		}
+		if c.Status != metav1.ConditionTrue || c.Reason != rolesyncv1.ReasonValid {
+			return fmt.Errorf("good mapping condition: %+v", c)
+		}
+		return nil
+	})
+	e, _ := registry.Engine(ns)
+	if d := e.Evaluate(map[string]any{"groups": []any{"ml"}}, ""); d.Role != rolesyncv1.RoleInternalUser || d.Source.RoleMapping != ns+"/good" {
+		t.Fatalf("engine decided %s from %s; the invalid mapping must not take part", d.Role, d.Source.RoleMapping)
+	}
+
+	// Fixing the mapping brings it in: it has the higher priority.
+	fix := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/rules/1/regex","value":"x+"}]`))
+	if err := k8sClient.Patch(ctx, bad, fix); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		rm, c, err := readyCondition(ctx, client.ObjectKeyFromObject(bad))
+		if err != nil {
+			return err
+		}
+		if c.Status != metav1.ConditionTrue || rm.Status.Rules != 2 {
+			return fmt.Errorf("fixed mapping: %+v rules=%d", c, rm.Status.Rules)
+		}
+		return nil
+	})
+	e, _ = registry.Engine(ns)
+	if d := e.Evaluate(map[string]any{"groups": []any{"ml"}}, ""); d.Role != rolesyncv1.RoleProxyAdmin {
+		t.Fatalf("after the fix the engine decided %s", d.Role)
+	}
+
+	// Deleting it takes it out again.
+	if err := k8sClient.Delete(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		e, _ := registry.Engine(ns)
+		if len(e.Mappings()) != 1 {
+			return fmt.Errorf("%d mappings in the engine", len(e.Mappings()))
+		}
+		return nil
+	})
+}
+
+func TestRoleMappingStatusIsNotRewrittenWhenUnchanged(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	rm := roleMapping(t, ns, "metadata: {name: m}\nspec:\n  claim: groups\n  rules: [{equals: ml, role: internal_user}]\n")
+	if err := k8sClient.Create(ctx, rm); err != nil {
+		t.Fatal(err)
+	}
+	var rv string
+	eventually(t, 20*time.Second, func() error {
+		got, _, err := readyCondition(ctx, client.ObjectKeyFromObject(rm))
+		if err == nil {
+			rv = got.ResourceVersion
+		}
+		return err
+	})
+	// Reconcile directly again: the status is the same, so nothing is written.
+	r := &RoleMappingReconciler{Client: k8sClient, Registry: rolemap.NewRegistry()}
+	for range 3 {
+		if _, err := r.Reconcile(ctx, reqFor(rm)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := &rolesyncv1.RoleMapping{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rm), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ResourceVersion != rv {
+		t.Fatalf("resourceVersion moved %s -> %s on a no-op reconcile", rv, got.ResourceVersion)
+	}
+}
+
+func TestSetRoleMappingStatus(t *testing.T) {
+	rm := &rolesyncv1.RoleMapping{}
+	rm.Generation = 3
+	m, _ := rolemap.Compile(&rolesyncv1.RoleMapping{Spec: rolesyncv1.RoleMappingSpec{Claim: "g", Rules: []rolesyncv1.RoleRule{{Equals: ptr("a"), Role: rolesyncv1.RoleInternalUser}}}})
+	setRoleMappingStatus(rm, m, nil)
+	c := apimeta.FindStatusCondition(rm.Status.Conditions, rolesyncv1.ConditionReady)
+	if c.Status != metav1.ConditionTrue || c.Reason != rolesyncv1.ReasonValid || rm.Status.Rules != 1 || rm.Status.ObservedGeneration != 3 {
+		t.Fatalf("valid: %+v %+v", c, rm.Status)
+	}
+	errs := field.ErrorList{field.Invalid(field.NewPath("spec", "rules").Index(0).Child("regex"), "(", "missing closing )")}
+	rm.Generation = 4
+	setRoleMappingStatus(rm, nil, errs)
+	c = apimeta.FindStatusCondition(rm.Status.Conditions, rolesyncv1.ConditionReady)
+	if c.Status != metav1.ConditionFalse || c.Reason != rolesyncv1.ReasonInvalidSpec || !strings.Contains(c.Message, "spec.rules[0].regex") || rm.Status.Rules != 0 || rm.Status.ObservedGeneration != 4 {
+		t.Fatalf("invalid: %+v %+v", c, rm.Status)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
