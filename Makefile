@@ -76,8 +76,8 @@ build: ## Build the manager and the rolesync CLI into bin/.
 	@if [ -d cmd/rolesync ]; then go build -o bin/rolesync ./cmd/rolesync; fi
 
 .PHONY: run
-run: manifests generate ## Run the manager against the current kubeconfig.
-	go run ./cmd/manager $(ARGS)
+run: manifests generate ## Run the manager against the current kubeconfig (webhooks off: no local certificates).
+	ENABLE_WEBHOOKS=$${ENABLE_WEBHOOKS:-false} go run ./cmd/manager $(ARGS)
 
 .PHONY: install
 install: manifests ## Install the CRDs into the cluster of the current kubeconfig.
