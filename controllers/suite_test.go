@@ -32,6 +32,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/rolemap"
+	"github.com/rolesync/rolesync/internal/testing/poll"
 	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
 
@@ -179,17 +180,7 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 // eventually polls cond until it returns nil or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, timeout, 50*time.Millisecond, cond, nil)
 }
 
 func zapLevel() zapcore.Level {

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/testing/poll"
 )
 
 // TestManagerBinary builds the manager, runs it against a real apiserver with
@@ -113,15 +114,5 @@ func freeAddr(t *testing.T) string {
 
 func waitFor(t *testing.T, timeout time.Duration, logs *lockedBuffer, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not met within %s: %v\nmanager log:\n%s", timeout, err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll.Until(t, timeout, 100*time.Millisecond, cond, func() string { return "manager log:\n" + logs.String() })
 }
