@@ -4,16 +4,21 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -30,10 +35,15 @@ type RoleMappingReconciler struct {
 	Registry *rolemap.Registry
 	// MaxConcurrentReconciles defaults to 1.
 	MaxConcurrentReconciles int
+	// Changes, when set, receives the namespace of every change to the
+	// Registry's engines, after the change: the ProxyUser controller
+	// re-evaluates that namespace's users from it.
+	Changes chan<- event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=rolesync.dev,resources=rolemappings,verbs=get;list;watch
 // +kubebuilder:rbac:groups=rolesync.dev,resources=rolemappings/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers,verbs=get;list;watch
 
 // Reconcile compiles one RoleMapping.
 func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -42,34 +52,80 @@ func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if apierrors.IsNotFound(err) {
 			if r.Registry.Delete(req.Namespace, req.Name) {
 				log.FromContext(ctx).Info("Removed deleted RoleMapping from the engine")
+				return ctrl.Result{}, r.notify(ctx, req.Namespace)
 			}
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get role mapping %s: %w", req, err)
 	}
 	if !rm.DeletionTimestamp.IsZero() {
-		r.Registry.Delete(rm.Namespace, rm.Name)
+		if r.Registry.Delete(rm.Namespace, rm.Name) {
+			return ctrl.Result{}, r.notify(ctx, rm.Namespace)
+		}
 		return ctrl.Result{}, nil
 	}
 
-	m, errs := rolemap.Compile(rm)
-	if m != nil {
-		r.Registry.Set(m)
-	} else {
-		r.Registry.Delete(rm.Namespace, rm.Name)
-	}
+	// A RoleMapping is compiled once per generation; later reconciles (its
+	// users changed) only recount them.
 	base := rm.DeepCopy()
-	setRoleMappingStatus(rm, m, errs)
+	var invalid field.ErrorList
+	if g, seen := r.Registry.Observed(rm.Namespace, rm.Name); !seen || g != rm.Generation || rm.Status.ObservedGeneration != rm.Generation {
+		m, errs := rolemap.Compile(rm)
+		changed := true
+		if m != nil {
+			r.Registry.Set(m)
+		} else {
+			invalid = errs
+			changed = r.Registry.SetInvalid(rm.Namespace, rm.Name, rm.Generation)
+		}
+		if changed {
+			if err := r.notify(ctx, rm.Namespace); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		setRoleMappingStatus(rm, m, errs)
+	}
+	rm.Status.Users = 0
+	if apimeta.IsStatusConditionTrue(rm.Status.Conditions, rolesyncv1.ConditionReady) {
+		users, err := r.countUsers(ctx, rm)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		rm.Status.Users = users
+	}
 	if !equality.Semantic.DeepEqual(base.Status, rm.Status) { // never write an unchanged status
 		if err := r.Status().Patch(ctx, rm, client.MergeFrom(base)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patch role mapping status %s: %w", req, err)
 		}
 	}
-	if m == nil {
-		log.FromContext(ctx).Info("Refused invalid RoleMapping", "errors", errs.ToAggregate().Error())
-		return ctrl.Result{}, reconcile.TerminalError(errs.ToAggregate())
+	if invalid != nil {
+		log.FromContext(ctx).Info("Refused invalid RoleMapping", "errors", invalid.ToAggregate().Error())
+		return ctrl.Result{}, reconcile.TerminalError(invalid.ToAggregate())
 	}
 	return ctrl.Result{}, nil
+}
+
+// countUsers counts the ProxyUsers whose role the mapping decides.
+func (r *RoleMappingReconciler) countUsers(ctx context.Context, rm *rolesyncv1.RoleMapping) (int32, error) {
+	var list rolesyncv1.ProxyUserList
+	if err := r.List(ctx, &list, client.InNamespace(rm.Namespace), client.MatchingFields{SourceMappingIndex: rm.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return 0, fmt.Errorf("count users of role mapping %s/%s: %w", rm.Namespace, rm.Name, err)
+	}
+	return int32(len(list.Items)), nil
+}
+
+// notify tells the ProxyUser controller that a namespace's engine changed.
+func (r *RoleMappingReconciler) notify(ctx context.Context, namespace string) error {
+	if r.Changes == nil {
+		return nil
+	}
+	ev := event.GenericEvent{Object: &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Namespace: namespace}}}
+	select {
+	case r.Changes <- ev:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("notify change of namespace %s: %w", namespace, ctx.Err())
+	}
 }
 
 // setRoleMappingStatus computes the status from the compile result. It is
@@ -100,7 +156,44 @@ func truncate(s string, n int) string {
 func (r *RoleMappingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&rolesyncv1.RoleMapping{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&rolesyncv1.ProxyUser{}, userCountHandler()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("rolemapping").
 		Complete(r)
+}
+
+// userCountDelay batches recounts: while thousands of users move, each
+// RoleMapping is recounted (and its status written) at most once per delay.
+const userCountDelay = 2 * time.Second
+
+// userCountHandler enqueues, after userCountDelay, the RoleMappings a
+// ProxyUser's status.source.roleMapping left and joined.
+func userCountHandler() handler.EventHandler {
+	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], obj client.Object) {
+		if pu, ok := obj.(*rolesyncv1.ProxyUser); ok && pu.Status.Source != nil && pu.Status.Source.RoleMapping != "" {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pu.Namespace, Name: pu.Status.Source.RoleMapping}}, userCountDelay)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(q, e.Object)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			o, n := e.ObjectOld.(*rolesyncv1.ProxyUser), e.ObjectNew.(*rolesyncv1.ProxyUser)
+			if sourceMapping(o) != sourceMapping(n) {
+				add(q, o)
+				add(q, n)
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(q, e.Object)
+		},
+	}
+}
+
+func sourceMapping(pu *rolesyncv1.ProxyUser) string {
+	if pu == nil || pu.Status.Source == nil {
+		return ""
+	}
+	return pu.Status.Source.RoleMapping
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
-func roleMapping(t *testing.T, ns, doc string) *rolesyncv1.RoleMapping {
+func roleMapping(t testing.TB, ns, doc string) *rolesyncv1.RoleMapping {
 	t.Helper()
 	rm := &rolesyncv1.RoleMapping{}
 	if err := yaml.UnmarshalStrict([]byte(doc), rm); err != nil {
@@ -165,7 +165,7 @@ func TestRoleMappingStatusIsNotRewrittenWhenUnchanged(t *testing.T) {
 		return err
 	})
 	// Reconcile directly again: the status is the same, so nothing is written.
-	r := &RoleMappingReconciler{Client: k8sClient, Registry: rolemap.NewRegistry()}
+	r := &RoleMappingReconciler{Client: cachedClient, Registry: rolemap.NewRegistry()}
 	for range 3 {
 		if _, err := r.Reconcile(ctx, reqFor(rm)); err != nil {
 			t.Fatal(err)

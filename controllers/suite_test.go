@@ -12,17 +12,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -31,7 +36,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/rolemap"
+	"github.com/rolesync/rolesync/internal/testing/pgtest"
 	"github.com/rolesync/rolesync/internal/testing/poll"
 	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
@@ -87,11 +94,30 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "controllers: add kubectl user: %v\n", err)
 		return 1
 	}
+	// Tests create users by the thousand: lift client-go's default 5 QPS.
+	cfg.QPS, cfg.Burst = 1000, 2000
 	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintf(os.Stderr, "controllers: client: %v\n", err)
 		return 1
 	}
+	if pgServer, err = pgtest.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
+		return 1
+	}
+	defer func() { _ = pgServer.Close() }()
 	ctx, cancel := context.WithCancel(context.Background())
+	dbURL, err := pgServer.NewDatabase(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
+		cancel()
+		return 1
+	}
+	if suiteDB, err = proxydb.Open(ctx, dbURL, 8); err != nil {
+		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
+		cancel()
+		return 1
+	}
+	defer suiteDB.Close()
 	stopped, err := startManager(ctx)
 	defer func() {
 		cancel()
@@ -129,7 +155,28 @@ func validatingWebhooks(path string) ([]*admissionregistrationv1.ValidatingWebho
 	return []*admissionregistrationv1.ValidatingWebhookConfiguration{whc}, nil
 }
 
-var registry = rolemap.NewRegistry()
+var (
+	registry = rolemap.NewRegistry()
+	pgServer *pgtest.Server
+	suiteDB  *proxydb.DB // the suite manager's proxy database
+	// cachedClient is the suite manager's client: reads come from its
+	// cache, with the field indexes Setup registers.
+	cachedClient client.Client
+)
+
+// suiteResync is the suite manager's resync period: short, so drift tests
+// see a correction within seconds.
+const suiteResync = 2 * time.Second
+
+// ownManagerLabel marks RoleMappings and ProxyUsers that a test's own
+// manager (startOperator) reconciles: the suite manager does not see them.
+const ownManagerLabel = "test.rolesync.dev/own-manager"
+
+func notOwnManaged() labels.Selector {
+	req, err := labels.NewRequirement(ownManagerLabel, selection.DoesNotExist, nil)
+	utilruntime.Must(err)
+	return labels.NewSelector().Add(*req)
+}
 
 // startManager runs the controllers and the webhook server as the manager
 // binary wires them.
@@ -139,6 +186,10 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&rolesyncv1.RoleMapping{}: {Label: notOwnManaged()},
+			&rolesyncv1.ProxyUser{}:   {Label: notOwnManaged()},
+		}},
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir,
 		}),
@@ -147,7 +198,8 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 		close(stopped)
 		return stopped, fmt.Errorf("manager: %w", err)
 	}
-	if err := (&RoleMappingReconciler{Client: mgr.GetClient(), Registry: registry, MaxConcurrentReconciles: 2}).SetupWithManager(mgr); err != nil {
+	cachedClient = mgr.GetClient()
+	if err := Setup(mgr, Options{Registry: registry, Store: suiteDB, ResyncPeriod: suiteResync, MaxConcurrentReconciles: 4}); err != nil {
 		close(stopped)
 		return stopped, err
 	}
@@ -177,10 +229,56 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 	}
 }
 
+// startOperator runs a manager of its own for one namespace, wired by
+// Setup with o, until the test ends. Objects it should own carry
+// ownManagerLabel so the suite manager leaves them alone.
+func startOperator(t testing.TB, namespace string, o Options) {
+	t.Helper()
+	if o.Registry == nil {
+		o.Registry = rolemap.NewRegistry()
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 operatorLogger(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr(true)},
+	})
+	if err != nil {
+		t.Fatalf("manager: %v", err)
+	}
+	if err := Setup(mgr, o); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager of %s stopped: %v", namespace, err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
 // eventually polls cond until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+func eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
 	poll.Until(t, timeout, 50*time.Millisecond, cond, nil)
+}
+
+// operatorLogger is the logger of a test's own manager: silent unless
+// ROLESYNC_TEST_VERBOSE is set, since fault tests make it log thousands of
+// expected errors.
+func operatorLogger() logr.Logger {
+	if os.Getenv("ROLESYNC_TEST_VERBOSE") != "" {
+		return logf.Log
+	}
+	return logr.Discard()
 }
 
 func zapLevel() zapcore.Level {
@@ -191,7 +289,7 @@ func zapLevel() zapcore.Level {
 }
 
 // newNamespace creates a namespace unique to the test.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{}
 	ns.GenerateName = "test-"

@@ -174,3 +174,9 @@ func (u *ProxyUser) GetDeletionPolicy() DeletionPolicy {
 	}
 	return u.Spec.DeletionPolicy
 }
+
+// IdentityKey identifies the person behind a ProxyUser: its issuer and
+// userID. Two ProxyUsers of a namespace with the same key are duplicates.
+func (u *ProxyUser) IdentityKey() string {
+	return u.Spec.Issuer + "\x00" + u.Spec.UserID
+}

@@ -3,8 +3,11 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -17,6 +20,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/controllers"
+	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/rolemap"
 	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
@@ -38,6 +42,40 @@ type managerOptions struct {
 	WebhookPort          int
 	WebhookCertDir       string
 	MaxConcurrent        int
+	KubeAPIQPS           float64
+	KubeAPIBurst         int
+}
+
+// syncOptions configure the ProxyUser controller and its database.
+type syncOptions struct {
+	DatabaseURL  string
+	ResyncPeriod time.Duration
+	DriftPolicy  string
+}
+
+// BindFlags registers the options on fs. The database URL defaults to
+// $DATABASE_URL, so it can come from a Secret without showing in the
+// Pod's arguments.
+func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"),
+		"PostgreSQL URL of the LiteLLM proxy database (default $DATABASE_URL). Empty runs without a database: roles are resolved into status only (Synced=Unknown).")
+	fs.DurationVar(&o.ResyncPeriod, "resync-period", 10*time.Minute,
+		"How often (jittered by 10%) each user's database row is compared with its status.")
+	fs.StringVar(&o.DriftPolicy, "drift-policy", string(controllers.DriftEnforce),
+		"What to do when a row differs from status: Enforce (rewrite it, Event DriftCorrected) or Report (Drifted=True, no write).")
+}
+
+// validate refuses values that can never work.
+func (o *syncOptions) validate() error {
+	switch controllers.DriftPolicy(o.DriftPolicy) {
+	case controllers.DriftEnforce, controllers.DriftReport:
+	default:
+		return fmt.Errorf("--drift-policy must be Enforce or Report, not %q", o.DriftPolicy)
+	}
+	if o.ResyncPeriod < time.Second {
+		return fmt.Errorf("--resync-period must be at least 1s, not %s", o.ResyncPeriod)
+	}
+	return nil
 }
 
 // BindFlags registers the options on fs.
@@ -58,19 +96,31 @@ func (o *managerOptions) BindFlags(fs *flag.FlagSet) {
 		"Directory with tls.crt and tls.key for the admission webhook server; empty means controller-runtime's default.")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent-reconciles", 4,
 		"Maximum number of objects each controller reconciles at once.")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", 50,
+		"Client-side limit of requests per second to the Kubernetes API (status writes of a mass role change are bounded by it).")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100,
+		"Burst above --kube-api-qps allowed to the Kubernetes API.")
 }
 
 func main() {
 	var mgrOpts managerOptions
 	mgrOpts.BindFlags(flag.CommandLine)
+	var syncOpts syncOptions
+	syncOpts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if err := syncOpts.validate(); err != nil {
+		log.Error(err, "Invalid flags")
+		os.Exit(2)
+	}
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS, restConfig.Burst = float32(mgrOpts.KubeAPIQPS), mgrOpts.KubeAPIBurst
 
 	webhooksEnabled := os.Getenv("ENABLE_WEBHOOKS") != "false"
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		WebhookServer:           webhook.NewServer(webhook.Options{Port: mgrOpts.WebhookPort, CertDir: mgrOpts.WebhookCertDir}),
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: mgrOpts.MetricsAddr},
@@ -86,12 +136,25 @@ func main() {
 		os.Exit(1)
 	}
 	registry := rolemap.NewRegistry()
-	if err := (&controllers.RoleMappingReconciler{
-		Client:                  mgr.GetClient(),
+	ctrlOpts := controllers.Options{
 		Registry:                registry,
+		DriftPolicy:             controllers.DriftPolicy(syncOpts.DriftPolicy),
+		ResyncPeriod:            syncOpts.ResyncPeriod,
 		MaxConcurrentReconciles: mgrOpts.MaxConcurrent,
-	}).SetupWithManager(mgr); err != nil {
-		log.Error(err, "Failed to set up controller", "controller", "RoleMapping")
+	}
+	if syncOpts.DatabaseURL == "" {
+		log.Info("No --database-url or DATABASE_URL: running without a database; roles are resolved into ProxyUser status only (Synced=Unknown, reason NoDatabase)")
+	} else {
+		db, err := proxydb.Open(context.Background(), syncOpts.DatabaseURL, int32(max(4, 2*mgrOpts.MaxConcurrent)))
+		if err != nil {
+			log.Error(err, "Failed to open the proxy database") // proxydb never echoes the URL
+			os.Exit(1)
+		}
+		defer db.Close()
+		ctrlOpts.Store = db
+	}
+	if err := controllers.Setup(mgr, ctrlOpts); err != nil {
+		log.Error(err, "Failed to set up controllers")
 		os.Exit(1)
 	}
 	if webhooksEnabled {
@@ -115,6 +178,6 @@ func main() {
 	log.Info("Starting manager")
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "Manager stopped with an error")
-		os.Exit(1)
+		os.Exit(1) //nolint:gocritic // the deferred pool close is moot at exit
 	}
 }

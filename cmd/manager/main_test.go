@@ -2,72 +2,132 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/testing/pgtest"
 	"github.com/rolesync/rolesync/internal/testing/poll"
+	"github.com/rolesync/rolesync/internal/testing/tcpproxy"
 )
 
-// TestManagerBinary builds the manager, runs it against a real apiserver with
-// webhooks off, and checks that it becomes ready and that its RoleMapping
-// controller refuses an invalid mapping.
-func TestManagerBinary(t *testing.T) {
+// The tests run the manager binary as a user would, against a real
+// kube-apiserver and etcd (envtest) and a private PostgreSQL.
+var (
+	env        *envtest.Environment
+	cfg        *rest.Config
+	k8s        client.Client
+	kubeconfig []byte // a system:masters user for the manager
+	managerBin string
+	pg         *pgtest.Server
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run with `make test`")
+		fmt.Fprintln(os.Stderr, "cmd/manager: KUBEBUILDER_ASSETS is not set: run with `make test`")
+		return 1
 	}
-	env := &envtest.Environment{
+	env = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
+	var err error
+	if cfg, err = env.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
+		return 1
 	}
 	defer func() { _ = env.Stop() }()
 	user, err := env.AddUser(envtest.User{Name: "manager", Groups: []string{"system:masters"}}, nil)
+	if err == nil {
+		kubeconfig, err = user.KubeConfig()
+	}
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
+		return 1
 	}
-	kubeconfig, err := user.KubeConfig()
+	cfg.QPS, cfg.Burst = 1000, 2000
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "rolesync-manager-test-")
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
+		return 1
 	}
-	dir := t.TempDir()
-	kcPath := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
+	defer func() { _ = os.RemoveAll(dir) }()
+	managerBin = filepath.Join(dir, "manager")
+	if out, err := exec.Command("go", "build", "-o", managerBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "cmd/manager: build: %v\n%s", err, out)
+		return 1
 	}
-	bin := filepath.Join(dir, "manager")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	if pg, err = pgtest.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
+		return 1
 	}
-	probe := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--kubeconfig", kcPath, "--metrics-bind-address", "0", "--health-probe-bind-address", probe)
-	cmd.Env = append(os.Environ(), "ENABLE_WEBHOOKS=false")
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = cmd.Wait() }()
+	defer func() { _ = pg.Close() }()
+	return m.Run()
+}
 
-	waitFor(t, 60*time.Second, logs, func() error {
-		resp, err := http.Get("http://" + probe + "/readyz")
+// manager is one run of the manager binary.
+type manager struct {
+	cmd   *exec.Cmd
+	logs  *lockedBuffer
+	probe string
+}
+
+// startManager runs the binary with a kubeconfig pointing at server (the
+// apiserver, or a proxy in front of it) and extra flags.
+func startManager(t *testing.T, server string, env []string, args ...string) *manager {
+	t.Helper()
+	kc, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range kc.Clusters {
+		c.Server = server
+	}
+	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, kcPath); err != nil {
+		t.Fatal(err)
+	}
+	m := &manager{logs: &lockedBuffer{}, probe: freeAddr(t)}
+	m.cmd = exec.Command(managerBin, append([]string{"--kubeconfig", kcPath, "--metrics-bind-address", "0",
+		"--health-probe-bind-address", m.probe, "--kube-api-qps", "500", "--kube-api-burst", "1000"}, args...)...)
+	m.cmd.Env = append(append(os.Environ(), "ENABLE_WEBHOOKS=false", "DATABASE_URL="), env...)
+	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.kill() })
+	waitFor(t, 60*time.Second, m.logs, func() error {
+		resp, err := http.Get("http://" + m.probe + "/readyz")
 		if err != nil {
 			return err
 		}
@@ -77,26 +137,235 @@ func TestManagerBinary(t *testing.T) {
 		}
 		return nil
 	})
+	return m
+}
 
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
+// kill stops the manager abruptly (SIGKILL): no graceful shutdown.
+func (m *manager) kill() {
+	if m.cmd.ProcessState == nil {
+		_ = m.cmd.Process.Signal(syscall.SIGKILL)
+		_ = m.cmd.Wait()
 	}
-	bad := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "default"}}
+}
+
+// TestManagerBinary checks that the binary becomes ready and that its
+// RoleMapping controller refuses an invalid mapping.
+func TestManagerBinary(t *testing.T) {
+	m := startManager(t, cfg.Host, nil)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	bad := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: ns}}
 	re := "("
 	bad.Spec.Claim = "groups"
 	bad.Spec.Rules = []rolesyncv1.RoleRule{{Regex: &re, Role: rolesyncv1.RoleInternalUser}}
-	if err := c.Create(ctx, bad); err != nil {
+	if err := k8s.Create(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, logs, func() error {
+	waitFor(t, 30*time.Second, m.logs, func() error {
 		got := &rolesyncv1.RoleMapping{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(bad), got); err != nil {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(bad), got); err != nil {
 			return err
 		}
 		cond := apimeta.FindStatusCondition(got.Status.Conditions, rolesyncv1.ConditionReady)
 		if cond == nil || cond.Reason != rolesyncv1.ReasonInvalidSpec {
 			return fmt.Errorf("Ready condition %+v", cond)
+		}
+		return nil
+	})
+	if !strings.Contains(m.logs.String(), "running without a database") {
+		t.Fatalf("no one-time notice about running without a database:\n%s", m.logs.String())
+	}
+}
+
+func TestManagerRefusesABadDriftPolicy(t *testing.T) {
+	out, err := exec.Command(managerBin, "--drift-policy", "Ignore").CombinedOutput()
+	var exit *exec.ExitError
+	if !asExit(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit %v, want 2\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--drift-policy must be Enforce or Report") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
+
+func asExit(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError) //nolint:errorlint // exec returns it unwrapped
+	*target = e
+	return ok
+}
+
+// TestManagerKilledMidConvergenceConverges kills the manager with SIGKILL
+// while it is syncing users, starts it again and checks that every user
+// converges: nothing was lost between status and rows.
+func TestManagerKilledMidConvergenceConverges(t *testing.T) {
+	ctx := context.Background()
+	dbURL, db := newDatabase(t)
+	ns := newNamespace(t)
+	createKeycloakMapping(t, ns)
+	first := startManager(t, cfg.Host, []string{"DATABASE_URL=" + dbURL}, "--max-concurrent-reconciles", "2")
+	const n = 400
+	createUsers(t, ns, n)
+	waitFor(t, 60*time.Second, first.logs, func() error {
+		if c := countRows(t, db); c < 20 {
+			return fmt.Errorf("%d rows so far", c)
+		}
+		return nil
+	})
+	first.kill()
+	rows := countRows(t, db)
+	t.Logf("killed the manager with %d of %d rows written", rows, n)
+	if rows == n {
+		t.Fatal("the manager finished before it was killed: nothing was interrupted")
+	}
+
+	second := startManager(t, cfg.Host, []string{"DATABASE_URL=" + dbURL}, "--max-concurrent-reconciles", "4")
+	waitConverged(t, ctx, second, db, ns, n, rolesyncv1.RoleInternalUser)
+}
+
+// TestAPIServerOutageConverges cuts the manager off the apiserver (every
+// connection reset, new ones refused, as when the apiserver process dies)
+// while a mapping edit is in flight, brings it back, and checks that every
+// user converges to the edited mapping.
+func TestAPIServerOutageConverges(t *testing.T) {
+	ctx := context.Background()
+	dbURL, db := newDatabase(t)
+	ns := newNamespace(t)
+	rm := createKeycloakMapping(t, ns)
+	apiURL, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := tcpproxy.Start(apiURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Stop() })
+	m := startManager(t, "https://"+proxy.Addr, []string{"DATABASE_URL=" + dbURL})
+	const n = 100
+	createUsers(t, ns, n)
+	waitConverged(t, ctx, m, db, ns, n, rolesyncv1.RoleInternalUser)
+
+	if err := proxy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// While the manager cannot reach it, the mapping changes.
+	patch := client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules[0].Role = rolesyncv1.RoleProxyAdminViewer
+	if err := k8s.Patch(ctx, rm, patch); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, ctx, m, db, ns, n, rolesyncv1.RoleProxyAdminViewer)
+	if m.cmd.ProcessState != nil {
+		t.Fatalf("the manager exited during the outage:\n%s", m.logs.String())
+	}
+}
+
+func newDatabase(t *testing.T) (string, *proxydb.DB) {
+	t.Helper()
+	dbURL, err := pg.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := proxydb.Open(context.Background(), dbURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return dbURL, db
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func createKeycloakMapping(t *testing.T, ns string) *rolesyncv1.RoleMapping {
+	t.Helper()
+	glob := "team-*"
+	rm := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Name: "keycloak", Namespace: ns}}
+	rm.Spec.Claim = "resource_access.litellm.roles"
+	rm.Spec.Rules = []rolesyncv1.RoleRule{{Glob: &glob, Role: rolesyncv1.RoleInternalUser}}
+	if err := k8s.Create(context.Background(), rm); err != nil {
+		t.Fatal(err)
+	}
+	return rm
+}
+
+// createUsers creates n users u0000.. whose claims match the team-* rule.
+func createUsers(t *testing.T, ns string, n int) {
+	t.Helper()
+	claims, _ := json.Marshal(map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": []string{"team-a"}}}})
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					errs <- nil
+					return
+				}
+				pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("u%04d", i)}}
+				pu.Spec.UserID = fmt.Sprintf("%s-u%04d", ns, i)
+				pu.Spec.Claims = &apiextensionsv1.JSON{Raw: claims}
+				if err := k8s.Create(context.Background(), pu); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func countRows(t *testing.T, db *proxydb.DB) int {
+	t.Helper()
+	n, err := db.Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitConverged waits until all n users of ns hold role in status and in
+// their rows.
+func waitConverged(t *testing.T, ctx context.Context, m *manager, db *proxydb.DB, ns string, n int, role rolesyncv1.Role) {
+	t.Helper()
+	waitFor(t, 180*time.Second, m.logs, func() error {
+		var list rolesyncv1.ProxyUserList
+		if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		done := 0
+		for _, pu := range list.Items {
+			if pu.Status.Role == role && pu.Status.SyncedRole == role && pu.Status.ObservedGeneration == pu.Generation &&
+				apimeta.IsStatusConditionTrue(pu.Status.Conditions, rolesyncv1.ConditionSynced) {
+				done++
+			}
+		}
+		if done != n {
+			return fmt.Errorf("%d of %d users settled on %s", done, n, role)
+		}
+		for i := range n {
+			got, found, err := db.Role(ctx, fmt.Sprintf("%s-u%04d", ns, i))
+			if err != nil {
+				return err
+			}
+			if !found || got != string(role) {
+				return fmt.Errorf("row %d holds %q (found %v)", i, got, found)
+			}
 		}
 		return nil
 	})
@@ -114,5 +383,12 @@ func freeAddr(t *testing.T) string {
 
 func waitFor(t *testing.T, timeout time.Duration, logs *lockedBuffer, cond func() error) {
 	t.Helper()
-	poll.Until(t, timeout, 100*time.Millisecond, cond, func() string { return "manager log:\n" + logs.String() })
+	poll.Until(t, timeout, 100*time.Millisecond, cond, func() string { return "manager log (tail):\n" + tail(logs.String(), 4000) })
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
 }

@@ -125,3 +125,12 @@ func (d *DB) Delete(ctx context.Context, userID string) error {
 	}
 	return nil
 }
+
+// Count returns the number of rows in the user table.
+func (d *DB) Count(ctx context.Context) (int, error) {
+	var n int
+	if err := d.pool.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable"`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("proxydb: count users: %w", err)
+	}
+	return n, nil
+}

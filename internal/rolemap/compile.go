@@ -70,6 +70,7 @@ type source struct {
 type Mapping struct {
 	Namespace   string
 	Name        string
+	Generation  int64 // metadata.generation compiled
 	Issuer      string
 	Priority    int32
 	Resolution  rolesyncv1.Resolution
@@ -115,6 +116,7 @@ func Compile(rm *rolesyncv1.RoleMapping) (*Mapping, field.ErrorList) {
 	m := &Mapping{
 		Namespace:  rm.Namespace,
 		Name:       rm.Name,
+		Generation: rm.Generation,
 		Issuer:     s.Issuer,
 		Priority:   s.Priority,
 		Resolution: rm.GetResolution(),

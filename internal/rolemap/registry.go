@@ -7,16 +7,27 @@ import "sync"
 // RoleMapping controller writes it; the login server and the ProxyUser
 // controller read it. An invalid mapping is never Set, so it never reaches an
 // engine while the namespace's other mappings keep working.
+//
+// The registry also remembers the generation of every RoleMapping it has
+// seen, valid or not, so readers can tell whether it has caught up with the
+// RoleMappings in the API (see Observed): deciding a user's role from a
+// registry that has not yet loaded a namespace's mappings would deny them.
 type Registry struct {
-	mu      sync.RWMutex
-	byNS    map[string]map[string]*Mapping // namespace -> name -> mapping
-	engines map[string]*Engine             // namespace -> engine, nil when stale
-	version map[string]uint64              // namespace -> change counter
+	mu       sync.RWMutex
+	byNS     map[string]map[string]*Mapping // namespace -> name -> mapping
+	observed map[string]map[string]int64    // namespace -> name -> generation seen (valid or not)
+	engines  map[string]*Engine             // namespace -> engine, nil when stale
+	version  map[string]uint64              // namespace -> change counter
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{byNS: map[string]map[string]*Mapping{}, engines: map[string]*Engine{}, version: map[string]uint64{}}
+	return &Registry{
+		byNS:     map[string]map[string]*Mapping{},
+		observed: map[string]map[string]int64{},
+		engines:  map[string]*Engine{},
+		version:  map[string]uint64{},
+	}
 }
 
 // Set stores (or replaces) a valid mapping.
@@ -29,14 +40,61 @@ func (r *Registry) Set(m *Mapping) {
 		r.byNS[m.Namespace] = ns
 	}
 	ns[m.Name] = m
+	r.observe(m.Namespace, m.Name, m.Generation)
 	r.changed(m.Namespace)
 }
 
-// Delete removes a mapping (deleted, or no longer valid). It reports whether
-// the mapping was there.
+// SetInvalid records that generation of a mapping is invalid: it leaves the
+// engine (if it was in it) but counts as observed. It reports whether the
+// engine changed.
+func (r *Registry) SetInvalid(namespace, name string, generation int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observe(namespace, name, generation)
+	return r.remove(namespace, name)
+}
+
+// Delete removes a mapping (deleted from the API) and forgets its
+// generation. It reports whether the engine changed.
 func (r *Registry) Delete(namespace, name string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if obs := r.observed[namespace]; obs != nil {
+		delete(obs, name)
+		if len(obs) == 0 {
+			delete(r.observed, namespace)
+		}
+	}
+	return r.remove(namespace, name)
+}
+
+// Observed returns the generation of a mapping the registry last saw, valid
+// or invalid, and false when it has not seen the mapping (or saw it deleted).
+func (r *Registry) Observed(namespace, name string) (int64, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	g, ok := r.observed[namespace][name]
+	return g, ok
+}
+
+// ObservedCount returns how many mappings of a namespace the registry has
+// seen and not seen deleted.
+func (r *Registry) ObservedCount(namespace string) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.observed[namespace])
+}
+
+func (r *Registry) observe(namespace, name string, generation int64) {
+	obs := r.observed[namespace]
+	if obs == nil {
+		obs = map[string]int64{}
+		r.observed[namespace] = obs
+	}
+	obs[name] = generation
+}
+
+func (r *Registry) remove(namespace, name string) bool {
 	ns := r.byNS[namespace]
 	if _, ok := ns[name]; !ok {
 		return false

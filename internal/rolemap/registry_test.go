@@ -30,3 +30,36 @@ func TestRegistry(t *testing.T) {
 		t.Fatal("namespaces leak into each other")
 	}
 }
+
+func TestRegistryObserved(t *testing.T) {
+	r := NewRegistry()
+	rm := parseMapping(t, "metadata: {name: a, generation: 3}\nspec:\n  claim: g\n  rules: [{equals: x, role: internal_user}]\n")
+	m, _ := Compile(rm)
+	if _, ok := r.Observed("ns", "a"); ok {
+		t.Fatal("unseen mapping reported observed")
+	}
+	r.Set(m)
+	if g, ok := r.Observed("ns", "a"); !ok || g != 3 {
+		t.Fatalf("after Set: generation %d, %v; want 3", g, ok)
+	}
+	_, v := r.Engine("ns")
+	if !r.SetInvalid("ns", "a", 4) {
+		t.Fatal("SetInvalid of a mapping in the engine reported no change")
+	}
+	if g, ok := r.Observed("ns", "a"); !ok || g != 4 {
+		t.Fatalf("after SetInvalid: generation %d, %v; want 4", g, ok)
+	}
+	if e, v2 := r.Engine("ns"); len(e.Mappings()) != 0 || v2 == v {
+		t.Fatal("invalid mapping still in the engine")
+	}
+	if r.SetInvalid("ns", "a", 5) {
+		t.Fatal("SetInvalid of a mapping not in the engine reported a change")
+	}
+	if r.ObservedCount("ns") != 1 {
+		t.Fatalf("ObservedCount %d, want 1", r.ObservedCount("ns"))
+	}
+	r.Delete("ns", "a")
+	if _, ok := r.Observed("ns", "a"); ok || r.ObservedCount("ns") != 0 {
+		t.Fatal("deleted mapping still observed")
+	}
+}

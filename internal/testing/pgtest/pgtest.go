@@ -63,6 +63,10 @@ func Start() (*Server, error) {
 	return startPrivate()
 }
 
+// StartPrivate always starts a private server, even when TEST_DATABASE_URL
+// is set: fault tests that stop the database use it.
+func StartPrivate() (*Server, error) { return startPrivate() }
+
 // Private reports whether the server was started by this package (and so
 // supports Stop and Restart).
 func (s *Server) Private() bool { return s.dir != "" }

@@ -1,0 +1,178 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+)
+
+// benchConcurrency is the parallelism of the operator and of the raw loops
+// it is compared with.
+const benchConcurrency = 16
+
+// BenchmarkMappingEditConvergence measures how long a RoleMapping edit
+// takes to move every user of a namespace (status and database rows), on a
+// real apiserver and PostgreSQL, and in the same run the raw limit: the
+// same number of status patches by a plain client loop and the same
+// UPDATEs by a plain pgx loop, each at the operator's concurrency. Then it
+// counts the writes a resync of the unchanged users issues.
+//
+//	go test ./controllers -run '^$' -bench MappingEditConvergence -benchtime 1x
+func BenchmarkMappingEditConvergence(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) { benchConvergence(b, n) })
+	}
+}
+
+func benchConvergence(b *testing.B, n int) {
+	ctx := context.Background()
+	url, err := pgServer.NewDatabase(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store := &countingStore{UserStore: openDB(b, url)}
+	ns := newNamespace(b)
+	resync := 20 * time.Second
+	startOperator(b, ns, Options{Store: store, MaxConcurrentReconciles: benchConcurrency, ResyncPeriod: resync})
+	rm := createMapping(b, ns, keycloakMapping, true)
+	createMany(b, n, func(i int) *rolesyncv1.ProxyUser {
+		return newUser(ns, fmt.Sprintf("b%05d", i), keycloakClaims("team-b"), true)
+	})
+	waitAll(b, ns, n, rolesyncv1.RoleInternalUser, store)
+
+	// Raw limit, measured now on the same apiserver and database.
+	var list rolesyncv1.ProxyUserList
+	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		b.Fatal(err)
+	}
+	rawStatus := timeParallel(b, n, func(i int) error {
+		pu := &list.Items[i]
+		patch := client.MergeFrom(pu.DeepCopy())
+		pu.Status.LastSyncTime = &metav1.Time{Time: time.Now()}
+		return k8sClient.Status().Patch(ctx, pu, patch)
+	})
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	rawSQL := timeParallel(b, n, func(i int) error {
+		_, err := pool.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET user_role = $2, updated_at = now() WHERE user_id = $1`,
+			list.Items[i].Spec.UserID, "internal_user")
+		return err
+	})
+
+	// The operator: one edit moves every user.
+	b.ResetTimer()
+	start := time.Now()
+	patch := client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules[2].Role = rolesyncv1.RoleProxyAdminViewer
+	if err := k8sClient.Patch(ctx, rm, patch); err != nil {
+		b.Fatal(err)
+	}
+	waitAll(b, ns, n, rolesyncv1.RoleProxyAdminViewer, store)
+	took := time.Since(start)
+	b.StopTimer()
+
+	limit := max(rawStatus, rawSQL)
+	b.ReportMetric(took.Seconds(), "s/converge")
+	b.ReportMetric(rawStatus.Seconds(), "s/raw-status-patches")
+	b.ReportMetric(rawSQL.Seconds(), "s/raw-updates")
+	b.ReportMetric(took.Seconds()/limit.Seconds(), "x-raw-limit")
+	b.ReportMetric(took.Seconds()/(rawStatus+rawSQL).Seconds(), "x-raw-sum")
+
+	// A resync of unchanged users: reads, no writes.
+	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		b.Fatal(err)
+	}
+	versions := make(map[string]string, n)
+	for _, pu := range list.Items {
+		versions[pu.Name] = pu.ResourceVersion
+	}
+	writes, reads := store.writes.Load(), store.reads.Load()
+	time.Sleep(resync * 12 / 10)
+	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		b.Fatal(err)
+	}
+	objWrites := 0
+	for _, pu := range list.Items {
+		if versions[pu.Name] != pu.ResourceVersion {
+			objWrites++
+		}
+	}
+	b.ReportMetric(float64(store.writes.Load()-writes), "resync-row-writes")
+	b.ReportMetric(float64(objWrites), "resync-object-writes")
+	b.ReportMetric(float64(store.reads.Load()-reads), "resync-row-reads")
+}
+
+// waitAll waits until every user of ns holds role in status (synced) and
+// in the database.
+func waitAll(b *testing.B, ns string, n int, role rolesyncv1.Role, store *countingStore) {
+	b.Helper()
+	db := store.UserStore
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Minute)
+	for ; time.Now().Before(deadline); time.Sleep(time.Second) {
+		var list rolesyncv1.ProxyUserList
+		if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			b.Fatal(err)
+		}
+		done := 0
+		for i := range list.Items {
+			if settled(role)(&list.Items[i]) == nil {
+				done++
+			}
+		}
+		if done < n {
+			continue
+		}
+		rows := 0
+		for i := range list.Items {
+			got, _, err := db.Role(ctx, list.Items[i].Spec.UserID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got == string(role) {
+				rows++
+			}
+		}
+		if rows == n {
+			return
+		}
+	}
+	b.Fatalf("users of %s did not all settle on %s", ns, role)
+}
+
+// timeParallel runs op(0..n-1) on benchConcurrency goroutines and returns
+// the wall time.
+func timeParallel(b *testing.B, n int, op func(int) error) time.Duration {
+	b.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for range benchConcurrency {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if err := op(i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}

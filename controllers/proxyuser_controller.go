@@ -1,0 +1,446 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/rolemap"
+)
+
+// ProxyUserFinalizer holds a ProxyUser until its deletionPolicy has been
+// applied to the proxy database.
+const ProxyUserFinalizer = "rolesync.dev/proxy-user"
+
+// DriftPolicy says what the controller does when the database role differs
+// from status.role.
+type DriftPolicy string
+
+const (
+	// DriftEnforce rewrites the row and records a DriftCorrected Event.
+	DriftEnforce DriftPolicy = "Enforce"
+	// DriftReport sets Drifted=True and leaves the row.
+	DriftReport DriftPolicy = "Report"
+)
+
+// UserStore is the proxy database as the ProxyUser controller uses it;
+// *proxydb.DB implements it.
+type UserStore interface {
+	Upsert(ctx context.Context, userID, email, role string) (proxydb.Result, error)
+	Role(ctx context.Context, userID string) (string, bool, error)
+	SetRole(ctx context.Context, userID, role string) error
+	Delete(ctx context.Context, userID string) error
+}
+
+// retryMaxDelay caps the backoff of a user whose sync keeps failing.
+const retryMaxDelay = 30 * time.Second
+
+// conflictWait is how soon a ProxyUser is looked at again after a write
+// conflict (the cache was behind the apiserver).
+const conflictWait = 100 * time.Millisecond
+
+// registryWait is how long a ProxyUser waits for the Registry to load its
+// namespace's RoleMappings before it is looked at again.
+const registryWait = time.Second
+
+// ProxyUserReconciler resolves each ProxyUser's role from the Registry (or
+// its roleOverride), records it in status and keeps it in the proxy
+// database.
+type ProxyUserReconciler struct {
+	client.Client
+	Registry *rolemap.Registry
+	// Store is the proxy database; nil runs without one (Synced=Unknown).
+	Store    UserStore
+	Recorder events.EventRecorder
+	// DriftPolicy defaults to Enforce.
+	DriftPolicy DriftPolicy
+	// ResyncPeriod is how often (jittered by 10%) each user's row is compared
+	// with status; it defaults to 10 minutes.
+	ResyncPeriod time.Duration
+	// MaxConcurrentReconciles defaults to 1.
+	MaxConcurrentReconciles int
+	// Changes carries the namespaces whose engine changed (from the
+	// RoleMapping controller): their users are all re-evaluated.
+	Changes <-chan event.GenericEvent
+
+	// checked remembers, per ProxyUser, the row role last confirmed and when,
+	// so drift reads happen once per resync period and never write. It is
+	// memory only: after a restart every row is read once.
+	checked sync.Map // types.UID -> checkMark
+}
+
+type checkMark struct {
+	role rolesyncv1.Role
+	at   time.Time
+}
+
+// +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile resolves and syncs one ProxyUser.
+func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	pu := &rolesyncv1.ProxyUser{}
+	if err := r.Get(ctx, req.NamespacedName, pu); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !pu.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, pu)
+	}
+	if !controllerutil.ContainsFinalizer(pu, ProxyUserFinalizer) {
+		if err := r.patchFinalizers(ctx, pu, controllerutil.AddFinalizer); err != nil {
+			if apierrors.IsConflict(err) { // a stale cache read: look again soon, quietly
+				return ctrl.Result{RequeueAfter: conflictWait}, nil
+			}
+			return ctrl.Result{}, err
+		}
+	}
+	if loaded, err := r.mappingsLoaded(ctx, pu.Namespace); err != nil || !loaded {
+		// The RoleMapping controller has not caught up: deciding now could
+		// deny users whose mapping is about to load. It notifies us when it has.
+		return ctrl.Result{RequeueAfter: registryWait}, err
+	}
+
+	base := pu.DeepCopy()
+	defer func() {
+		if !equality.Semantic.DeepEqual(base.Status, pu.Status) { // never write an unchanged status
+			if err := r.Status().Patch(ctx, pu, client.MergeFrom(base)); err != nil {
+				retErr = errors.Join(retErr, fmt.Errorf("patch proxy user status %s: %w", req, err))
+			}
+		}
+	}()
+
+	owner, err := r.olderTwin(ctx, pu)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if owner != "" {
+		setDuplicateStatus(pu, owner)
+		return ctrl.Result{}, nil
+	}
+
+	res := r.resolve(pu)
+	sr := r.sync(ctx, pu, res)
+	setProxyUserStatus(pu, res, sr, metav1.Now())
+	r.recordEvents(base, pu, res, sr)
+	if sr.Err != nil {
+		return ctrl.Result{}, sr.Err // transient: retried with backoff
+	}
+	return ctrl.Result{RequeueAfter: wait.Jitter(r.resyncPeriod(), 0.1)}, nil
+}
+
+// resolve decodes the stored claims and decides the role.
+func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser) resolution {
+	var claims map[string]any
+	if pu.Spec.Claims != nil && len(pu.Spec.Claims.Raw) > 0 {
+		// The schema makes claims an object; a decode error leaves no claims
+		// (and so only defaults or a denial), never a crash.
+		_ = json.Unmarshal(pu.Spec.Claims.Raw, &claims)
+	}
+	engine, _ := r.Registry.Engine(pu.Namespace)
+	return resolve(pu, claims, engine)
+}
+
+// sync makes the row hold the resolution's role with as few statements as
+// possible: none when status already says the row holds it and it was
+// confirmed within the resync period; one read when a drift check is due;
+// one write when the role changed.
+func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) syncResult {
+	if r.Store == nil {
+		return syncResult{NoDatabase: true}
+	}
+	want := res.rowRole()
+	st := &pu.Status
+	// Status says the row was written with this role for this spec: only
+	// a drift check may be due. (A failed write leaves syncedRole as it was.)
+	if st.SyncedRole == want && st.ObservedGeneration == pu.Generation {
+		if m, ok := r.checked.Load(pu.UID); ok && m.(checkMark).role == want && time.Since(m.(checkMark).at) < r.resyncPeriod()*9/10 {
+			return syncResult{}
+		}
+		// A drift check: read the row, write only if it differs.
+		row, found, err := r.Store.Role(ctx, pu.Spec.UserID)
+		if err != nil {
+			return syncResult{Err: err}
+		}
+		if rolesyncv1.Role(row) == want || (res.Denied && !found) {
+			r.markChecked(pu.UID, want)
+			return syncResult{}
+		}
+		if r.driftPolicy() == DriftReport {
+			r.checked.Delete(pu.UID)
+			return syncResult{Drift: driftReported, RowRole: row}
+		}
+		if err := r.write(ctx, pu, res); err != nil {
+			return syncResult{Err: err}
+		}
+		return syncResult{Wrote: true, Drift: driftCorrected, RowRole: row}
+	}
+	if err := r.write(ctx, pu, res); err != nil {
+		return syncResult{Err: err}
+	}
+	return syncResult{Wrote: true}
+}
+
+// write issues the one statement for a resolution: an upsert, or for a
+// denied user a downgrade of an existing row.
+func (r *ProxyUserReconciler) write(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) error {
+	var err error
+	if res.Denied {
+		err = r.Store.SetRole(ctx, pu.Spec.UserID, string(res.rowRole()))
+	} else {
+		_, err = r.Store.Upsert(ctx, pu.Spec.UserID, pu.Spec.Email, string(res.Role))
+	}
+	if err != nil {
+		r.checked.Delete(pu.UID)
+		return err
+	}
+	r.markChecked(pu.UID, res.rowRole())
+	return nil
+}
+
+func (r *ProxyUserReconciler) markChecked(uid types.UID, role rolesyncv1.Role) {
+	r.checked.Store(uid, checkMark{role: role, at: time.Now()})
+}
+
+// recordEvents emits the Events of one reconcile: a role change, a drift
+// correction, a sync failure's first occurrence.
+func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res resolution, sr syncResult) {
+	if r.Recorder == nil {
+		return
+	}
+	if before.Status.Role != pu.Status.Role {
+		r.Recorder.Eventf(pu, nil, "Normal", rolesyncv1.ReasonRoleChanged, "Resolve", "Role changed from %s to %s: %s",
+			roleText(before.Status.Role), roleText(pu.Status.Role), res.Message)
+	}
+	if res.Denied && !conditionTrue(before.Status.Conditions, rolesyncv1.ConditionDenied) {
+		r.Recorder.Eventf(pu, nil, "Warning", res.Reason, "Resolve", "Denied: %s", res.Message)
+	}
+	if sr.Drift == driftCorrected {
+		r.Recorder.Eventf(pu, nil, "Warning", rolesyncv1.ReasonDriftCorrected, "Sync", "The database held %s; rewrote %s", rowText(sr.RowRole), res.rowRole())
+	}
+	if sr.Drift == driftReported && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionDrifted) != metav1.ConditionTrue {
+		r.Recorder.Eventf(pu, nil, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", rowText(sr.RowRole), res.rowRole())
+	}
+	if sr.Err != nil && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionSynced) != metav1.ConditionFalse {
+		r.Recorder.Eventf(pu, nil, "Warning", rolesyncv1.ReasonSyncFailed, "Sync", "Could not write the database: %v", sr.Err)
+	}
+}
+
+func roleText(r rolesyncv1.Role) string {
+	if r == "" {
+		return "none"
+	}
+	return string(r)
+}
+
+// finalize applies the deletionPolicy, then releases the object. While the
+// database is unavailable the finalizer stays and the attempt is retried
+// with backoff.
+func (r *ProxyUserReconciler) finalize(ctx context.Context, pu *rolesyncv1.ProxyUser) error {
+	if !controllerutil.ContainsFinalizer(pu, ProxyUserFinalizer) {
+		return nil
+	}
+	policy := pu.GetDeletionPolicy()
+	if r.Store != nil && policy != rolesyncv1.DeletionPolicyRetain {
+		owner, err := r.olderTwin(ctx, pu)
+		if err != nil {
+			return err
+		}
+		if owner == "" { // a duplicate never owned the row
+			var err error
+			if policy == rolesyncv1.DeletionPolicyDelete {
+				err = r.Store.Delete(ctx, pu.Spec.UserID)
+			} else {
+				err = r.Store.SetRole(ctx, pu.Spec.UserID, string(rolesyncv1.RoleInternalUserViewer))
+			}
+			if err != nil {
+				if r.Recorder != nil {
+					r.Recorder.Eventf(pu, nil, "Warning", rolesyncv1.ReasonDeleteFailed, "Delete",
+						"Could not apply deletionPolicy %s: %v; the finalizer stays and it is retried", policy, err)
+				}
+				return fmt.Errorf("apply deletion policy %s to %s/%s: %w", policy, pu.Namespace, pu.Name, err)
+			}
+			log.FromContext(ctx).Info("Applied deletion policy to proxy database", "policy", policy, "userID", pu.Spec.UserID)
+		}
+	}
+	r.checked.Delete(pu.UID)
+	if err := r.patchFinalizers(ctx, pu, controllerutil.RemoveFinalizer); !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+func (r *ProxyUserReconciler) patchFinalizers(ctx context.Context, pu *rolesyncv1.ProxyUser, change func(client.Object, string) bool) error {
+	patch := client.MergeFromWithOptions(pu.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	change(pu, ProxyUserFinalizer)
+	if err := r.Patch(ctx, pu, patch); err != nil {
+		return fmt.Errorf("patch finalizers of proxy user %s/%s: %w", pu.Namespace, pu.Name, err)
+	}
+	return nil
+}
+
+// mappingsLoaded reports whether the Registry has seen every RoleMapping of
+// the namespace at its current generation (and none that is gone).
+func (r *ProxyUserReconciler) mappingsLoaded(ctx context.Context, namespace string) (bool, error) {
+	var list rolesyncv1.RoleMappingList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return false, fmt.Errorf("list role mappings of %s: %w", namespace, err)
+	}
+	live := 0
+	for i := range list.Items {
+		rm := &list.Items[i]
+		if !rm.DeletionTimestamp.IsZero() {
+			continue
+		}
+		live++
+		if g, ok := r.Registry.Observed(namespace, rm.Name); !ok || g != rm.Generation {
+			return false, nil
+		}
+	}
+	return r.Registry.ObservedCount(namespace) == live, nil
+}
+
+// olderTwin returns the name of the oldest other ProxyUser with the same
+// userID and issuer when it is older than pu (it owns the row), else "".
+func (r *ProxyUserReconciler) olderTwin(ctx context.Context, pu *rolesyncv1.ProxyUser) (string, error) {
+	var list rolesyncv1.ProxyUserList
+	if err := r.List(ctx, &list, client.InNamespace(pu.Namespace), client.MatchingFields{IdentityIndex: pu.IdentityKey()}, client.UnsafeDisableDeepCopy); err != nil {
+		return "", fmt.Errorf("list proxy users like %s/%s: %w", pu.Namespace, pu.Name, err)
+	}
+	owner := pu
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.UID != pu.UID && older(o, owner) {
+			owner = o
+		}
+	}
+	if owner == pu {
+		return "", nil
+	}
+	return owner.Name, nil
+}
+
+// older orders ProxyUsers by creation time, then name.
+func older(a, b *rolesyncv1.ProxyUser) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+func (r *ProxyUserReconciler) resyncPeriod() time.Duration {
+	if r.ResyncPeriod <= 0 {
+		return 10 * time.Minute
+	}
+	return r.ResyncPeriod
+}
+
+func (r *ProxyUserReconciler) driftPolicy() DriftPolicy {
+	if r.DriftPolicy == "" {
+		return DriftEnforce
+	}
+	return r.DriftPolicy
+}
+
+// usersOfNamespace maps an engine change to every ProxyUser of its namespace.
+func (r *ProxyUserReconciler) usersOfNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list rolesyncv1.ProxyUserList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list proxy users to re-evaluate", "namespace", obj.GetNamespace())
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		reqs[i].Namespace, reqs[i].Name = list.Items[i].Namespace, list.Items[i].Name
+	}
+	return reqs
+}
+
+// twinsOf maps a deleted ProxyUser to the others with its userID and
+// issuer: the next oldest becomes the owner.
+func (r *ProxyUserReconciler) twinsOf(ctx context.Context, obj client.Object) []reconcile.Request {
+	pu, ok := obj.(*rolesyncv1.ProxyUser)
+	if !ok {
+		return nil
+	}
+	var list rolesyncv1.ProxyUserList
+	if err := r.List(ctx, &list, client.InNamespace(pu.Namespace), client.MatchingFields{IdentityIndex: pu.IdentityKey()}, client.UnsafeDisableDeepCopy); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list proxy users with the same identity", "namespace", pu.Namespace)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].UID != pu.UID {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// SetupWithManager registers the controller: spec changes (generation),
+// engine changes of the namespace, and the deletion of a twin trigger a
+// reconcile; status-only updates do not.
+func (r *ProxyUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&rolesyncv1.ProxyUser{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&rolesyncv1.ProxyUser{}, handler.EnqueueRequestsFromMapFunc(r.twinsOf), builder.WithPredicates(deletesOnly())).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
+			// Per-user backoff capped at 30s and no global token bucket: when
+			// the database comes back, thousands of failed users retry within
+			// seconds instead of draining at 10/s behind the default bucket.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](200*time.Millisecond, retryMaxDelay),
+		}).
+		Named("proxyuser")
+	if r.Changes != nil {
+		b = b.WatchesRawSource(source.Channel(r.Changes, handler.EnqueueRequestsFromMapFunc(r.usersOfNamespace)))
+	}
+	return b.Complete(r)
+}
+
+func deletesOnly() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+	}
+}
+
+func conditionStatus(conds []metav1.Condition, t string) metav1.ConditionStatus {
+	for i := range conds {
+		if conds[i].Type == t {
+			return conds[i].Status
+		}
+	}
+	return ""
+}
+
+func conditionTrue(conds []metav1.Condition, t string) bool {
+	return conditionStatus(conds, t) == metav1.ConditionTrue
+}

@@ -1,0 +1,679 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/testing/pgtest"
+)
+
+const keycloakMapping = `metadata: {name: keycloak}
+spec:
+  claim: resource_access.litellm.roles
+  rules:
+  - {equals: litellm-admin, role: proxy_admin}
+  - {equals: litellm-auditor, role: proxy_admin_viewer}
+  - {glob: "team-*", role: internal_user}
+  onNoMatch: Default
+  defaultRole: internal_user_viewer
+`
+
+const strictMapping = `metadata: {name: strict}
+spec:
+  claim: groups
+  rules:
+  - {equals: platform, role: internal_user}
+  onNoMatch: Deny
+`
+
+// createMapping creates a RoleMapping; own marks it for the test's own manager.
+func createMapping(t testing.TB, ns, doc string, own bool) *rolesyncv1.RoleMapping {
+	t.Helper()
+	rm := roleMapping(t, ns, doc)
+	if own {
+		rm.Labels = map[string]string{ownManagerLabel: "true"}
+	}
+	if err := k8sClient.Create(context.Background(), rm); err != nil {
+		t.Fatalf("create role mapping: %v", err)
+	}
+	return rm
+}
+
+// newUser returns a ProxyUser whose userID is unique to the namespace (the
+// suite's tests share one database).
+func newUser(ns, name string, claims map[string]any, own bool) *rolesyncv1.ProxyUser {
+	pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	pu.Spec.UserID = ns + "-" + name
+	pu.Spec.Email = name + "@example.com"
+	if claims != nil {
+		raw, _ := json.Marshal(claims)
+		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: raw}
+	}
+	if own {
+		pu.Labels = map[string]string{ownManagerLabel: "true"}
+	}
+	return pu
+}
+
+func createUser(t *testing.T, pu *rolesyncv1.ProxyUser) *rolesyncv1.ProxyUser {
+	t.Helper()
+	if err := k8sClient.Create(context.Background(), pu); err != nil {
+		t.Fatalf("create proxy user: %v", err)
+	}
+	return pu
+}
+
+func keycloakClaims(roles ...string) map[string]any {
+	rs := make([]any, len(roles))
+	for i, r := range roles {
+		rs[i] = r
+	}
+	return map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": rs}}}
+}
+
+// waitUser waits until the ProxyUser satisfies check.
+func waitUser(t *testing.T, key client.ObjectKey, timeout time.Duration, check func(*rolesyncv1.ProxyUser) error) *rolesyncv1.ProxyUser {
+	t.Helper()
+	pu := &rolesyncv1.ProxyUser{}
+	eventually(t, timeout, func() error {
+		if err := k8sClient.Get(context.Background(), key, pu); err != nil {
+			return err
+		}
+		return check(pu)
+	})
+	return pu
+}
+
+// settled checks the user is fully reconciled with role, synced to the database.
+func settled(role rolesyncv1.Role) func(*rolesyncv1.ProxyUser) error {
+	return func(pu *rolesyncv1.ProxyUser) error {
+		if pu.Status.Role != role || pu.Status.SyncedRole != role {
+			return fmt.Errorf("role %q synced %q, want %q", pu.Status.Role, pu.Status.SyncedRole, role)
+		}
+		if pu.Status.ObservedGeneration != pu.Generation {
+			return fmt.Errorf("observedGeneration %d of %d", pu.Status.ObservedGeneration, pu.Generation)
+		}
+		return conditionIs(pu, rolesyncv1.ConditionSynced, metav1.ConditionTrue, rolesyncv1.ReasonSynced)
+	}
+}
+
+func conditionIs(pu *rolesyncv1.ProxyUser, typ string, status metav1.ConditionStatus, reason string) error {
+	c := apimeta.FindStatusCondition(pu.Status.Conditions, typ)
+	if c == nil || c.Status != status || c.Reason != reason {
+		return fmt.Errorf("condition %s is %+v, want %s/%s", typ, c, status, reason)
+	}
+	return nil
+}
+
+func dbRole(t *testing.T, db *proxydb.DB, userID string) (string, bool) {
+	t.Helper()
+	role, found, err := db.Role(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return role, found
+}
+
+func waitRow(t *testing.T, db *proxydb.DB, userID, role string) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		got, found, err := db.Role(context.Background(), userID)
+		if err != nil {
+			return err
+		}
+		if !found || got != role {
+			return fmt.Errorf("row of %s holds %q (found %v), want %q", userID, got, found, role)
+		}
+		return nil
+	})
+}
+
+// waitEvent waits for an Event with reason about the object whose note contains text.
+func waitEvent(t *testing.T, obj client.Object, reason, text string) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		var list eventsv1.EventList
+		if err := k8sClient.List(context.Background(), &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == obj.GetName() && e.Reason == reason && strings.Contains(e.Note, text) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s Event about %s containing %q among %d events", reason, obj.GetName(), text, len(list.Items))
+	})
+}
+
+func TestProxyUserResolvedSyncedAndExplained(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+	pu := createUser(t, newUser(ns, "alice", keycloakClaims("team-a", "litellm-admin"), false))
+
+	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
+	src := got.Status.Source
+	if src == nil || src.Type != rolesyncv1.SourceRoleMapping || src.RoleMapping != "keycloak" || src.Rule == nil || *src.Rule != 0 ||
+		src.Claim != "resource_access.litellm.roles" || src.Value != "litellm-admin" {
+		t.Fatalf("source %+v", src)
+	}
+	if src.Description != "keycloak#0 resource_access.litellm.roles=litellm-admin" {
+		t.Fatalf("description %q", src.Description)
+	}
+	for _, c := range []struct{ typ, reason string }{
+		{rolesyncv1.ConditionReady, rolesyncv1.ReasonResolved},
+		{rolesyncv1.ConditionDenied, rolesyncv1.ReasonAllowed},
+		{rolesyncv1.ConditionDrifted, rolesyncv1.ReasonNoDrift},
+	} {
+		want := metav1.ConditionTrue
+		if c.typ != rolesyncv1.ConditionReady {
+			want = metav1.ConditionFalse
+		}
+		if err := conditionIs(got, c.typ, want, c.reason); err != nil {
+			t.Error(err)
+		}
+	}
+	if !controllerutil.ContainsFinalizer(got, ProxyUserFinalizer) {
+		t.Error("no finalizer")
+	}
+	if got.Status.LastSyncTime == nil {
+		t.Error("no lastSyncTime")
+	}
+	if role, _ := dbRole(t, suiteDB, pu.Spec.UserID); role != "proxy_admin" {
+		t.Fatalf("row role %q", role)
+	}
+	waitEvent(t, pu, rolesyncv1.ReasonRoleChanged, "from none to proxy_admin")
+	// The mapping counts the user it decides.
+	eventually(t, 30*time.Second, func() error {
+		rm := &rolesyncv1.RoleMapping{}
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "keycloak"}, rm); err != nil {
+			return err
+		}
+		if rm.Status.Users != 1 {
+			return fmt.Errorf("status.users %d", rm.Status.Users)
+		}
+		return nil
+	})
+}
+
+func TestRoleMappingEditMovesEveryExistingUser(t *testing.T) {
+	ns := newNamespace(t)
+	rm := createMapping(t, ns, keycloakMapping, false)
+	const n = 20
+	users := make([]*rolesyncv1.ProxyUser, n)
+	for i := range users {
+		users[i] = createUser(t, newUser(ns, fmt.Sprintf("u%02d", i), keycloakClaims("team-x"), false))
+	}
+	for _, pu := range users {
+		waitUser(t, client.ObjectKeyFromObject(pu), 60*time.Second, settled(rolesyncv1.RoleInternalUser))
+	}
+	generations := map[string]int64{}
+	for _, pu := range users {
+		generations[pu.Name] = pu.Generation
+	}
+
+	// Promote the team-* rule: no login, no ProxyUser edit.
+	patch := client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules[2].Role = rolesyncv1.RoleProxyAdminViewer
+	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
+		t.Fatal(err)
+	}
+	for _, pu := range users {
+		got := waitUser(t, client.ObjectKeyFromObject(pu), 60*time.Second, settled(rolesyncv1.RoleProxyAdminViewer))
+		if got.Generation != generations[pu.Name] {
+			t.Fatalf("%s: the spec was rewritten (generation %d -> %d)", pu.Name, generations[pu.Name], got.Generation)
+		}
+		waitRow(t, suiteDB, pu.Spec.UserID, "proxy_admin_viewer")
+	}
+	waitEvent(t, users[0], rolesyncv1.ReasonRoleChanged, "from internal_user to proxy_admin_viewer")
+
+	// Deleting the only mapping denies everyone: rows fall to the lowest role.
+	if err := k8sClient.Delete(context.Background(), rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, pu := range users {
+		got := waitUser(t, client.ObjectKeyFromObject(pu), 60*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+			return conditionIs(pu, rolesyncv1.ConditionDenied, metav1.ConditionTrue, rolesyncv1.ReasonNoRoleMapping)
+		})
+		if got.Status.Role != "" || got.Status.Source != nil {
+			t.Fatalf("denied user keeps role %q source %+v", got.Status.Role, got.Status.Source)
+		}
+		waitRow(t, suiteDB, pu.Spec.UserID, "internal_user_viewer")
+	}
+}
+
+func TestRoleOverrideSetAndCleared(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, `metadata: {name: capped}
+spec:
+  claim: resource_access.litellm.roles
+  rules:
+  - {glob: "team-*", role: internal_user}
+  maxRole: internal_user
+`, false)
+	pu := createUser(t, newUser(ns, "bob", keycloakClaims("team-b"), false))
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+
+	// An admin's pin may exceed the mapping's ceiling.
+	patch := client.MergeFrom(pu.DeepCopy())
+	pu.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin)
+	if err := k8sClient.Patch(context.Background(), pu, patch); err != nil {
+		t.Fatal(err)
+	}
+	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
+	if got.Status.Source == nil || got.Status.Source.Type != rolesyncv1.SourceOverride || got.Status.Source.Description != "override" {
+		t.Fatalf("source %+v", got.Status.Source)
+	}
+	if err := conditionIs(got, rolesyncv1.ConditionReady, metav1.ConditionTrue, rolesyncv1.ReasonOverride); err != nil {
+		t.Fatal(err)
+	}
+	waitRow(t, suiteDB, pu.Spec.UserID, "proxy_admin")
+
+	patch = client.MergeFrom(got.DeepCopy())
+	got.Spec.RoleOverride = nil
+	if err := k8sClient.Patch(context.Background(), got, patch); err != nil {
+		t.Fatal(err)
+	}
+	got = waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	if got.Status.Source == nil || got.Status.Source.Type != rolesyncv1.SourceRoleMapping {
+		t.Fatalf("source after clearing the override %+v", got.Status.Source)
+	}
+	waitRow(t, suiteDB, pu.Spec.UserID, "internal_user")
+}
+
+func TestDeniedUserGetsNoRowAndAnExistingRowIsDowngraded(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, strictMapping, false)
+	ctx := context.Background()
+
+	stranger := createUser(t, newUser(ns, "stranger", map[string]any{"groups": []any{"sales"}}, false))
+	got := waitUser(t, client.ObjectKeyFromObject(stranger), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionDenied, metav1.ConditionTrue, rolesyncv1.ReasonNoMatch)
+	})
+	if got.Status.Role != "" {
+		t.Fatalf("denied user has role %q", got.Status.Role)
+	}
+	waitEvent(t, stranger, rolesyncv1.ReasonNoMatch, "strict denies")
+	if _, found := dbRole(t, suiteDB, stranger.Spec.UserID); found {
+		t.Fatal("a row was created for a denied user")
+	}
+
+	// A row the proxy already had (say from before rolesync) loses its privilege.
+	former := newUser(ns, "former", map[string]any{"groups": []any{"sales"}}, false)
+	if _, err := suiteDB.Upsert(ctx, former.Spec.UserID, "", "proxy_admin"); err != nil {
+		t.Fatal(err)
+	}
+	createUser(t, former)
+	waitRow(t, suiteDB, former.Spec.UserID, "internal_user_viewer")
+}
+
+func TestDuplicateUserIsNeverSynced(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+	first := createUser(t, newUser(ns, "carol", keycloakClaims("team-c"), false))
+	waitUser(t, client.ObjectKeyFromObject(first), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+
+	twin := newUser(ns, "carol-again", keycloakClaims("litellm-admin"), false)
+	twin.Spec.UserID = first.Spec.UserID
+	twin.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin)
+	createUser(t, twin)
+	got := waitUser(t, client.ObjectKeyFromObject(twin), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonDuplicateUser)
+	})
+	if got.Status.Role != "" || got.Status.SyncedRole != "" {
+		t.Fatalf("duplicate resolved %q / synced %q", got.Status.Role, got.Status.SyncedRole)
+	}
+	time.Sleep(2 * suiteResync) // a resync of both must not let the twin write
+	if role, _ := dbRole(t, suiteDB, first.Spec.UserID); role != "internal_user" {
+		t.Fatalf("the duplicate wrote the row: %q", role)
+	}
+
+	// The older one goes (Retain): the twin takes over.
+	if err := k8sClient.Delete(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, client.ObjectKeyFromObject(twin), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
+	waitRow(t, suiteDB, first.Spec.UserID, "proxy_admin")
+}
+
+func TestDeletionPolicies(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+	cases := []struct {
+		policy rolesyncv1.DeletionPolicy
+		row    string // "" means no row
+	}{
+		{rolesyncv1.DeletionPolicyRetain, "proxy_admin"},
+		{rolesyncv1.DeletionPolicyDowngrade, "internal_user_viewer"},
+		{rolesyncv1.DeletionPolicyDelete, ""},
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			pu := newUser(ns, "del-"+string(tc.policy), keycloakClaims("litellm-admin"), false)
+			pu.Name = "del-" + string(map[rolesyncv1.DeletionPolicy]string{"Retain": "r", "Downgrade": "g", "Delete": "d"}[tc.policy])
+			pu.Spec.DeletionPolicy = tc.policy
+			createUser(t, pu)
+			waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
+			if err := k8sClient.Delete(context.Background(), pu); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 30*time.Second, func() error {
+				err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pu), &rolesyncv1.ProxyUser{})
+				if apierrors.IsNotFound(err) {
+					return nil
+				}
+				return fmt.Errorf("still there: %v", err)
+			})
+			role, found := dbRole(t, suiteDB, pu.Spec.UserID)
+			if tc.row == "" && found {
+				t.Fatalf("row kept with role %q", role)
+			}
+			if tc.row != "" && role != tc.row {
+				t.Fatalf("row role %q (found %v), want %q", role, found, tc.row)
+			}
+		})
+	}
+}
+
+func TestDriftIsCorrectedUnderEnforce(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+	pu := createUser(t, newUser(ns, "dave", keycloakClaims("team-d"), false))
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+
+	// Someone promotes the user in the proxy's database directly.
+	if _, err := suiteDB.Upsert(context.Background(), pu.Spec.UserID, "", "proxy_admin"); err != nil {
+		t.Fatal(err)
+	}
+	waitRow(t, suiteDB, pu.Spec.UserID, "internal_user") // within a resync period
+	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionDrifted, metav1.ConditionFalse, rolesyncv1.ReasonDriftCorrected)
+	})
+	if err := conditionIs(got, rolesyncv1.ConditionReady, metav1.ConditionTrue, rolesyncv1.ReasonResolved); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, pu, rolesyncv1.ReasonDriftCorrected, "held proxy_admin")
+}
+
+func TestDriftIsOnlyReportedUnderReport(t *testing.T) {
+	ns := newNamespace(t)
+	url, err := pgServer.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, url)
+	startOperator(t, ns, Options{Store: db, DriftPolicy: DriftReport, ResyncPeriod: time.Second})
+	createMapping(t, ns, keycloakMapping, true)
+	pu := createUser(t, newUser(ns, "erin", keycloakClaims("team-e"), true))
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+
+	if _, err := db.Upsert(context.Background(), pu.Spec.UserID, "", "proxy_admin"); err != nil {
+		t.Fatal(err)
+	}
+	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionDrifted, metav1.ConditionTrue, rolesyncv1.ReasonDriftDetected)
+	})
+	if err := conditionIs(got, rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonDriftDetected); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, pu, rolesyncv1.ReasonDriftDetected, "holds proxy_admin")
+	time.Sleep(3 * time.Second) // three resync periods: still not rewritten
+	if role, _ := dbRole(t, db, pu.Spec.UserID); role != "proxy_admin" {
+		t.Fatalf("Report rewrote the row to %q", role)
+	}
+	// Putting the row back clears the report.
+	if _, err := db.Upsert(context.Background(), pu.Spec.UserID, "", "internal_user"); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionDrifted, metav1.ConditionFalse, rolesyncv1.ReasonNoDrift)
+	})
+}
+
+func TestWithoutDatabaseRolesStillResolve(t *testing.T) {
+	ns := newNamespace(t)
+	startOperator(t, ns, Options{})
+	createMapping(t, ns, keycloakMapping, true)
+	pu := createUser(t, newUser(ns, "frank", keycloakClaims("litellm-auditor"), true))
+	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		if pu.Status.Role != rolesyncv1.RoleProxyAdminViewer {
+			return fmt.Errorf("role %q", pu.Status.Role)
+		}
+		return conditionIs(pu, rolesyncv1.ConditionSynced, metav1.ConditionUnknown, rolesyncv1.ReasonNoDatabase)
+	})
+	if err := conditionIs(got, rolesyncv1.ConditionReady, metav1.ConditionTrue, rolesyncv1.ReasonResolved); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.ObservedGeneration != got.Generation || got.Status.SyncedRole != "" {
+		t.Fatalf("observedGeneration %d/%d syncedRole %q", got.Status.ObservedGeneration, got.Generation, got.Status.SyncedRole)
+	}
+}
+
+// countingStore counts the statements the controller issues.
+type countingStore struct {
+	UserStore
+	writes, reads atomic.Int64
+}
+
+func (c *countingStore) Upsert(ctx context.Context, id, email, role string) (proxydb.Result, error) {
+	c.writes.Add(1)
+	return c.UserStore.Upsert(ctx, id, email, role)
+}
+
+func (c *countingStore) SetRole(ctx context.Context, id, role string) error {
+	c.writes.Add(1)
+	return c.UserStore.SetRole(ctx, id, role)
+}
+
+func (c *countingStore) Delete(ctx context.Context, id string) error {
+	c.writes.Add(1)
+	return c.UserStore.Delete(ctx, id)
+}
+
+func (c *countingStore) Role(ctx context.Context, id string) (string, bool, error) {
+	c.reads.Add(1)
+	return c.UserStore.Role(ctx, id)
+}
+
+func TestUnchangedUsersCauseNoWrites(t *testing.T) {
+	ns := newNamespace(t)
+	url, err := pgServer.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{UserStore: openDB(t, url)}
+	startOperator(t, ns, Options{Store: store, ResyncPeriod: 500 * time.Millisecond})
+	rm := createMapping(t, ns, keycloakMapping, true)
+	const n = 10
+	var users []*rolesyncv1.ProxyUser
+	for i := range n {
+		users = append(users, createUser(t, newUser(ns, fmt.Sprintf("quiet%d", i), keycloakClaims("team-q"), true)))
+	}
+	versions := map[string]string{}
+	for _, pu := range users {
+		got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+		versions[pu.Name] = got.ResourceVersion
+	}
+	time.Sleep(time.Second) // let any write still in flight land
+	for _, pu := range users {
+		got := &rolesyncv1.ProxyUser{}
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pu), got); err != nil {
+			t.Fatal(err)
+		}
+		versions[pu.Name] = got.ResourceVersion
+	}
+	writes, reads := store.writes.Load(), store.reads.Load()
+
+	// An engine change that decides nothing new re-evaluates every user, and
+	// several resync periods pass.
+	patch := client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules = append(rm.Spec.Rules, rolesyncv1.RoleRule{Equals: ptr("nobody-has-this"), Role: rolesyncv1.RoleProxyAdmin})
+	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+
+	if got := store.writes.Load() - writes; got != 0 {
+		t.Fatalf("%d database writes for unchanged users", got)
+	}
+	if store.reads.Load()-reads < n {
+		t.Fatalf("only %d drift reads in six resync periods: the resync did not run", store.reads.Load()-reads)
+	}
+	for _, pu := range users {
+		got := &rolesyncv1.ProxyUser{}
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pu), got); err != nil {
+			t.Fatal(err)
+		}
+		if got.ResourceVersion != versions[pu.Name] {
+			t.Fatalf("%s was written: resourceVersion %s -> %s", pu.Name, versions[pu.Name], got.ResourceVersion)
+		}
+	}
+}
+
+func openDB(t testing.TB, url string) *proxydb.DB {
+	t.Helper()
+	db, err := proxydb.Open(context.Background(), url, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+// TestDatabaseOutageWhileUsersArrive creates 1000 ProxyUsers while the
+// proxy database is down: each reports Synced=False and retries with
+// backoff (no hot loop); once the database is back every row is right.
+func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
+	ctx := context.Background()
+	srv, err := pgtest.StartPrivate() // stopped below: never the shared server
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	url, err := srv.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, url)
+	store := &countingStore{UserStore: db}
+	ns := newNamespace(t)
+	startOperator(t, ns, Options{Store: store, MaxConcurrentReconciles: 8})
+	createMapping(t, ns, keycloakMapping, true)
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = srv.Restart()
+		}
+	})
+
+	const n = 1000
+	claims := [][]string{{"team-a"}, {"litellm-admin"}, {"litellm-auditor"}, {"nothing"}}
+	want := []string{"internal_user", "proxy_admin", "proxy_admin_viewer", "internal_user_viewer"}
+	createMany(t, n, func(i int) *rolesyncv1.ProxyUser {
+		return newUser(ns, fmt.Sprintf("o%04d", i), keycloakClaims(claims[i%4]...), true)
+	})
+	countState := func(check func(*rolesyncv1.ProxyUser) error) (int, error) {
+		var list rolesyncv1.ProxyUserList
+		if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return 0, err
+		}
+		ok := 0
+		for i := range list.Items {
+			if check(&list.Items[i]) == nil {
+				ok++
+			}
+		}
+		return ok, nil
+	}
+	eventually(t, 120*time.Second, func() error {
+		ok, err := countState(func(pu *rolesyncv1.ProxyUser) error {
+			return conditionIs(pu, rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonSyncFailed)
+		})
+		if err == nil && ok != n {
+			err = fmt.Errorf("%d of %d users report SyncFailed", ok, n)
+		}
+		return err
+	})
+
+	// Backoff, not a hot loop: a few attempts per user in 5 seconds, and
+	// fewer in the next 5 seconds than in the first.
+	window := func() int64 {
+		before := store.writes.Load()
+		time.Sleep(5 * time.Second)
+		return store.writes.Load() - before
+	}
+	first, second := window(), window()
+	t.Logf("write attempts with the database down, for %d users: %d in the first 5s, %d in the next 5s", n, first, second)
+	if first > 5*n || second >= first {
+		t.Fatalf("retries are not backing off: %d then %d attempts in 5s windows for %d users", first, second, n)
+	}
+
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	eventually(t, 180*time.Second, func() error {
+		ok, err := countState(func(pu *rolesyncv1.ProxyUser) error {
+			var i int
+			if _, err := fmt.Sscanf(pu.Name, "o%04d", &i); err != nil {
+				return err
+			}
+			return settled(rolesyncv1.Role(want[i%4]))(pu)
+		})
+		if err == nil && ok != n {
+			err = fmt.Errorf("%d of %d users settled", ok, n)
+		}
+		return err
+	})
+	for i := range n {
+		role, found := dbRole(t, db, fmt.Sprintf("%s-o%04d", ns, i))
+		if !found || role != want[i%4] {
+			t.Fatalf("row %d: %q (found %v), want %q", i, role, found, want[i%4])
+		}
+	}
+}
+
+// createMany creates n ProxyUsers from 8 goroutines.
+func createMany(t testing.TB, n int, user func(int) *rolesyncv1.ProxyUser) {
+	t.Helper()
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					errs <- nil
+					return
+				}
+				if err := k8sClient.Create(context.Background(), user(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

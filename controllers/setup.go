@@ -1,0 +1,88 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/rolemap"
+)
+
+// Cache field indexes on ProxyUsers.
+const (
+	// IdentityIndex indexes ProxyUsers by IdentityKey (issuer and userID):
+	// the ProxyUser controller finds duplicates with it, the login server the
+	// existing user of a login whatever its name.
+	IdentityIndex = "rolesync.dev/identity"
+	// SourceMappingIndex indexes ProxyUsers by the RoleMapping that decides
+	// their role (status.source.roleMapping); RoleMappings count their users with it.
+	SourceMappingIndex = "rolesync.dev/source-mapping"
+)
+
+// Options configure the controllers as the manager's flags say.
+type Options struct {
+	// Registry is shared by the controllers and the login server.
+	Registry *rolemap.Registry
+	// Store is the proxy database, or nil to run without one.
+	Store                   UserStore
+	DriftPolicy             DriftPolicy
+	ResyncPeriod            time.Duration
+	MaxConcurrentReconciles int
+}
+
+// Setup registers the field indexes and both controllers on mgr, wired as
+// the manager binary runs them.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if err := SetupIndexes(context.Background(), mgr); err != nil {
+		return err
+	}
+	// Engine changes flow from the RoleMapping controller to the ProxyUser
+	// controller after the Registry holds them, so users are never
+	// re-evaluated against the engine they are leaving.
+	changes := make(chan event.GenericEvent, 64)
+	if err := (&RoleMappingReconciler{
+		Client:                  mgr.GetClient(),
+		Registry:                o.Registry,
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		Changes:                 changes,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up RoleMapping controller: %w", err)
+	}
+	if err := (&ProxyUserReconciler{
+		Client:                  mgr.GetClient(),
+		Registry:                o.Registry,
+		Store:                   o.Store,
+		Recorder:                mgr.GetEventRecorder("rolesync.dev/proxyuser-controller"),
+		DriftPolicy:             o.DriftPolicy,
+		ResyncPeriod:            o.ResyncPeriod,
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		Changes:                 changes,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up ProxyUser controller: %w", err)
+	}
+	return nil
+}
+
+// SetupIndexes registers the ProxyUser field indexes on the manager's cache.
+func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, IdentityIndex, func(o client.Object) []string {
+		return []string{o.(*rolesyncv1.ProxyUser).IdentityKey()}
+	}); err != nil {
+		return fmt.Errorf("index proxy users by identity: %w", err)
+	}
+	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, SourceMappingIndex, func(o client.Object) []string {
+		if s := o.(*rolesyncv1.ProxyUser).Status.Source; s != nil && s.RoleMapping != "" {
+			return []string{s.RoleMapping}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index proxy users by role mapping: %w", err)
+	}
+	return nil
+}
