@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -91,6 +94,41 @@ type ProxyUserReconciler struct {
 	// so drift reads happen once per resync period and never write. It is
 	// memory only: after a restart every row is read once.
 	checked sync.Map // types.UID -> checkMark
+
+	eventsOnce  sync.Once
+	eventBudget *rate.Limiter
+}
+
+// Events are budgeted: a mapping edit that moves 10,000 users must not
+// double the apiserver writes it costs (an Event is a write like a status
+// patch). Within the budget every change gets its Event; beyond it Events
+// are dropped and counted in rolesync_proxyuser_events_dropped_total, while
+// status (role, source, conditions' lastTransitionTime) records every change.
+const (
+	eventRate  = 20  // Events per second, sustained
+	eventBurst = 200 // Events at once
+)
+
+var eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "rolesync_proxyuser_events_dropped_total",
+	Help: "ProxyUser Events not emitted because more were due than the event budget (20/s, burst 200) allows; status still records each change.",
+}, []string{"reason"})
+
+func init() {
+	metrics.Registry.MustRegister(eventsDropped)
+}
+
+// eventf emits an Event within the budget.
+func (r *ProxyUserReconciler) eventf(pu *rolesyncv1.ProxyUser, eventtype, reason, action, note string, args ...any) {
+	if r.Recorder == nil {
+		return
+	}
+	r.eventsOnce.Do(func() { r.eventBudget = rate.NewLimiter(eventRate, eventBurst) })
+	if !r.eventBudget.Allow() {
+		eventsDropped.WithLabelValues(reason).Inc()
+		return
+	}
+	r.eventf(pu, eventtype, reason, action, note, args...)
 }
 
 type checkMark struct {
@@ -230,24 +268,21 @@ func (r *ProxyUserReconciler) markChecked(uid types.UID, role rolesyncv1.Role) {
 // recordEvents emits the Events of one reconcile: a role change, a drift
 // correction, a sync failure's first occurrence.
 func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res resolution, sr syncResult) {
-	if r.Recorder == nil {
-		return
-	}
 	if before.Status.Role != pu.Status.Role {
-		r.Recorder.Eventf(pu, nil, "Normal", rolesyncv1.ReasonRoleChanged, "Resolve", "Role changed from %s to %s: %s",
+		r.eventf(pu, "Normal", rolesyncv1.ReasonRoleChanged, "Resolve", "Role changed from %s to %s: %s",
 			roleText(before.Status.Role), roleText(pu.Status.Role), res.Message)
 	}
 	if res.Denied && !conditionTrue(before.Status.Conditions, rolesyncv1.ConditionDenied) {
-		r.Recorder.Eventf(pu, nil, "Warning", res.Reason, "Resolve", "Denied: %s", res.Message)
+		r.eventf(pu, "Warning", res.Reason, "Resolve", "Denied: %s", res.Message)
 	}
 	if sr.Drift == driftCorrected {
-		r.Recorder.Eventf(pu, nil, "Warning", rolesyncv1.ReasonDriftCorrected, "Sync", "The database held %s; rewrote %s", rowText(sr.RowRole), res.rowRole())
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftCorrected, "Sync", "The database held %s; rewrote %s", rowText(sr.RowRole), res.rowRole())
 	}
 	if sr.Drift == driftReported && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionDrifted) != metav1.ConditionTrue {
-		r.Recorder.Eventf(pu, nil, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", rowText(sr.RowRole), res.rowRole())
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", rowText(sr.RowRole), res.rowRole())
 	}
 	if sr.Err != nil && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionSynced) != metav1.ConditionFalse {
-		r.Recorder.Eventf(pu, nil, "Warning", rolesyncv1.ReasonSyncFailed, "Sync", "Could not write the database: %v", sr.Err)
+		r.eventf(pu, "Warning", rolesyncv1.ReasonSyncFailed, "Sync", "Could not write the database: %v", sr.Err)
 	}
 }
 
@@ -279,10 +314,8 @@ func (r *ProxyUserReconciler) finalize(ctx context.Context, pu *rolesyncv1.Proxy
 				err = r.Store.SetRole(ctx, pu.Spec.UserID, string(rolesyncv1.RoleInternalUserViewer))
 			}
 			if err != nil {
-				if r.Recorder != nil {
-					r.Recorder.Eventf(pu, nil, "Warning", rolesyncv1.ReasonDeleteFailed, "Delete",
-						"Could not apply deletionPolicy %s: %v; the finalizer stays and it is retried", policy, err)
-				}
+				r.eventf(pu, "Warning", rolesyncv1.ReasonDeleteFailed, "Delete",
+					"Could not apply deletionPolicy %s: %v; the finalizer stays and it is retried", policy, err)
 				return fmt.Errorf("apply deletion policy %s to %s/%s: %w", policy, pu.Namespace, pu.Name, err)
 			}
 			log.FromContext(ctx).Info("Applied deletion policy to proxy database", "policy", policy, "userID", pu.Spec.UserID)

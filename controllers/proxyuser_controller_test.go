@@ -364,8 +364,7 @@ func TestDeletionPolicies(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.policy), func(t *testing.T) {
-			pu := newUser(ns, "del-"+string(tc.policy), keycloakClaims("litellm-admin"), false)
-			pu.Name = "del-" + string(map[rolesyncv1.DeletionPolicy]string{"Retain": "r", "Downgrade": "g", "Delete": "d"}[tc.policy])
+			pu := newUser(ns, "del-"+strings.ToLower(string(tc.policy)), keycloakClaims("litellm-admin"), false)
 			pu.Spec.DeletionPolicy = tc.policy
 			createUser(t, pu)
 			waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
@@ -377,7 +376,7 @@ func TestDeletionPolicies(t *testing.T) {
 				if apierrors.IsNotFound(err) {
 					return nil
 				}
-				return fmt.Errorf("still there: %v", err)
+				return fmt.Errorf("still there: %w", err)
 			})
 			role, found := dbRole(t, suiteDB, pu.Spec.UserID)
 			if tc.row == "" && found {

@@ -104,7 +104,7 @@ type manager struct {
 
 // startManager runs the binary with a kubeconfig pointing at server (the
 // apiserver, or a proxy in front of it) and extra flags.
-func startManager(t *testing.T, server string, env []string, args ...string) *manager {
+func startManager(t testing.TB, server string, env []string, args ...string) *manager {
 	t.Helper()
 	kc, err := clientcmd.Load(kubeconfig)
 	if err != nil {
@@ -264,7 +264,7 @@ func TestAPIServerOutageConverges(t *testing.T) {
 	}
 }
 
-func newDatabase(t *testing.T) (string, *proxydb.DB) {
+func newDatabase(t testing.TB) (string, *proxydb.DB) {
 	t.Helper()
 	dbURL, err := pg.NewDatabase(context.Background())
 	if err != nil {
@@ -278,7 +278,7 @@ func newDatabase(t *testing.T) (string, *proxydb.DB) {
 	return dbURL, db
 }
 
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
 	if err := k8s.Create(context.Background(), ns); err != nil {
@@ -287,7 +287,7 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-func createKeycloakMapping(t *testing.T, ns string) *rolesyncv1.RoleMapping {
+func createKeycloakMapping(t testing.TB, ns string) *rolesyncv1.RoleMapping {
 	t.Helper()
 	glob := "team-*"
 	rm := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Name: "keycloak", Namespace: ns}}
@@ -300,7 +300,7 @@ func createKeycloakMapping(t *testing.T, ns string) *rolesyncv1.RoleMapping {
 }
 
 // createUsers creates n users u0000.. whose claims match the team-* rule.
-func createUsers(t *testing.T, ns string, n int) {
+func createUsers(t testing.TB, ns string, n int) {
 	t.Helper()
 	claims, _ := json.Marshal(map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": []string{"team-a"}}}})
 	var next atomic.Int64
@@ -330,7 +330,7 @@ func createUsers(t *testing.T, ns string, n int) {
 	}
 }
 
-func countRows(t *testing.T, db *proxydb.DB) int {
+func countRows(t testing.TB, db *proxydb.DB) int {
 	t.Helper()
 	n, err := db.Count(context.Background())
 	if err != nil {
@@ -341,9 +341,9 @@ func countRows(t *testing.T, db *proxydb.DB) int {
 
 // waitConverged waits until all n users of ns hold role in status and in
 // their rows.
-func waitConverged(t *testing.T, ctx context.Context, m *manager, db *proxydb.DB, ns string, n int, role rolesyncv1.Role) {
+func waitConverged(t testing.TB, ctx context.Context, m *manager, db *proxydb.DB, ns string, n int, role rolesyncv1.Role) {
 	t.Helper()
-	waitFor(t, 180*time.Second, m.logs, func() error {
+	waitFor(t, max(180*time.Second, time.Duration(n)*50*time.Millisecond), m.logs, func() error {
 		var list rolesyncv1.ProxyUserList
 		if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return err
@@ -371,7 +371,7 @@ func waitConverged(t *testing.T, ctx context.Context, m *manager, db *proxydb.DB
 	})
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -381,7 +381,7 @@ func freeAddr(t *testing.T) string {
 	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-func waitFor(t *testing.T, timeout time.Duration, logs *lockedBuffer, cond func() error) {
+func waitFor(t testing.TB, timeout time.Duration, logs *lockedBuffer, cond func() error) {
 	t.Helper()
 	poll.Until(t, timeout, 100*time.Millisecond, cond, func() string { return "manager log (tail):\n" + tail(logs.String(), 4000) })
 }
