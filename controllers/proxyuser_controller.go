@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
@@ -88,7 +87,7 @@ type ProxyUserReconciler struct {
 	MaxConcurrentReconciles int
 	// Changes carries the namespaces whose engine changed (from the
 	// RoleMapping controller): their users are all re-evaluated.
-	Changes <-chan event.GenericEvent
+	Changes *EngineChanges
 
 	// checked remembers, per ProxyUser, the row role last confirmed and when,
 	// so drift reads happen once per resync period and never write. It is
@@ -337,11 +336,19 @@ func (r *ProxyUserReconciler) patchFinalizers(ctx context.Context, pu *rolesyncv
 	return nil
 }
 
-// mappingsLoaded reports whether the Registry has seen every RoleMapping of
-// the namespace at its current generation (and none that is gone).
+// mappingsLoaded reports whether the Registry has caught up with the
+// namespace's RoleMappings.
 func (r *ProxyUserReconciler) mappingsLoaded(ctx context.Context, namespace string) (bool, error) {
+	return MappingsLoaded(ctx, r.Client, r.Registry, namespace)
+}
+
+// MappingsLoaded reports whether registry has seen every RoleMapping of the
+// namespace (as reader lists them) at its current generation, and none that
+// is gone. Until it has, a decision could deny users whose mapping is about
+// to load.
+func MappingsLoaded(ctx context.Context, reader client.Reader, registry *rolemap.Registry, namespace string) (bool, error) {
 	var list rolesyncv1.RoleMappingList
-	if err := r.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+	if err := reader.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return false, fmt.Errorf("list role mappings of %s: %w", namespace, err)
 	}
 	live := 0
@@ -351,11 +358,11 @@ func (r *ProxyUserReconciler) mappingsLoaded(ctx context.Context, namespace stri
 			continue
 		}
 		live++
-		if g, ok := r.Registry.Observed(namespace, rm.Name); !ok || g != rm.Generation {
+		if g, ok := registry.Observed(namespace, rm.Name); !ok || g != rm.Generation {
 			return false, nil
 		}
 	}
-	return r.Registry.ObservedCount(namespace) == live, nil
+	return registry.ObservedCount(namespace) == live, nil
 }
 
 // olderTwin returns the name of the oldest other ProxyUser with the same
@@ -401,10 +408,10 @@ func (r *ProxyUserReconciler) driftPolicy() DriftPolicy {
 }
 
 // usersOfNamespace maps an engine change to every ProxyUser of its namespace.
-func (r *ProxyUserReconciler) usersOfNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+func (r *ProxyUserReconciler) usersOfNamespace(ctx context.Context, namespace string) []reconcile.Request {
 	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
-		log.FromContext(ctx).Error(err, "Failed to list proxy users to re-evaluate", "namespace", obj.GetNamespace())
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list proxy users to re-evaluate", "namespace", namespace)
 		return nil
 	}
 	reqs := make([]reconcile.Request, len(list.Items))
@@ -451,7 +458,7 @@ func (r *ProxyUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}).
 		Named("proxyuser")
 	if r.Changes != nil {
-		b = b.WatchesRawSource(source.Channel(r.Changes, handler.EnqueueRequestsFromMapFunc(r.usersOfNamespace)))
+		b = b.WatchesRawSource(r.Changes.source(r.usersOfNamespace))
 	}
 	return b.Complete(r)
 }

@@ -35,10 +35,10 @@ type RoleMappingReconciler struct {
 	Registry *rolemap.Registry
 	// MaxConcurrentReconciles defaults to 1.
 	MaxConcurrentReconciles int
-	// Changes, when set, receives the namespace of every change to the
+	// Changes, when set, is told the namespace of every change to the
 	// Registry's engines, after the change: the ProxyUser controller
 	// re-evaluates that namespace's users from it.
-	Changes chan<- event.GenericEvent
+	Changes *EngineChanges
 }
 
 // +kubebuilder:rbac:groups=rolesync.dev,resources=rolemappings,verbs=get;list;watch
@@ -115,17 +115,11 @@ func (r *RoleMappingReconciler) countUsers(ctx context.Context, rm *rolesyncv1.R
 }
 
 // notify tells the ProxyUser controller that a namespace's engine changed.
-func (r *RoleMappingReconciler) notify(ctx context.Context, namespace string) error {
-	if r.Changes == nil {
-		return nil
+func (r *RoleMappingReconciler) notify(_ context.Context, namespace string) error {
+	if r.Changes != nil {
+		r.Changes.Notify(namespace)
 	}
-	ev := event.GenericEvent{Object: &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Namespace: namespace}}}
-	select {
-	case r.Changes <- ev:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("notify change of namespace %s: %w", namespace, ctx.Err())
-	}
+	return nil
 }
 
 // setRoleMappingStatus computes the status from the compile result. It is
@@ -157,10 +151,18 @@ func (r *RoleMappingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&rolesyncv1.RoleMapping{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&rolesyncv1.ProxyUser{}, userCountHandler()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
+			// Every replica keeps its Registry current for its login server,
+			// leader or not. Status writes are idempotent (equal content,
+			// written only when it differs), so replicas agree.
+			NeedLeaderElection: &runOnEveryReplica,
+		}).
 		Named("rolemapping").
 		Complete(r)
 }
+
+var runOnEveryReplica = false
 
 // userCountDelay batches recounts: while thousands of users move, each
 // RoleMapping is recounted (and its status written) at most once per delay.

@@ -7,7 +7,6 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/rolemap"
@@ -44,7 +43,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// Engine changes flow from the RoleMapping controller to the ProxyUser
 	// controller after the Registry holds them, so users are never
 	// re-evaluated against the engine they are leaving.
-	changes := make(chan event.GenericEvent, 64)
+	changes := NewEngineChanges()
 	if err := (&RoleMappingReconciler{
 		Client:                  mgr.GetClient(),
 		Registry:                o.Registry,

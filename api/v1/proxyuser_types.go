@@ -46,9 +46,10 @@ type ProxyUserSpec struct {
 	// +kubebuilder:validation:Schemaless
 	Claims *apiextensionsv1.JSON `json:"claims,omitempty"`
 
-	// lastLoginTime is the time of the newest login event applied.
+	// lastLoginTime is the time of the newest login event applied, with
+	// microseconds, so logins in the same second keep their order.
 	// +optional
-	LastLoginTime *metav1.Time `json:"lastLoginTime,omitempty"`
+	LastLoginTime *metav1.MicroTime `json:"lastLoginTime,omitempty"`
 
 	// roleOverride pins the user's role, ignoring RoleMappings (a cluster
 	// admin's decision; it may exceed any mapping's maxRole).

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,6 +21,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/controllers"
+	"github.com/rolesync/rolesync/internal/login"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/rolemap"
 	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
@@ -65,6 +67,46 @@ func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
 		"What to do when a row differs from status: Enforce (rewrite it, Event DriftCorrected) or Report (Drifted=True, no write).")
 }
 
+// loginOptions configure the login-event server.
+type loginOptions struct {
+	login.Options
+	keepClaims string
+}
+
+// BindFlags registers the options on fs.
+func (o *loginOptions) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.BindAddress, "login-bind-address", ":8443",
+		"Address of the login-event server (POST /v1/namespaces/{namespace}/login-events); 0 turns it off. It runs when --login-hmac-secret-file or --login-jwt-keys-file is set.")
+	fs.StringVar(&o.CertDir, "login-cert-dir", "", "Directory with tls.crt and tls.key for the login server (reloaded when they change).")
+	fs.BoolVar(&o.Insecure, "login-insecure", false, "Serve login events over plain HTTP (local use only; logs a warning).")
+	fs.StringVar(&o.HMACSecretFile, "login-hmac-secret-file", "",
+		"File of HMAC-SHA256 secrets, one per line (at least 32 bytes each), for application/json events signed in the Rolesync-Signature header; re-read when it changes, so secrets rotate.")
+	fs.StringVar(&o.JWTKeysFile, "login-jwt-keys-file", "",
+		"PEM public keys or a JWKS document (HMAC keys only as JWKS oct keys) for application/jwt events; re-read when it changes.")
+	fs.StringVar(&o.JWTIssuer, "login-jwt-issuer", "", "Required iss of login-event JWTs.")
+	fs.StringVar(&o.JWTAudience, "login-jwt-audience", "", "Required aud of login-event JWTs.")
+	fs.DurationVar(&o.JWTLeeway, "login-jwt-leeway", 30*time.Second, "Clock leeway for exp/nbf/iat of login-event JWTs (at most 60s).")
+	fs.StringVar(&o.keepClaims, "login-keep-claims", "",
+		"Comma-separated claim paths stored on ProxyUsers besides those the namespace's RoleMappings read (e.g. name,department).")
+	fs.Float64Var(&o.RateLimit, "login-rate-limit", 20, "Login events per second allowed per client address (0 = unlimited).")
+	fs.IntVar(&o.RateBurst, "login-rate-burst", 40, "Burst of login events allowed per client address.")
+}
+
+// enabled reports whether the login server runs.
+func (o *loginOptions) enabled() bool {
+	return o.BindAddress != "0" && (o.HMACSecretFile != "" || o.JWTKeysFile != "")
+}
+
+func (o *loginOptions) options() login.Options {
+	opts := o.Options
+	for k := range strings.SplitSeq(o.keepClaims, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			opts.KeepClaims = append(opts.KeepClaims, k)
+		}
+	}
+	return opts
+}
+
 // validate refuses values that can never work.
 func (o *syncOptions) validate() error {
 	switch controllers.DriftPolicy(o.DriftPolicy) {
@@ -107,6 +149,8 @@ func main() {
 	mgrOpts.BindFlags(flag.CommandLine)
 	var syncOpts syncOptions
 	syncOpts.BindFlags(flag.CommandLine)
+	var loginOpts loginOptions
+	loginOpts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -156,6 +200,20 @@ func main() {
 	if err := controllers.Setup(mgr, ctrlOpts); err != nil {
 		log.Error(err, "Failed to set up controllers")
 		os.Exit(1)
+	}
+	if loginOpts.enabled() {
+		srv, err := login.NewServer(loginOpts.options(), mgr.GetClient(), mgr.GetAPIReader(), registry,
+			mgr.GetEventRecorder("rolesync.dev/login-server"), ctrl.Log.WithName("login"))
+		if err != nil {
+			log.Error(err, "Invalid login server flags")
+			os.Exit(2)
+		}
+		if err := mgr.Add(srv); err != nil {
+			log.Error(err, "Failed to add the login server")
+			os.Exit(1)
+		}
+	} else {
+		log.Info("The login-event server is off: set --login-hmac-secret-file or --login-jwt-keys-file to run it")
 	}
 	if webhooksEnabled {
 		if err := rolesyncwebhook.SetupRoleMappingWebhookWithManager(mgr); err != nil {

@@ -1,0 +1,235 @@
+// Package login is the login-event server: an SSO front end (a LiteLLM
+// proxy's custom SSO handler) posts each login, authenticated by an HMAC
+// signature or a signed JWT, and gets the user's role back at once, while
+// the user is recorded as a ProxyUser.
+//
+// The pure steps (decoding and bounding events, names, claim reduction,
+// signature checks) are separate from the HTTP server and the apiserver
+// writes, and are table-tested on their own.
+package login
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Bounds on an event. A body over MaxBodyBytes is refused before it is read.
+const (
+	MaxBodyBytes   = 1 << 20
+	MaxDepth       = 32
+	MaxClaimValues = 2000
+	MaxStringBytes = 4096
+	MaxIDLength    = 128
+	MaxUserID      = 256
+	MaxEmail       = 320
+	MaxIssuer      = 1024
+)
+
+// Event is one login, in both wire forms.
+type Event struct {
+	ID     string         `json:"id"`
+	Time   time.Time      `json:"time"`
+	UserID string         `json:"userID"`
+	Email  string         `json:"email,omitempty"`
+	Issuer string         `json:"issuer"`
+	Claims map[string]any `json:"claims"`
+}
+
+// wireEvent is the JSON form: time is read as text so its format is ours
+// to check.
+type wireEvent struct {
+	ID     string          `json:"id"`
+	Time   string          `json:"time"`
+	UserID string          `json:"userID"`
+	Email  string          `json:"email,omitempty"`
+	Issuer string          `json:"issuer"`
+	Claims json.RawMessage `json:"claims"`
+}
+
+// FieldError is a bad or missing field; the HTTP layer maps it to 400.
+type FieldError struct {
+	Field, Msg string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// ErrMalformed wraps input that is not the JSON an event must be.
+var ErrMalformed = errors.New("malformed event")
+
+// CheckBounds scans JSON without building it and refuses documents nested
+// deeper than MaxDepth, with more than MaxClaimValues scalar values (object
+// keys not counted; a few more are allowed for the event's own fields), or
+// with a string (key or value) longer than MaxStringBytes.
+func CheckBounds(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct{ object, wantKey bool }
+	var stack []frame
+	values := 0
+	valueDone := func() { // a value ended: the enclosing object wants a key next
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrMalformed, err) //nolint:errorlint // the decoder's message, not a cause to match
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if n := len(stack); n > 0 && stack[n-1].object {
+					stack[n-1].wantKey = false
+				}
+				if stack = append(stack, frame{object: d == '{', wantKey: d == '{'}); len(stack) > MaxDepth {
+					return &FieldError{"claims", fmt.Sprintf("nested deeper than %d levels", MaxDepth)}
+				}
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+			continue
+		}
+		if s, ok := tok.(string); ok && len(s) > MaxStringBytes {
+			return &FieldError{"claims", fmt.Sprintf("a string is longer than %d bytes", MaxStringBytes)}
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+			stack[n-1].wantKey = false // an object key
+			continue
+		}
+		if values++; values > MaxClaimValues+eventFields {
+			return &FieldError{"claims", fmt.Sprintf("more than %d values", MaxClaimValues)}
+		}
+		valueDone()
+	}
+}
+
+// eventFields bounds the scalar values an event (or its JWT) has besides its claims.
+const eventFields = 16
+
+// DecodeJSON decodes and validates the JSON form of an event.
+func DecodeJSON(data []byte) (*Event, error) {
+	if !utf8.Valid(data) { // encoding/json would silently replace bad bytes
+		return nil, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
+	}
+	if err := CheckBounds(data); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var w wireEvent
+	if err := dec.Decode(&w); err != nil {
+		return nil, decodeError(err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the event", ErrMalformed)
+	}
+	return w.event()
+}
+
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Errorf("%w: the event must be a JSON object", ErrMalformed)
+		}
+		return &FieldError{te.Field, "must be a JSON " + jsonType(te.Type.Kind().String())}
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		return &FieldError{strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`), "unknown field"}
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err) //nolint:errorlint // the decoder's message
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "map", "struct":
+		return "object"
+	case "slice":
+		return "list"
+	}
+	return kind
+}
+
+func (w *wireEvent) event() (*Event, error) {
+	e := &Event{ID: w.ID, UserID: w.UserID, Email: w.Email, Issuer: w.Issuer}
+	if w.Time == "" {
+		return nil, &FieldError{"time", "required (RFC 3339)"}
+	}
+	t, err := time.Parse(time.RFC3339Nano, w.Time)
+	if err != nil {
+		return nil, &FieldError{"time", "not an RFC 3339 time"}
+	}
+	e.Time = t
+	if len(w.Claims) == 0 || bytes.Equal(w.Claims, []byte("null")) {
+		return nil, &FieldError{"claims", "required (a JSON object)"}
+	}
+	if err := json.Unmarshal(w.Claims, &e.Claims); err != nil || e.Claims == nil {
+		return nil, &FieldError{"claims", "must be a JSON object"}
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Validate checks the fields of a decoded event.
+func (e *Event) Validate() error {
+	switch {
+	case e.ID == "":
+		return &FieldError{"id", "required"}
+	case len(e.ID) > MaxIDLength || !printable(e.ID):
+		return &FieldError{"id", fmt.Sprintf("must be 1 to %d printable characters", MaxIDLength)}
+	case e.UserID == "":
+		return &FieldError{"userID", "required"}
+	case len(e.UserID) > MaxUserID || !printable(e.UserID):
+		return &FieldError{"userID", fmt.Sprintf("must be 1 to %d printable characters", MaxUserID)}
+	case e.Issuer == "":
+		return &FieldError{"issuer", "required (the identity provider's issuer URL)"}
+	case len(e.Issuer) > MaxIssuer || !validIssuer(e.Issuer):
+		return &FieldError{"issuer", "must be an absolute http(s) URL"}
+	case e.Time.IsZero():
+		return &FieldError{"time", "required (RFC 3339)"}
+	}
+	if e.Email != "" {
+		if len(e.Email) > MaxEmail {
+			return &FieldError{"email", fmt.Sprintf("longer than %d characters", MaxEmail)}
+		}
+		if a, err := mail.ParseAddress(e.Email); err != nil || a.Address != e.Email || a.Name != "" {
+			return &FieldError{"email", "not an email address"}
+		}
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func validIssuer(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && printable(s)
+}

@@ -1,0 +1,167 @@
+package login
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxSkew is how far a signature's t (or a JWT's iat) may be from now.
+const MaxSkew = 5 * time.Minute
+
+// Authentication failures; the HTTP layer answers 401 with the reason.
+var (
+	ErrBadSignature = errors.New("the signature does not verify")
+	ErrClockSkew    = errors.New("the signature time is more than 5 minutes from now")
+)
+
+// SignatureHeader is the header of the HMAC form.
+const SignatureHeader = "Rolesync-Signature"
+
+// Sign returns the Rolesync-Signature header value for body at t.
+func Sign(secret, body []byte, t time.Time) string {
+	return "t=" + strconv.FormatInt(t.Unix(), 10) + ",v1=" + hex.EncodeToString(mac(secret, t.Unix(), body))
+}
+
+func mac(secret []byte, t int64, body []byte) []byte {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte(strconv.FormatInt(t, 10)))
+	h.Write([]byte{'.'})
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// VerifySignature checks header (t=<unix>,v1=<hex>[,v1=...]) over body
+// against every secret, in constant time per comparison, and t against now.
+func VerifySignature(header string, body []byte, secrets [][]byte, now time.Time) error {
+	if header == "" {
+		return fmt.Errorf("%w: no %s header", ErrBadSignature, SignatureHeader)
+	}
+	if len(header) > 1024 {
+		return fmt.Errorf("%w: the %s header is too long", ErrBadSignature, SignatureHeader)
+	}
+	var ts int64 = -1
+	var sigs [][]byte
+	for part := range strings.SplitSeq(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fmt.Errorf("%w: garbled %s header", ErrBadSignature, SignatureHeader)
+		}
+		switch k {
+		case "t":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ts != -1 {
+				return fmt.Errorf("%w: garbled t in %s", ErrBadSignature, SignatureHeader)
+			}
+			ts = n
+		case "v1":
+			b, err := hex.DecodeString(v)
+			if err != nil || len(b) != sha256.Size {
+				return fmt.Errorf("%w: garbled v1 in %s", ErrBadSignature, SignatureHeader)
+			}
+			sigs = append(sigs, b)
+		}
+	}
+	if ts < 0 || len(sigs) == 0 {
+		return fmt.Errorf("%w: %s needs t and v1", ErrBadSignature, SignatureHeader)
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > MaxSkew || d < -MaxSkew {
+		return ErrClockSkew
+	}
+	for _, secret := range secrets {
+		want := mac(secret, ts, body)
+		for _, sig := range sigs {
+			if hmac.Equal(want, sig) {
+				return nil
+			}
+		}
+	}
+	return ErrBadSignature
+}
+
+// fileSource re-reads a file when its modification time or size changes,
+// checking at most once per second, so secrets and keys rotate without a
+// restart. A file that cannot be read or parsed keeps the last good value.
+type fileSource[T any] struct {
+	path  string
+	parse func([]byte) (T, error)
+
+	mu      sync.Mutex
+	checked time.Time
+	mod     time.Time
+	size    int64
+	val     T
+	err     error
+}
+
+func newFileSource[T any](path string, parse func([]byte) (T, error)) (*fileSource[T], error) {
+	f := &fileSource[T]{path: path, parse: parse}
+	if _, err := f.get(time.Now(), true); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *fileSource[T]) get(now time.Time, force bool) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !force && now.Sub(f.checked) < time.Second {
+		return f.val, f.err
+	}
+	f.checked = now
+	st, err := os.Stat(f.path)
+	if err != nil {
+		if force {
+			f.err = fmt.Errorf("read %s: %w", f.path, err)
+		}
+		return f.val, f.err
+	}
+	if !force && st.ModTime().Equal(f.mod) && st.Size() == f.size {
+		return f.val, f.err
+	}
+	data, err := os.ReadFile(f.path)
+	if err == nil {
+		var v T
+		if v, err = f.parse(data); err == nil {
+			f.val, f.err, f.mod, f.size = v, nil, st.ModTime(), st.Size()
+			return f.val, nil
+		}
+	}
+	if force {
+		f.err = fmt.Errorf("%s: %w", f.path, err)
+	}
+	return f.val, f.err
+}
+
+// parseSecrets reads one secret per line; blank lines and lines starting
+// with # are ignored.
+func parseSecrets(data []byte) ([][]byte, error) {
+	var out [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if len(line) < 32 {
+			return nil, errors.New("every secret must be at least 32 bytes")
+		}
+		out = append(out, bytes.Clone(line))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no secret in the file")
+	}
+	return out, nil
+}

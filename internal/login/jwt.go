@@ -1,0 +1,318 @@
+package login
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// ErrBadToken is any JWT that does not verify or lacks a required claim.
+var ErrBadToken = errors.New("the token does not verify")
+
+// MaxLeeway bounds the clock leeway on exp, nbf and iat.
+const MaxLeeway = 60 * time.Second
+
+// verificationKey is one key with the algorithms it may verify: pinned per
+// key, so an HS256 token can never be checked against an RSA public key.
+type verificationKey struct {
+	kid  string
+	key  any
+	algs []string
+}
+
+// ParseKeys reads PEM public keys (RSA, ECDSA, Ed25519) or a JWKS document.
+// HMAC keys exist only as JWKS "oct" keys: configured as one on purpose.
+func ParseKeys(data []byte) ([]verificationKey, error) {
+	trimmed := strings.TrimSpace(string(data))
+	if strings.HasPrefix(trimmed, "{") {
+		return parseJWKS([]byte(trimmed))
+	}
+	var keys []verificationKey
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		var pub any
+		var err error
+		switch block.Type {
+		case "PUBLIC KEY":
+			pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+		case "RSA PUBLIC KEY":
+			pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+		default:
+			return nil, fmt.Errorf("PEM block %q: only public keys are accepted", block.Type)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %q: %w", block.Type, err)
+		}
+		k, err := keyFor("", pub, "")
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no PEM public key and not a JWKS document")
+	}
+	return keys, nil
+}
+
+// keyFor pins the algorithms of a key: alg if given (and fitting the key),
+// else every algorithm of its kind.
+func keyFor(kid string, key any, alg string) (verificationKey, error) {
+	var algs []string
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return verificationKey{}, errors.New("RSA keys must have at least 2048 bits")
+		}
+		algs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			algs = []string{"ES256"}
+		case elliptic.P384():
+			algs = []string{"ES384"}
+		case elliptic.P521():
+			algs = []string{"ES512"}
+		default:
+			return verificationKey{}, errors.New("unsupported ECDSA curve")
+		}
+	case ed25519.PublicKey:
+		algs = []string{"EdDSA"}
+	case []byte:
+		if len(k) < 32 {
+			return verificationKey{}, errors.New("HMAC keys must be at least 32 bytes")
+		}
+		algs = []string{"HS256", "HS384", "HS512"}
+	default:
+		return verificationKey{}, fmt.Errorf("unsupported key type %T", key)
+	}
+	if alg != "" {
+		if !slices.Contains(algs, alg) {
+			return verificationKey{}, fmt.Errorf("key %q: alg %s does not fit its key type", kid, alg)
+		}
+		algs = []string{alg}
+	}
+	return verificationKey{kid: kid, key: key, algs: algs}, nil
+}
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	K   string `json:"k"`
+}
+
+func parseJWKS(data []byte) ([]verificationKey, error) {
+	var doc struct {
+		Keys []jwk `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("JWKS: %w", err)
+	}
+	var keys []verificationKey
+	for i, j := range doc.Keys {
+		if j.Use != "" && j.Use != "sig" {
+			continue
+		}
+		pub, err := j.key()
+		if err != nil {
+			return nil, fmt.Errorf("JWKS key %d (%q): %w", i, j.Kid, err)
+		}
+		k, err := keyFor(j.Kid, pub, j.Alg)
+		if err != nil {
+			return nil, fmt.Errorf("JWKS key %d: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("JWKS: no signing key")
+	}
+	return keys, nil
+}
+
+func b64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "=")) }
+
+func (j jwk) key() (any, error) {
+	switch j.Kty {
+	case "RSA":
+		n, err1 := b64(j.N)
+		e, err2 := b64(j.E)
+		if err := errors.Join(err1, err2); err != nil || len(n) == 0 || len(e) == 0 || len(e) > 4 {
+			return nil, errors.New("bad RSA n or e")
+		}
+		return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}, nil
+	case "EC":
+		curves := map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
+		c, ok := curves[j.Crv]
+		if !ok {
+			return nil, fmt.Errorf("unsupported curve %q", j.Crv)
+		}
+		x, err1 := b64(j.X)
+		y, err2 := b64(j.Y)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, errors.New("bad EC x or y")
+		}
+		size := (c.Params().BitSize + 7) / 8
+		raw := append([]byte{4}, append(leftPad(x, size), leftPad(y, size)...)...)
+		pub, err := ecdsa.ParseUncompressedPublicKey(c, raw)
+		if err != nil {
+			return nil, fmt.Errorf("EC point: %w", err)
+		}
+		return pub, nil
+	case "OKP":
+		x, err := b64(j.X)
+		if j.Crv != "Ed25519" || err != nil || len(x) != ed25519.PublicKeySize {
+			return nil, errors.New("only Ed25519 OKP keys are supported")
+		}
+		return ed25519.PublicKey(x), nil
+	case "oct":
+		k, err := b64(j.K)
+		if err != nil {
+			return nil, errors.New("bad oct k")
+		}
+		return k, nil
+	}
+	return nil, fmt.Errorf("unsupported kty %q", j.Kty)
+}
+
+func leftPad(b []byte, n int) []byte {
+	if len(b) >= n {
+		return b
+	}
+	return append(make([]byte, n-len(b)), b...)
+}
+
+// tokenClaims is the JWT form of an event: the registered claims plus the
+// event's fields (its id is the jti).
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	EventID   string         `json:"id,omitempty"`
+	Time      string         `json:"time"`
+	UserID    string         `json:"userID"`
+	Email     string         `json:"email,omitempty"`
+	IdPIssuer string         `json:"issuer"`
+	Claims    map[string]any `json:"claims"`
+}
+
+// JWTVerifier verifies login events sent as signed JWTs.
+type JWTVerifier struct {
+	Keys     func() ([]verificationKey, error)
+	Issuer   string
+	Audience string
+	Leeway   time.Duration
+	Now      func() time.Time
+}
+
+// Verify authenticates token, then bounds and validates the event it carries.
+func (v *JWTVerifier) Verify(token string) (*Event, error) {
+	keys, err := v.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("%w: no verification keys", ErrBadToken)
+	}
+	var algs []string
+	for _, k := range keys {
+		algs = append(algs, k.algs...)
+	}
+	now := v.Now()
+	parser := jwt.NewParser(
+		jwt.WithValidMethods(algs), // never "none"
+		jwt.WithIssuer(v.Issuer),
+		jwt.WithAudience(v.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(min(v.Leeway, MaxLeeway)),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	)
+	var c tokenClaims
+	_, err = parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		alg := t.Method.Alg()
+		kid, _ := t.Header["kid"].(string)
+		var set jwt.VerificationKeySet
+		for _, k := range keys {
+			if (kid == "" || k.kid == "" || k.kid == kid) && slices.Contains(k.algs, alg) {
+				set.Keys = append(set.Keys, k.key)
+			}
+		}
+		if len(set.Keys) == 0 {
+			return nil, fmt.Errorf("no key accepts %s", alg)
+		}
+		return set, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrBadToken, tokenErrorText(err))
+	}
+	if c.ID == "" {
+		return nil, fmt.Errorf("%w: jti is required", ErrBadToken)
+	}
+	if c.IssuedAt == nil {
+		return nil, fmt.Errorf("%w: iat is required", ErrBadToken)
+	}
+	if d := now.Sub(c.IssuedAt.Time); d > MaxSkew || d < -MaxSkew {
+		return nil, ErrClockSkew
+	}
+	// Authenticated: now bound what it carries.
+	parts := strings.Split(token, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload encoding", ErrMalformed)
+	}
+	if err := CheckBounds(payload); err != nil {
+		return nil, err
+	}
+	if c.EventID != "" && c.EventID != c.ID {
+		return nil, &FieldError{"id", "differs from jti"}
+	}
+	w := wireEvent{ID: c.ID, Time: c.Time, UserID: c.UserID, Email: c.Email, Issuer: c.IdPIssuer}
+	if c.Claims != nil {
+		w.Claims, _ = json.Marshal(c.Claims)
+	}
+	return w.event()
+}
+
+// tokenErrorText names what failed without echoing the token.
+func tokenErrorText(err error) string {
+	for _, e := range []struct {
+		target error
+		text   string
+	}{
+		{jwt.ErrTokenMalformed, "malformed token"},
+		{jwt.ErrTokenUnverifiable, "no key can verify the token (algorithm or key id not accepted)"},
+		{jwt.ErrTokenSignatureInvalid, "signature invalid"},
+		{jwt.ErrTokenExpired, "token expired"},
+		{jwt.ErrTokenNotValidYet, "token not valid yet"},
+		{jwt.ErrTokenUsedBeforeIssued, "token used before issued"},
+		{jwt.ErrTokenInvalidIssuer, "wrong iss"},
+		{jwt.ErrTokenInvalidAudience, "wrong aud"},
+		{jwt.ErrTokenRequiredClaimMissing, "a required claim (exp, iat) is missing"},
+		{jwt.ErrTokenInvalidClaims, "invalid claims"},
+	} {
+		if errors.Is(err, e.target) {
+			return e.text
+		}
+	}
+	return "invalid token"
+}

@@ -1,0 +1,655 @@
+package login
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/controllers"
+	"github.com/rolesync/rolesync/internal/claimpath"
+	"github.com/rolesync/rolesync/internal/rolemap"
+)
+
+// FieldManager owns the fields the login server writes.
+const FieldManager = "rolesync-login"
+
+// Machine-readable reasons of error responses.
+const (
+	ReasonMalformed        = "MalformedEvent"
+	ReasonInvalidField     = "InvalidField"
+	ReasonBadSignature     = "InvalidSignature"
+	ReasonBadToken         = "InvalidToken"
+	ReasonClockSkew        = "ClockSkew"
+	ReasonNotFound         = "NotFound"
+	ReasonNoNamespace      = "NamespaceNotFound"
+	ReasonMethod           = "MethodNotAllowed"
+	ReasonReplay           = "Replay"
+	ReasonTooLarge         = "TooLarge"
+	ReasonMediaType        = "UnsupportedMediaType"
+	ReasonRateLimited      = "RateLimited"
+	ReasonUnavailable      = "Unavailable"
+	ReasonUserBeingDeleted = "UserBeingDeleted"
+	ReasonInternal         = "InternalError"
+)
+
+var (
+	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rolesync_login_events_total",
+		Help: "Login events by result: ok, stale, denied, or the reason of the error response.",
+	}, []string{"result"})
+	eventDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "rolesync_login_event_duration_seconds",
+		Help:    "Time to answer a login event, end to end.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(eventsTotal, eventDuration)
+}
+
+// Options configure the login server; cmd/manager binds them to flags.
+type Options struct {
+	BindAddress    string
+	CertDir        string
+	Insecure       bool
+	HMACSecretFile string
+	JWTKeysFile    string
+	JWTIssuer      string
+	JWTAudience    string
+	JWTLeeway      time.Duration
+	KeepClaims     []string
+	RateLimit      float64 // events per second per client; 0 = unlimited
+	RateBurst      int
+}
+
+// +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// Server answers login events. It runs on every replica (not only the
+// leader).
+type Server struct {
+	opts      Options
+	client    client.Client // the manager's client: cached reads, writes
+	apiReader client.Reader // live reads, after a write conflict
+	registry  *rolemap.Registry
+	recorder  events.EventRecorder
+	log       logr.Logger
+	now       func() time.Time
+
+	secrets    *fileSource[[][]byte]
+	jwt        *JWTVerifier
+	keepClaims []claimpath.Path
+	replay     *replayCache
+	limiter    *clientLimiter
+	locks      [64]sync.Mutex
+	addr       chan string
+}
+
+// NewServer checks the options and loads the secrets and keys.
+func NewServer(o Options, c client.Client, apiReader client.Reader, registry *rolemap.Registry, recorder events.EventRecorder, log logr.Logger) (*Server, error) {
+	s := &Server{opts: o, client: c, apiReader: apiReader, registry: registry, recorder: recorder, log: log,
+		now: time.Now, replay: newReplayCache(), limiter: newClientLimiter(o.RateLimit, o.RateBurst), addr: make(chan string, 1)}
+	if o.HMACSecretFile == "" && o.JWTKeysFile == "" {
+		return nil, errors.New("login server: set --login-hmac-secret-file or --login-jwt-keys-file: every event must be authenticated")
+	}
+	if !o.Insecure && o.CertDir == "" {
+		return nil, errors.New("login server: set --login-cert-dir (tls.crt, tls.key), or --login-insecure for local use")
+	}
+	if o.HMACSecretFile != "" {
+		src, err := newFileSource(o.HMACSecretFile, parseSecrets)
+		if err != nil {
+			return nil, fmt.Errorf("login server: HMAC secrets: %w", err)
+		}
+		s.secrets = src
+	}
+	if o.JWTKeysFile != "" {
+		if o.JWTIssuer == "" || o.JWTAudience == "" {
+			return nil, errors.New("login server: --login-jwt-issuer and --login-jwt-audience are required with --login-jwt-keys-file")
+		}
+		if o.JWTLeeway < 0 || o.JWTLeeway > MaxLeeway {
+			return nil, fmt.Errorf("login server: --login-jwt-leeway must be between 0 and %s", MaxLeeway)
+		}
+		keys, err := newFileSource(o.JWTKeysFile, ParseKeys)
+		if err != nil {
+			return nil, fmt.Errorf("login server: JWT keys: %w", err)
+		}
+		s.jwt = &JWTVerifier{Issuer: o.JWTIssuer, Audience: o.JWTAudience, Leeway: o.JWTLeeway, Now: func() time.Time { return s.now() },
+			Keys: func() ([]verificationKey, error) { return keys.get(s.now(), false) }}
+	}
+	for _, k := range o.KeepClaims {
+		p, err := claimpath.Parse(k)
+		if err != nil {
+			return nil, fmt.Errorf("login server: --login-keep-claims %q: %w", k, err)
+		}
+		s.keepClaims = append(s.keepClaims, p)
+	}
+	return s, nil
+}
+
+// NeedLeaderElection is false: every replica answers logins.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Addr returns the address the server listens on, once it does.
+func (s *Server) Addr(ctx context.Context) (string, error) {
+	select {
+	case a := <-s.addr:
+		s.addr <- a
+		return a, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Start serves until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	ln, err := net.Listen("tcp", s.opts.BindAddress)
+	if err != nil {
+		return fmt.Errorf("login server: listen on %s: %w", s.opts.BindAddress, err)
+	}
+	if s.opts.Insecure {
+		s.log.Info("WARNING: the login server serves plain HTTP (--login-insecure); use it only on localhost", "address", ln.Addr().String())
+	} else {
+		w, err := certwatcher.New(filepath.Join(s.opts.CertDir, "tls.crt"), filepath.Join(s.opts.CertDir, "tls.key"))
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("login server: certificate: %w", err)
+		}
+		go func() {
+			if err := w.Start(ctx); err != nil {
+				s.log.Error(err, "Certificate watcher stopped")
+			}
+		}()
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12})
+		s.log.Info("Serving login events over TLS", "address", ln.Addr().String(), "certDir", s.opts.CertDir)
+	}
+	s.addr <- ln.Addr().String()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	case err := <-errc:
+		return err
+	}
+}
+
+// apiError is an error response.
+type apiError struct {
+	status int
+	reason string
+	msg    string
+}
+
+func fail(status int, reason, msg string) *apiError { return &apiError{status, reason, msg} }
+
+// Response is the answer to an accepted (or stale) event.
+type Response struct {
+	UserID    string                 `json:"userID"`
+	Role      rolesyncv1.Role        `json:"role"`
+	Denied    bool                   `json:"denied"`
+	Stale     bool                   `json:"stale,omitempty"`
+	Source    *rolesyncv1.RoleSource `json:"source,omitempty"`
+	ProxyUser *ObjectRef             `json:"proxyUser,omitempty"`
+}
+
+// ObjectRef names the ProxyUser of the event.
+type ObjectRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+	UserID string `json:"userID,omitempty"`
+	Denied bool   `json:"denied,omitempty"`
+}
+
+// ServeHTTP handles one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	resp, aerr := s.handle(r)
+	result := "ok"
+	switch {
+	case aerr != nil:
+		result = aerr.reason
+		body := errorBody{Error: aerr.msg, Reason: aerr.reason}
+		if aerr.status == http.StatusForbidden && resp != nil {
+			body.UserID, body.Denied = resp.UserID, true
+			result = "denied"
+		}
+		if aerr.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		if aerr.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", http.MethodPost)
+		}
+		writeJSON(w, aerr.status, body)
+	case resp.Stale:
+		result = "stale"
+		writeJSON(w, http.StatusOK, resp)
+	default:
+		writeJSON(w, http.StatusOK, resp)
+	}
+	eventsTotal.WithLabelValues(result).Inc()
+	eventDuration.Observe(s.now().Sub(start).Seconds())
+	if aerr != nil && aerr.status >= 500 {
+		s.log.Info("Refused login event", "status", aerr.status, "reason", aerr.reason, "error", aerr.msg)
+	} else {
+		s.log.V(1).Info("Answered login event", "result", result)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// handle runs the steps: route, authenticate, bound, replay, evaluate,
+// record. A 403 returns both a response (who was denied) and an error.
+func (s *Server) handle(r *http.Request) (*Response, *apiError) {
+	now := s.now()
+	if !s.limiter.allow(r.RemoteAddr, now) {
+		return nil, fail(http.StatusTooManyRequests, ReasonRateLimited, "too many login events from this client")
+	}
+	namespace, ok := route(r.URL.EscapedPath())
+	if !ok {
+		return nil, fail(http.StatusNotFound, ReasonNotFound, "no such endpoint; POST /v1/namespaces/{namespace}/login-events")
+	}
+	if r.Method != http.MethodPost {
+		return nil, fail(http.StatusMethodNotAllowed, ReasonMethod, "only POST is allowed")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && mt != "application/jwt") ||
+		(mt == "application/json" && s.secrets == nil) || (mt == "application/jwt" && s.jwt == nil) {
+		return nil, fail(http.StatusUnsupportedMediaType, ReasonMediaType, s.mediaTypes())
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fail(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes))
+		}
+		return nil, fail(http.StatusBadRequest, ReasonMalformed, "the body could not be read")
+	}
+
+	ev, aerr := s.authenticate(mt, r.Header.Get(SignatureHeader), body, now)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if ev.Time.After(now.Add(MaxSkew)) {
+		return nil, fail(http.StatusBadRequest, ReasonInvalidField, "time: more than 5 minutes in the future")
+	}
+	switch s.replay.reserve(ev.ID, now) {
+	case replayed:
+		return nil, fail(http.StatusConflict, ReasonReplay, "this event id was already received in the last 10 minutes")
+	case cacheFull:
+		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "too many recent events to check for replays")
+	}
+	resp, aerr := s.process(r.Context(), namespace, ev)
+	if aerr != nil && aerr.status >= 500 {
+		s.replay.release(ev.ID) // nothing was done: the client may retry the same event
+	}
+	return resp, aerr
+}
+
+func (s *Server) mediaTypes() string {
+	var ts []string
+	if s.secrets != nil {
+		ts = append(ts, "application/json with "+SignatureHeader)
+	}
+	if s.jwt != nil {
+		ts = append(ts, "application/jwt")
+	}
+	return "Content-Type must be " + strings.Join(ts, " or ")
+}
+
+// route returns the namespace of /v1/namespaces/{namespace}/login-events.
+func route(path string) (string, bool) {
+	parts := strings.Split(path, "/")
+	if len(parts) != 5 || parts[0] != "" || parts[1] != "v1" || parts[2] != "namespaces" || parts[4] != "login-events" {
+		return "", false
+	}
+	if len(validation.IsDNS1123Label(parts[3])) != 0 {
+		return "", false
+	}
+	return parts[3], true
+}
+
+// authenticate verifies the event's signature or token, then bounds and
+// decodes it.
+func (s *Server) authenticate(mediaType, signature string, body []byte, now time.Time) (*Event, *apiError) {
+	if mediaType == "application/json" {
+		secrets, err := s.secrets.get(now, false)
+		if err != nil {
+			return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the HMAC secrets cannot be read")
+		}
+		if err := VerifySignature(signature, body, secrets, now); err != nil {
+			if errors.Is(err, ErrClockSkew) {
+				return nil, fail(http.StatusUnauthorized, ReasonClockSkew, err.Error())
+			}
+			return nil, fail(http.StatusUnauthorized, ReasonBadSignature, err.Error())
+		}
+		ev, err := DecodeJSON(body)
+		if err != nil {
+			return nil, decodeFailure(err)
+		}
+		return ev, nil
+	}
+	ev, err := s.jwt.Verify(strings.TrimSpace(string(body)))
+	switch {
+	case err == nil:
+		return ev, nil
+	case errors.Is(err, ErrClockSkew):
+		return nil, fail(http.StatusUnauthorized, ReasonClockSkew, "iat is more than 5 minutes from now")
+	case errors.Is(err, ErrBadToken):
+		return nil, fail(http.StatusUnauthorized, ReasonBadToken, err.Error())
+	}
+	return nil, decodeFailure(err)
+}
+
+func decodeFailure(err error) *apiError {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fail(http.StatusBadRequest, ReasonInvalidField, fe.Error())
+	}
+	return fail(http.StatusBadRequest, ReasonMalformed, err.Error())
+}
+
+// process evaluates an authenticated event and records it.
+func (s *Server) process(ctx context.Context, namespace string, ev *Event) (*Response, *apiError) {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(nsGVK)
+	if err := s.client.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fail(http.StatusNotFound, ReasonNoNamespace, "namespace "+namespace+" does not exist")
+		}
+		return nil, unavailable(err)
+	}
+	loaded, err := controllers.MappingsLoaded(ctx, s.client, s.registry, namespace)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if !loaded {
+		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the namespace's RoleMappings are still loading")
+	}
+	engine, _ := s.registry.Engine(namespace)
+	d := engine.Evaluate(ev.Claims, ev.Issuer)
+
+	lock := &s.locks[lockIndex(ev.Issuer, ev.UserID)]
+	lock.Lock()
+	defer lock.Unlock()
+
+	var existing *rolesyncv1.ProxyUser
+	live := false
+	for attempt := 0; ; attempt++ {
+		existing, err = s.findUser(ctx, namespace, ev, live)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		resp, aerr, retry := s.record(ctx, namespace, ev, &d, engine, existing)
+		if !retry {
+			return resp, aerr
+		}
+		if attempt == 4 {
+			return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the ProxyUser kept changing; retry")
+		}
+		live = true // the cache was behind: read the apiserver
+	}
+}
+
+var nsGVK = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+
+func lockIndex(issuer, userID string) int {
+	h := uint32(2166136261)
+	for _, b := range []byte(issuer + "\x00" + userID) {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	return int(h % 64)
+}
+
+// findUser finds the ProxyUser of the event's identity, whatever its name:
+// from the cache's identity index, or (live) from the apiserver.
+func (s *Server) findUser(ctx context.Context, namespace string, ev *Event, live bool) (*rolesyncv1.ProxyUser, error) {
+	key := (&rolesyncv1.ProxyUser{Spec: rolesyncv1.ProxyUserSpec{Issuer: ev.Issuer, UserID: ev.UserID}}).IdentityKey()
+	var list rolesyncv1.ProxyUserList
+	if err := s.client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IdentityIndex: key}); err != nil {
+		return nil, err
+	}
+	var found *rolesyncv1.ProxyUser
+	for i := range list.Items {
+		if found == nil || older(&list.Items[i], found) {
+			found = &list.Items[i]
+		}
+	}
+	if !live {
+		return found, nil
+	}
+	name := ProxyUserName(ev.Issuer, ev.UserID)
+	if found != nil {
+		name = found.Name
+	}
+	pu := &rolesyncv1.ProxyUser{}
+	if err := s.apiReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, pu); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return pu, nil
+}
+
+func older(a, b *rolesyncv1.ProxyUser) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// record answers the event for the user found (or none), writing the
+// ProxyUser. retry means a write conflicted: read again and redo.
+func (s *Server) record(ctx context.Context, namespace string, ev *Event, d *rolemap.Decision, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser) (*Response, *apiError, bool) {
+	resp := &Response{UserID: ev.UserID}
+	if existing != nil {
+		resp.ProxyUser = &ObjectRef{Namespace: namespace, Name: existing.Name}
+		if !existing.DeletionTimestamp.IsZero() {
+			return nil, fail(http.StatusConflict, ReasonUserBeingDeleted, "the ProxyUser of this user is being deleted; retry later"), false
+		}
+		if last := existing.Spec.LastLoginTime; last != nil && ev.Time.Truncate(time.Microsecond).Before(last.Time) {
+			resp.Stale = true // an older login than the one recorded: change nothing
+			resp.Role, resp.Source = existing.Status.Role, existing.Status.Source
+			resp.Denied = existing.Status.Role == "" && existing.Spec.RoleOverride == nil
+			return resp, nil, false
+		}
+	}
+
+	keepStored := existing != nil && d.SyncPolicy == rolesyncv1.SyncPolicyFirstLoginOnly
+	decision := *d
+	if keepStored { // the role stays what the stored claims give
+		var stored map[string]any
+		if existing.Spec.Claims != nil {
+			_ = json.Unmarshal(existing.Spec.Claims.Raw, &stored)
+		}
+		decision = engine.Evaluate(stored, ev.Issuer)
+	}
+	override := existing != nil && existing.Spec.RoleOverride != nil && *existing.Spec.RoleOverride != ""
+	switch {
+	case override:
+		resp.Role = *existing.Spec.RoleOverride
+		resp.Source = &rolesyncv1.RoleSource{Type: rolesyncv1.SourceOverride, Description: "override"}
+	case decision.Denied:
+		resp.Denied = true
+		reason := rolesyncv1.ReasonNoMatch
+		if decision.Reason == rolemap.ReasonNoRoleMapping {
+			reason = rolesyncv1.ReasonNoRoleMapping
+		}
+		msg := strings.ReplaceAll(decision.Message(), namespace+"/", "")
+		if existing != nil {
+			if err := s.markDenied(ctx, existing, reason, msg, ev.Time); err != nil {
+				return nil, unavailable(err), false
+			}
+		}
+		return resp, fail(http.StatusForbidden, reason, "login denied: "+msg), false
+	default:
+		resp.Role = decision.Role
+		src := decision.Source
+		src.RoleMapping = strings.TrimPrefix(src.RoleMapping, namespace+"/")
+		resp.Source = &rolesyncv1.RoleSource{Type: src.Type, RoleMapping: src.RoleMapping, Claim: src.Claim, Value: src.Value, Description: src.Describe()}
+		if src.Rule >= 0 {
+			rule := int32(src.Rule)
+			resp.Source.Rule = &rule
+		}
+	}
+
+	var claims map[string]any
+	if !keepStored {
+		claims = s.reduce(ev.Claims, engine)
+	}
+	name, err := s.write(ctx, namespace, ev, existing, claims, keepStored)
+	switch {
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		return nil, nil, true
+	case apierrors.IsInvalid(err):
+		return nil, fail(http.StatusBadRequest, ReasonInvalidField, "the ProxyUser was refused: "+err.Error()), false
+	case err != nil:
+		return nil, unavailable(err), false
+	}
+	resp.ProxyUser = &ObjectRef{Namespace: namespace, Name: name}
+	return resp, nil, false
+}
+
+// reduce keeps the claims the namespace's mappings read plus
+// --login-keep-claims; a mapping with CEL expressions may read any claim,
+// so then all are kept.
+func (s *Server) reduce(claims map[string]any, engine *rolemap.Engine) map[string]any {
+	paths := append([]claimpath.Path(nil), s.keepClaims...)
+	for _, m := range engine.Mappings() {
+		if m.HasExpressions() {
+			return claims
+		}
+		for _, p := range m.ClaimPaths() {
+			if cp, err := claimpath.Parse(p); err == nil {
+				paths = append(paths, cp)
+			}
+		}
+	}
+	return ReduceClaims(claims, paths)
+}
+
+// write creates the ProxyUser (Create fails if another writer was first)
+// or server-side applies the event's fields with the existing object's
+// resourceVersion as a precondition (fails if it changed since read).
+func (s *Server) write(ctx context.Context, namespace string, ev *Event, existing *rolesyncv1.ProxyUser, claims map[string]any, keepClaims bool) (string, error) {
+	lastLogin := metav1.NewMicroTime(ev.Time.UTC().Truncate(time.Microsecond))
+	if existing == nil {
+		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: ProxyUserName(ev.Issuer, ev.UserID),
+			Finalizers: []string{controllers.ProxyUserFinalizer}}} // saves the controller a write
+		pu.Spec = rolesyncv1.ProxyUserSpec{UserID: ev.UserID, Email: ev.Email, Issuer: ev.Issuer, LastLoginTime: &lastLogin}
+		raw, err := json.Marshal(claims)
+		if err != nil {
+			return "", err
+		}
+		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: raw}
+		return pu.Name, s.client.Create(ctx, pu, client.FieldOwner(FieldManager))
+	}
+	spec := map[string]any{"userID": ev.UserID, "issuer": ev.Issuer, "lastLoginTime": lastLogin.Format(metav1.RFC3339Micro)}
+	if ev.Email != "" {
+		spec["email"] = ev.Email
+	}
+	if !keepClaims {
+		spec["claims"] = claims
+	} else if existing.Spec.Claims != nil {
+		var stored any
+		_ = json.Unmarshal(existing.Spec.Claims.Raw, &stored)
+		spec["claims"] = stored // keep owning what is there
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": rolesyncv1.GroupVersion.String(),
+		"kind":       "ProxyUser",
+		"metadata":   map[string]any{"name": existing.Name, "namespace": namespace, "resourceVersion": existing.ResourceVersion},
+		"spec":       spec,
+	}}
+	return existing.Name, s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+}
+
+// markDenied records a denied login on an existing ProxyUser: the Denied
+// condition and an Event. Its spec (and so its role) is unchanged.
+func (s *Server) markDenied(ctx context.Context, pu *rolesyncv1.ProxyUser, reason, msg string, at time.Time) error {
+	base := pu.DeepCopy()
+	cond := metav1.Condition{Type: rolesyncv1.ConditionDenied, Status: metav1.ConditionTrue, Reason: reason,
+		Message: "login at " + at.UTC().Format(time.RFC3339) + " denied: " + msg, ObservedGeneration: pu.Generation}
+	setCondition(&pu.Status.Conditions, cond)
+	if err := s.client.Status().Patch(ctx, pu, client.MergeFrom(base)); err != nil {
+		return err
+	}
+	if s.recorder != nil {
+		s.recorder.Eventf(pu, nil, "Warning", reason, "Login", "Login denied: %s", msg)
+	}
+	return nil
+}
+
+func setCondition(conds *[]metav1.Condition, c metav1.Condition) {
+	c.LastTransitionTime = metav1.Now()
+	for i := range *conds {
+		if (*conds)[i].Type == c.Type {
+			if (*conds)[i].Status == c.Status {
+				c.LastTransitionTime = (*conds)[i].LastTransitionTime
+			}
+			(*conds)[i] = c
+			return
+		}
+	}
+	*conds = append(*conds, c)
+}
+
+// unavailable maps an apiserver failure to 503 (with Retry-After).
+func unavailable(err error) *apiError {
+	var st apierrors.APIStatus
+	if errors.As(err, &st) && !apierrors.IsServiceUnavailable(err) && !apierrors.IsTimeout(err) &&
+		!apierrors.IsServerTimeout(err) && !apierrors.IsTooManyRequests(err) && !apierrors.IsInternalError(err) {
+		return fail(http.StatusInternalServerError, ReasonInternal, "the apiserver refused the request: "+strconv.Quote(string(apierrors.ReasonForError(err))))
+	}
+	return fail(http.StatusServiceUnavailable, ReasonUnavailable, "the Kubernetes API is unavailable; retry")
+}

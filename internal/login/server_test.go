@@ -1,0 +1,313 @@
+package login
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	eventsv1 "k8s.io/api/events/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/controllers"
+)
+
+func getUser(t *testing.T, ns, name string) *rolesyncv1.ProxyUser {
+	t.Helper()
+	pu := &rolesyncv1.ProxyUser{}
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, pu); err != nil {
+		t.Fatal(err)
+	}
+	return pu
+}
+
+func storedClaims(t *testing.T, pu *rolesyncv1.ProxyUser) map[string]any {
+	t.Helper()
+	var c map[string]any
+	if pu.Spec.Claims != nil {
+		if err := json.Unmarshal(pu.Spec.Claims.Raw, &c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func TestSignedJSONEventCreatesTheUserAndAnswersTheRole(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	at := time.Now().Add(-time.Second).Truncate(time.Second)
+	r := postEvent(t, ns, event("ev-1", "alice", at, map[string]any{"groups": []any{"platform", "admins-eu"}, "name": "Alice", "secret_stuff": "x", "email_verified": true}))
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	want := ProxyUserName(idpIssuer, "alice")
+	if r.resp.UserID != "alice" || r.resp.Role != rolesyncv1.RoleProxyAdmin || r.resp.Denied || r.resp.Stale ||
+		r.resp.ProxyUser == nil || *r.resp.ProxyUser != (ObjectRef{Namespace: ns, Name: want}) {
+		t.Fatalf("response %s", r.body)
+	}
+	if r.resp.Source == nil || r.resp.Source.Description != "strict#1 groups=admins-eu" {
+		t.Fatalf("source %+v", r.resp.Source)
+	}
+	pu := getUser(t, ns, want)
+	if pu.Spec.UserID != "alice" || pu.Spec.Email != "alice@example.com" || pu.Spec.Issuer != idpIssuer ||
+		pu.Spec.LastLoginTime == nil || !pu.Spec.LastLoginTime.Time.Equal(at) {
+		t.Fatalf("spec %+v", pu.Spec)
+	}
+	claims := storedClaims(t, pu)
+	if len(claims) != 2 || claims["name"] != "Alice" || claims["groups"] == nil {
+		t.Fatalf("stored claims %v: want only the mapped groups and the kept name", claims)
+	}
+	if !controllerutil.ContainsFinalizer(pu, controllers.ProxyUserFinalizer) {
+		t.Fatal("created without the finalizer")
+	}
+	managed := false
+	for _, mf := range pu.ManagedFields {
+		managed = managed || mf.Manager == FieldManager
+	}
+	if !managed {
+		t.Fatalf("no fields owned by %s", FieldManager)
+	}
+	// The controller agrees with the answer.
+	waitUntil(t, 30*time.Second, func() error {
+		pu = getUser(t, ns, want)
+		if pu.Status.Role != rolesyncv1.RoleProxyAdmin {
+			return fmt.Errorf("status role %q", pu.Status.Role)
+		}
+		return nil
+	})
+}
+
+func TestJWTEventsWithEachKeyKind(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	claims := map[string]any{"groups": []any{"platform"}}
+	for i, c := range []struct {
+		name   string
+		method jwt.SigningMethod
+		key    any
+		kid    string
+	}{
+		{"RS256", jwt.SigningMethodRS256, rsaKey, "rsa"},
+		{"PS256 without kid", jwt.SigningMethodPS256, rsaKey, ""},
+		{"ES256", jwt.SigningMethodES256, ecKey, "ec"},
+		{"HS256 oct key", jwt.SigningMethodHS256, hsKey, "hs"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			user := fmt.Sprintf("jwt-user-%d", i)
+			r := postToken(t, ns, token(t, event(fmt.Sprintf("jwt-%d", i), user, time.Now(), claims), c.method, c.key, c.kid, nil))
+			if r.status != http.StatusOK || r.resp.Role != rolesyncv1.RoleInternalUser {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			getUser(t, ns, r.resp.ProxyUser.Name)
+		})
+	}
+}
+
+func TestEventForAPreCreatedUserUpdatesItAndKeepsTheOverride(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	pre := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "break-glass"}}
+	pre.Spec.UserID, pre.Spec.Issuer = "bob", idpIssuer
+	override := rolesyncv1.RoleProxyAdmin
+	pre.Spec.RoleOverride = &override
+	if err := k8sClient.Create(context.Background(), pre); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, func() error { // the cache has it
+		if _, err := srv.findUser(context.Background(), ns, &Event{UserID: "bob", Issuer: idpIssuer}, false); err != nil {
+			return err
+		}
+		return nil
+	})
+	// Even a login no mapping admits: the admin's pin wins.
+	r := postEvent(t, ns, event("bob-1", "bob", time.Now(), map[string]any{"groups": []any{"sales"}}))
+	if r.status != http.StatusOK || r.resp.Role != rolesyncv1.RoleProxyAdmin || r.resp.Source.Type != rolesyncv1.SourceOverride || r.resp.ProxyUser.Name != "break-glass" {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	got := getUser(t, ns, "break-glass")
+	if got.Spec.LastLoginTime == nil || got.Spec.RoleOverride == nil || *got.Spec.RoleOverride != override || got.Spec.Email != "bob@example.com" {
+		t.Fatalf("spec %+v", got.Spec)
+	}
+	if n := len(snapshot(t, ns)); n != 1 {
+		t.Fatalf("%d ProxyUsers, want the pre-created one only", n)
+	}
+}
+
+func TestStaleEventChangesNothing(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	now := time.Now().Truncate(time.Second)
+	r := postEvent(t, ns, event("new", "carol", now, map[string]any{"groups": []any{"platform"}}))
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	before := getUser(t, ns, r.resp.ProxyUser.Name)
+	old := postEvent(t, ns, event("old", "carol", now.Add(-time.Minute), map[string]any{"groups": []any{"admins-x"}}))
+	if old.status != http.StatusOK || !old.resp.Stale || !strings.Contains(string(old.body), `"stale":true`) {
+		t.Fatalf("%d %s", old.status, old.body)
+	}
+	after := getUser(t, ns, r.resp.ProxyUser.Name)
+	if after.Generation != before.Generation || !after.Spec.LastLoginTime.Equal(before.Spec.LastLoginTime) {
+		t.Fatalf("a stale event changed the user: generation %d -> %d", before.Generation, after.Generation)
+	}
+}
+
+func TestDeniedLoginWritesNothingButTheDeniedCondition(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	r := postEvent(t, ns, event("d-1", "dave", time.Now(), map[string]any{"groups": []any{"sales"}}))
+	if r.status != http.StatusForbidden || r.err.Reason != rolesyncv1.ReasonNoMatch || !r.err.Denied || r.err.UserID != "dave" {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if n := len(snapshot(t, ns)); n != 0 {
+		t.Fatalf("a denied login created %d ProxyUsers", n)
+	}
+	// An existing user whose new login is denied: spec unchanged, Denied
+	// condition and an Event.
+	ok := postEvent(t, ns, event("d-2", "dave", time.Now(), map[string]any{"groups": []any{"platform"}}))
+	if ok.status != http.StatusOK {
+		t.Fatalf("%d %s", ok.status, ok.body)
+	}
+	name := ok.resp.ProxyUser.Name
+	waitUntil(t, 30*time.Second, func() error {
+		if getUser(t, ns, name).Status.Role != rolesyncv1.RoleInternalUser {
+			return fmt.Errorf("not resolved yet")
+		}
+		return nil
+	})
+	before := getUser(t, ns, name)
+	r = postEvent(t, ns, event("d-3", "dave", time.Now(), map[string]any{"groups": []any{"sales"}}))
+	if r.status != http.StatusForbidden {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	after := getUser(t, ns, name)
+	if after.Generation != before.Generation {
+		t.Fatal("a denied login changed the spec")
+	}
+	c := apimeta.FindStatusCondition(after.Status.Conditions, rolesyncv1.ConditionDenied)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != rolesyncv1.ReasonNoMatch {
+		t.Fatalf("Denied condition %+v", c)
+	}
+	waitUntil(t, 30*time.Second, func() error {
+		var list eventsv1.EventList
+		if err := k8sClient.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == name && e.Reason == rolesyncv1.ReasonNoMatch && strings.Contains(e.Note, "Login denied") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no login-denied Event")
+	})
+}
+
+func TestFirstLoginOnlyKeepsTheStoredClaims(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping+"  syncPolicy: FirstLoginOnly\n")
+	first := postEvent(t, ns, event("f-1", "erin", time.Now().Add(-time.Second), map[string]any{"groups": []any{"platform"}}))
+	if first.status != http.StatusOK {
+		t.Fatalf("%d %s", first.status, first.body)
+	}
+	waitUntil(t, 30*time.Second, func() error { // the cache has the user
+		u, err := srv.findUser(context.Background(), ns, &Event{UserID: "erin", Issuer: idpIssuer}, false)
+		if err == nil && u == nil {
+			err = fmt.Errorf("not cached yet")
+		}
+		return err
+	})
+	second := postEvent(t, ns, event("f-2", "erin", time.Now(), map[string]any{"groups": []any{"admins-all"}}))
+	if second.status != http.StatusOK || second.resp.Role != rolesyncv1.RoleInternalUser {
+		t.Fatalf("second login: %d %s", second.status, second.body)
+	}
+	pu := getUser(t, ns, first.resp.ProxyUser.Name)
+	if g := storedClaims(t, pu)["groups"].([]any); len(g) != 1 || g[0] != "platform" {
+		t.Fatalf("claims replaced: %v", g)
+	}
+}
+
+func TestConcurrentEventsLeaveTheNewest(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	const n = 100
+	order := rand.Perm(n)
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i, k := range order {
+		wg.Go(func() {
+			ev := event(fmt.Sprintf("c-%d", k), "frank", base.Add(time.Duration(k)*100*time.Millisecond),
+				map[string]any{"groups": []any{"platform", fmt.Sprintf("login-%03d", k)}})
+			body, _ := json.Marshal(ev)
+			statuses[i] = postSigned(t, ns, body, secrets[0], time.Time{}).status
+		})
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != http.StatusOK {
+			t.Fatalf("event %d: status %d", order[i], s)
+		}
+	}
+	users := snapshot(t, ns)
+	if len(users) != 1 {
+		t.Fatalf("%d ProxyUsers for one person", len(users))
+	}
+	pu := getUser(t, ns, ProxyUserName(idpIssuer, "frank"))
+	newest := base.Add((n - 1) * 100 * time.Millisecond)
+	if !pu.Spec.LastLoginTime.Time.Equal(newest) {
+		t.Fatalf("lastLoginTime %s, want the newest %s", pu.Spec.LastLoginTime.Time, newest)
+	}
+	g := storedClaims(t, pu)["groups"].([]any)
+	_ = g // groups is the mapped path: the newest event's list is stored whole
+	if len(g) != 2 || g[1] != fmt.Sprintf("login-%03d", n-1) {
+		t.Fatalf("claims %v are not the newest event's", g)
+	}
+}
+
+func TestRotatedSecretFile(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	newSecret := "rotated-in-secret-0123456789abcdef0123456"
+	secretsUsed.Store(newSecret, true)
+	body := func(id string) []byte {
+		b, _ := json.Marshal(event(id, "gina", time.Now(), map[string]any{"groups": []any{"platform"}}))
+		return b
+	}
+	if r := postSigned(t, ns, body("r-1"), newSecret, time.Time{}); r.status != http.StatusUnauthorized {
+		t.Fatalf("an unknown secret was accepted: %d", r.status)
+	}
+	orig, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(secretFile, orig, 0o600) })
+	if err := os.WriteFile(secretFile, []byte(newSecret+"\n"+secrets[0]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(2 * time.Second)
+	_ = os.Chtimes(secretFile, future, future)
+	waitUntil(t, 10*time.Second, func() error {
+		if r := postSigned(t, ns, body(fmt.Sprintf("r-%d", time.Now().UnixNano())), newSecret, time.Time{}); r.status != http.StatusOK {
+			return fmt.Errorf("new secret: %d %s", r.status, r.body)
+		}
+		return nil
+	})
+	if r := postSigned(t, ns, body("r-old"), secrets[1], time.Time{}); r.status != http.StatusUnauthorized {
+		t.Fatalf("a secret removed from the file is still accepted: %d", r.status)
+	}
+}
+
+var _ = apiextensionsv1.JSON{}

@@ -1,0 +1,372 @@
+package login
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/controllers"
+	"github.com/rolesync/rolesync/internal/rolemap"
+)
+
+// The suite runs the login server as the manager does, on a real
+// kube-apiserver and etcd (envtest), with the controllers of
+// controllers.Setup (no database) so users also get their status.
+var (
+	cfg       *rest.Config
+	k8sClient client.Client
+	scheme    = runtime.NewScheme()
+	baseURL   string
+	srv       *Server
+	logs      = &lockedBuffer{}
+
+	secretFile string
+	secrets    = []string{"current-secret-0123456789abcdef0123456789", "previous-secret-0123456789abcdef012345678"}
+	rsaKey     *rsa.PrivateKey
+	ecKey      *ecdsa.PrivateKey
+	hsKey      = []byte("jwks-oct-hmac-key-0123456789abcdef0123456789")
+
+	// secretsUsed collects every secret, token and signature a test sent:
+	// none may appear in the logs.
+	secretsUsed sync.Map
+)
+
+const (
+	idpIssuer   = "https://idp.example.com/realms/ai"
+	jwtIssuer   = "https://proxy.example.com"
+	jwtAudience = "rolesync"
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(rolesyncv1.AddToScheme(scheme))
+}
+
+func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+
+func runSuite(m *testing.M) int {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "login: KUBEBUILDER_ASSETS is not set: run the tests with `make test`")
+		return 1
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(logs, verboseOut())), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel)))
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	var err error
+	if cfg, err = env.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "login: start envtest: %v\n", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	cfg.QPS, cfg.Burst = 1000, 2000
+	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintf(os.Stderr, "login: %v\n", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "rolesync-login-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	if err := writeKeys(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "login: keys: %v\n", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := startManager(ctx, dir); err != nil {
+		fmt.Fprintf(os.Stderr, "login: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func verboseOut() io.Writer {
+	if os.Getenv("ROLESYNC_TEST_VERBOSE") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
+func writeKeys(dir string) error {
+	var err error
+	if rsaKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		return err
+	}
+	if ecKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return err
+	}
+	secretFile = filepath.Join(dir, "secrets")
+	if err := os.WriteFile(secretFile, []byte("# current, then the one being rotated out\n"+strings.Join(secrets, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	for _, s := range secrets {
+		secretsUsed.Store(s, true)
+	}
+	secretsUsed.Store(string(hsKey), true)
+	b64u := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+	jwks := map[string]any{"keys": []map[string]any{
+		{"kty": "RSA", "kid": "rsa", "use": "sig", "n": b64u(rsaKey.N.Bytes()), "e": b64u(big.NewInt(int64(rsaKey.E)).Bytes())},
+		{"kty": "EC", "kid": "ec", "crv": "P-256", "x": b64u(ecKey.X.FillBytes(make([]byte, 32))), "y": b64u(ecKey.Y.FillBytes(make([]byte, 32)))},
+		{"kty": "oct", "kid": "hs", "alg": "HS256", "k": b64u(hsKey)},
+	}}
+	data, _ := json.Marshal(jwks)
+	return os.WriteFile(filepath.Join(dir, "jwks.json"), data, 0o600)
+}
+
+var registry = rolemap.NewRegistry()
+
+func startManager(ctx context.Context, dir string) error {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		return err
+	}
+	if err := controllers.Setup(mgr, controllers.Options{Registry: registry, MaxConcurrentReconciles: 4}); err != nil {
+		return err
+	}
+	srv, err = NewServer(Options{
+		BindAddress: "127.0.0.1:0", Insecure: true,
+		HMACSecretFile: secretFile, JWTKeysFile: filepath.Join(dir, "jwks.json"),
+		JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, JWTLeeway: 30 * time.Second,
+		KeepClaims: []string{"name"}, RateLimit: 0,
+	}, mgr.GetClient(), mgr.GetAPIReader(), registry, mgr.GetEventRecorder("rolesync.dev/login-server"), ctrl.Log.WithName("login"))
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "login: manager stopped: %v\n", err)
+		}
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	addr, err := srv.Addr(wctx)
+	if err != nil {
+		return fmt.Errorf("login server did not start: %w", err)
+	}
+	baseURL = "http://" + addr
+	return nil
+}
+
+// --- helpers ---
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newNamespace(t testing.TB) string {
+	t.Helper()
+	ns := &corev1.Namespace{}
+	ns.GenerateName = "login-"
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+const strictMapping = `metadata: {name: strict}
+spec:
+  claim: groups
+  rules:
+  - {equals: platform, role: internal_user}
+  - {glob: "admins-*", role: proxy_admin}
+  onNoMatch: Deny
+`
+
+// withMapping creates a RoleMapping in ns and waits until the login server
+// would use it.
+func withMapping(t testing.TB, ns, doc string) {
+	t.Helper()
+	rm := &rolesyncv1.RoleMapping{}
+	if err := yaml.UnmarshalStrict([]byte(doc), rm); err != nil {
+		t.Fatal(err)
+	}
+	rm.Namespace = ns
+	if err := k8sClient.Create(context.Background(), rm); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, func() error {
+		if g, ok := registry.Observed(ns, rm.Name); !ok || g != rm.Generation {
+			return fmt.Errorf("mapping %s not loaded", rm.Name)
+		}
+		return nil
+	})
+}
+
+func waitUntil(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// event returns a valid event as a JSON-able map.
+func event(id, user string, at time.Time, claims map[string]any) map[string]any {
+	return map[string]any{"id": id, "time": at.UTC().Format(time.RFC3339Nano), "userID": user, "email": user + "@example.com", "issuer": idpIssuer, "claims": claims}
+}
+
+type reply struct {
+	status int
+	body   []byte
+	resp   Response
+	err    errorBody
+	header http.Header
+}
+
+func send(t testing.TB, method, path, contentType string, body []byte, header map[string]string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, baseURL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	data, _ := io.ReadAll(res.Body)
+	r := reply{status: res.StatusCode, body: data, header: res.Header}
+	if res.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(data, &r.resp); err != nil {
+			t.Fatalf("200 with a body that is not a response: %s", data)
+		}
+	} else if err := json.Unmarshal(data, &r.err); err != nil || r.err.Reason == "" {
+		t.Fatalf("%d with a body that is not a JSON error: %s", res.StatusCode, data)
+	}
+	return r
+}
+
+func eventsPath(ns string) string { return "/v1/namespaces/" + ns + "/login-events" }
+
+// postSigned signs body with secret at t (now when zero) and posts it.
+func postSigned(t testing.TB, ns string, body []byte, secret string, at time.Time) reply {
+	t.Helper()
+	if at.IsZero() {
+		at = time.Now()
+	}
+	sig := Sign([]byte(secret), body, at)
+	recordSignature(sig)
+	return send(t, http.MethodPost, eventsPath(ns), "application/json", body, map[string]string{SignatureHeader: sig})
+}
+
+func postEvent(t testing.TB, ns string, ev map[string]any) reply {
+	t.Helper()
+	body, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postSigned(t, ns, body, secrets[0], time.Time{})
+}
+
+// token signs the event as a JWT with the registered claims filled in.
+func token(t testing.TB, ev map[string]any, method jwt.SigningMethod, key any, kid string, edit func(jwt.MapClaims)) string {
+	t.Helper()
+	now := time.Now()
+	c := jwt.MapClaims{"iss": jwtIssuer, "aud": jwtAudience, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": ev["id"]}
+	for k, v := range ev {
+		if k != "id" {
+			c[k] = v
+		}
+	}
+	if edit != nil {
+		edit(c)
+	}
+	tok := jwt.NewWithClaims(method, c)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretsUsed.Store(s, true)
+	secretsUsed.Store(s[strings.LastIndexByte(s, '.')+1:], true) // the signature alone
+	return s
+}
+
+func postToken(t testing.TB, ns, tok string) reply {
+	t.Helper()
+	return send(t, http.MethodPost, eventsPath(ns), "application/jwt", []byte(tok), nil)
+}
+
+// snapshot returns name -> resourceVersion of every ProxyUser in ns.
+func snapshot(t testing.TB, ns string) map[string]string {
+	t.Helper()
+	var list rolesyncv1.ProxyUserList
+	if err := k8sClient.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, pu := range list.Items {
+		out[pu.Name] = pu.ResourceVersion
+	}
+	return out
+}
+
+// recordSignature remembers a signature header and its hex MAC.
+func recordSignature(sig string) {
+	secretsUsed.Store(sig, true)
+	if i := strings.Index(sig, "v1="); i >= 0 {
+		secretsUsed.Store(sig[i+3:], true)
+	}
+}
