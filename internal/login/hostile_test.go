@@ -2,15 +2,15 @@ package login
 
 import (
 	"crypto/rand"
-	"errors"
-	mrand "math/rand/v2"
-	"strconv"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"maps"
+	mrand "math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"

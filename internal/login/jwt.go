@@ -154,7 +154,9 @@ func parseJWKS(data []byte) ([]verificationKey, error) {
 	return keys, nil
 }
 
-func b64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "=")) }
+func b64(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
 
 func (j jwk) key() (any, error) {
 	switch j.Kty {
