@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${1:-30s}
-for pkg in $(go list ./...); do
+# Packages with an envtest suite (internal/login) start it in TestMain.
+KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(hack/build-control-plane.sh)}
+export KUBEBUILDER_ASSETS
+for pkg in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do
   for target in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
     echo ">> $pkg $target ($fuzztime)"
     go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"

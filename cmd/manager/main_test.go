@@ -392,3 +392,5 @@ func tail(s string, n int) string {
 	}
 	return s[len(s)-n:]
 }
+
+func keyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }

@@ -83,6 +83,9 @@ func CheckBounds(data []byte) error {
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
+			if len(stack) != 0 {
+				return fmt.Errorf("%w: unexpected end of JSON", ErrMalformed)
+			}
 			return nil
 		}
 		if err != nil {

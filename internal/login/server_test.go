@@ -127,10 +127,11 @@ func TestEventForAPreCreatedUserUpdatesItAndKeepsTheOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 30*time.Second, func() error { // the cache has it
-		if _, err := srv.findUser(context.Background(), ns, &Event{UserID: "bob", Issuer: idpIssuer}, false); err != nil {
-			return err
+		u, err := srv.findUser(context.Background(), ns, &Event{UserID: "bob", Issuer: idpIssuer}, false)
+		if err == nil && u == nil {
+			err = fmt.Errorf("not cached yet")
 		}
-		return nil
+		return err
 	})
 	// Even a login no mapping admits: the admin's pin wins.
 	r := postEvent(t, ns, event("bob-1", "bob", time.Now(), map[string]any{"groups": []any{"sales"}}))

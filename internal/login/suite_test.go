@@ -279,7 +279,7 @@ func send(t testing.TB, method, path, contentType string, body []byte, header ma
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +295,9 @@ func send(t testing.TB, method, path, contentType string, body []byte, header ma
 	}
 	return r
 }
+
+// httpClient keeps enough idle connections for 32 concurrent senders.
+var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 
 func eventsPath(ns string) string { return "/v1/namespaces/" + ns + "/login-events" }
 

@@ -1,0 +1,174 @@
+package login
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/rolesync/rolesync/internal/claimpath"
+)
+
+func TestProxyUserNameIsDeterministicAndValid(t *testing.T) {
+	cases := []string{"alice", "Alice@Example.COM", "", "---", strings.Repeat("x", 256), "用户", "a.b_c d", "00000000-0000-0000-0000-000000000001"}
+	seen := map[string]string{}
+	for _, id := range cases {
+		name := ProxyUserName("https://idp", id)
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) != 0 || len(name) > 63 {
+			t.Errorf("%q -> %q: %v", id, name, errs)
+		}
+		if ProxyUserName("https://idp", id) != name {
+			t.Errorf("%q: not deterministic", id)
+		}
+		if other, dup := seen[name]; dup {
+			t.Errorf("%q and %q share %q", id, other, name)
+		}
+		seen[name] = id
+	}
+	if ProxyUserName("https://a", "bob") == ProxyUserName("https://b", "bob") {
+		t.Error("the issuer is not part of the name")
+	}
+	if got := ProxyUserName("https://idp", "Alice@Example.COM"); !strings.HasPrefix(got, "alice-example-com-") {
+		t.Errorf("prefix not readable: %q", got)
+	}
+}
+
+func TestReduceClaims(t *testing.T) {
+	claims := map[string]any{
+		"resource_access": map[string]any{"litellm": map[string]any{"roles": []any{"a"}}, "other": map[string]any{"roles": []any{"b"}}},
+		"groups":          []any{"g1", "g2"},
+		"name":            "N",
+		"secret":          "s",
+	}
+	paths := []claimpath.Path{claimpath.MustParse("resource_access.litellm.roles"), claimpath.MustParse("groups[1]"), claimpath.MustParse("missing.x"), claimpath.MustParse("name")}
+	want := map[string]any{
+		"resource_access": map[string]any{"litellm": map[string]any{"roles": []any{"a"}}},
+		"groups":          []any{"g1", "g2"},
+		"name":            "N",
+	}
+	if got := ReduceClaims(claims, paths); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	if got := ReduceClaims(claims, nil); len(got) != 0 {
+		t.Fatalf("no paths kept %v", got)
+	}
+}
+
+func TestCheckBounds(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, MaxDepth) + `1` + strings.Repeat(`}`, MaxDepth)
+	tooDeep := strings.Repeat(`[`, MaxDepth+1) + strings.Repeat(`]`, MaxDepth+1)
+	manyKeys := `{` + strings.Repeat(`"k":1,`, 3000) + `"k":1}` // keys are not values, but the 1s are
+	okValues := `{"a":[` + strings.Repeat(`1,`, MaxClaimValues-1) + `1]}`
+	cases := []struct {
+		name string
+		doc  string
+		ok   bool
+	}{
+		{"depth at the limit", deep, true},
+		{"too deep", tooDeep, false},
+		{"values at the limit", okValues, true},
+		{"too many values", manyKeys, false},
+		{"long key", `{"` + strings.Repeat("k", MaxStringBytes+1) + `":1}`, false},
+		{"long value", `{"k":"` + strings.Repeat("v", MaxStringBytes+1) + `"}`, false},
+		{"broken", `{"k":`, false},
+	}
+	for _, tc := range cases {
+		if err := CheckBounds([]byte(tc.doc)); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
+
+func TestVerifySignature(t *testing.T) {
+	secret := []byte("s3cret-s3cret-s3cret-s3cret-s3cret")
+	body := []byte(`{"a":1}`)
+	now := time.Unix(1_800_000_000, 0)
+	sig := Sign(secret, body, now)
+	if err := VerifySignature(sig, body, [][]byte{[]byte("other-other-other-other-other-other"), secret}, now.Add(time.Minute)); err != nil {
+		t.Fatalf("valid signature refused: %v", err)
+	}
+	for name, c := range map[string]struct {
+		header string
+		body   []byte
+		now    time.Time
+		want   error
+	}{
+		"tampered":    {sig, []byte(`{"a":2}`), now, ErrBadSignature},
+		"old":         {sig, body, now.Add(6 * time.Minute), ErrClockSkew},
+		"early":       {sig, body, now.Add(-6 * time.Minute), ErrClockSkew},
+		"no v1":       {"t=1800000000", body, now, ErrBadSignature},
+		"two t":       {sig + ",t=1", body, now, ErrBadSignature},
+		"short v1":    {"t=1800000000,v1=abcd", body, now, ErrBadSignature},
+		"empty":       {"", body, now, ErrBadSignature},
+		"not key=val": {"garbage", body, now, ErrBadSignature},
+	} {
+		if err := VerifySignature(c.header, c.body, [][]byte{secret}, c.now); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+}
+
+func TestParseKeysPinsAlgorithms(t *testing.T) {
+	rsaK, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ecK, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	pemOf := func(pub any) string {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	}
+	keys, err := ParseKeys([]byte(pemOf(&rsaK.PublicKey) + pemOf(&ecK.PublicKey)))
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("%v %d", err, len(keys))
+	}
+	if !reflect.DeepEqual(keys[1].algs, []string{"ES384"}) || strings.Contains(strings.Join(keys[0].algs, ","), "HS") {
+		t.Fatalf("algorithms %v / %v", keys[0].algs, keys[1].algs)
+	}
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	priv := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaK)}))
+	for name, doc := range map[string]string{
+		"small RSA":       pemOf(&small.PublicKey),
+		"private key":     priv,
+		"nothing":         "hello",
+		"short oct":       `{"keys":[{"kty":"oct","k":"c2hvcnQ"}]}`,
+		"alg not fitting": `{"keys":[{"kty":"oct","alg":"RS256","k":"` + strings.Repeat("A", 64) + `"}]}`,
+		"unknown kty":     `{"keys":[{"kty":"XYZ"}]}`,
+		"no signing key":  `{"keys":[]}`,
+	} {
+		if _, err := ParseKeys([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzDecodeJSON: the decoder never panics, and whatever it accepts is a
+// valid, bounded event.
+func FuzzDecodeJSON(f *testing.F) {
+	f.Add([]byte(`{"id":"1","time":"2026-11-29T10:00:00Z","userID":"u","issuer":"https://i","claims":{"groups":["a"]}}`))
+	f.Add([]byte(`{"id":"1","time":"2026-11-29T10:00:00Z","userID":"u","email":"a@b.c","issuer":"https://i","claims":{}}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"claims":{"a":{"b":[1,2,{"c":null}]}}}`))
+	f.Add([]byte("{\"userID\":\"\xff\"}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := DecodeJSON(data)
+		if err != nil {
+			return
+		}
+		if err := ev.Validate(); err != nil {
+			t.Fatalf("accepted an invalid event: %v", err)
+		}
+		if ev.Claims == nil {
+			t.Fatal("accepted an event without claims")
+		}
+	})
+}
