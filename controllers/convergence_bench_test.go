@@ -3,8 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/testing/parallel"
 )
 
 // benchConcurrency is the parallelism of the operator and of the raw loops
@@ -59,7 +58,7 @@ func benchConvergence(b *testing.B, n int) {
 	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		b.Fatal(err)
 	}
-	rawStatus := timeParallel(b, n, func(i int) error {
+	rawPatches := func(i int) error {
 		// A patch the size of the operator's: lastSyncTime and the whole
 		// conditions list (a merge patch replaces lists).
 		pu := &list.Items[i]
@@ -67,7 +66,8 @@ func benchConvergence(b *testing.B, n int) {
 		pu.Status.LastSyncTime = &metav1.Time{Time: time.Now()}
 		pu.Status.Conditions[0].Message += " (raw)"
 		return k8sClient.Status().Patch(ctx, pu, patch)
-	})
+	}
+	rawStatus := timeParallel(b, n, rawPatches)
 	rawSQL := timeParallel(b, n, func(i int) error {
 		_, err := pool.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET user_role = $2, updated_at = now() WHERE user_id = $1`,
 			list.Items[i].Spec.UserID, "internal_user")
@@ -86,6 +86,12 @@ func benchConvergence(b *testing.B, n int) {
 	took := time.Since(start)
 	b.StopTimer()
 
+	// The raw loop again, after the operator: the faster of the two runs is
+	// the limit (this shared machine's apiserver speed drifts between runs).
+	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		b.Fatal(err)
+	}
+	rawStatus = min(rawStatus, timeParallel(b, n, rawPatches))
 	limit := max(rawStatus, rawSQL)
 	b.ReportMetric(took.Seconds(), "s/converge")
 	b.ReportMetric(rawStatus.Seconds(), "s/raw-status-patches")
@@ -155,23 +161,9 @@ func waitAll(b *testing.B, ns string, n int, role rolesyncv1.Role, pool *pgxpool
 // the wall time.
 func timeParallel(b *testing.B, n int, op func(int) error) time.Duration {
 	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	start := time.Now()
-	for range benchConcurrency {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				if err := op(i); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
+	_, took, err := parallel.Timed(n, benchConcurrency, op)
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Since(start)
+	return took
 }

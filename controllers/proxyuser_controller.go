@@ -127,7 +127,7 @@ func (r *ProxyUserReconciler) eventf(pu *rolesyncv1.ProxyUser, eventtype, reason
 		eventsDropped.WithLabelValues(reason).Inc()
 		return
 	}
-	r.eventf(pu, eventtype, reason, action, note, args...)
+	r.Recorder.Eventf(pu, nil, eventtype, reason, action, note, args...)
 }
 
 type checkMark struct {

@@ -20,6 +20,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/testing/parallel"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 )
 
@@ -653,26 +654,7 @@ func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
 // createMany creates n ProxyUsers from 8 goroutines.
 func createMany(t testing.TB, n int, user func(int) *rolesyncv1.ProxyUser) {
 	t.Helper()
-	var next atomic.Int64
-	errs := make(chan error, 8)
-	for range 8 {
-		go func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					errs <- nil
-					return
-				}
-				if err := k8sClient.Create(context.Background(), user(i)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	for range 8 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
+	if err := parallel.Do(n, 8, func(i int) error { return k8sClient.Create(context.Background(), user(i)) }); err != nil {
+		t.Fatal(err)
 	}
 }

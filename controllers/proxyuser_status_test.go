@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/rolemap"
@@ -168,3 +170,21 @@ func TestSetDuplicateStatus(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestEventsAreBudgeted(t *testing.T) {
+	rec := events.NewFakeRecorder(1000)
+	r := &ProxyUserReconciler{Recorder: rec}
+	pu := &rolesyncv1.ProxyUser{}
+	before := testutil.ToFloat64(eventsDropped.WithLabelValues("BudgetTest"))
+	for range 300 {
+		r.eventf(pu, "Normal", "BudgetTest", "Test", "event %d", 1)
+	}
+	emitted := len(rec.Events)
+	dropped := testutil.ToFloat64(eventsDropped.WithLabelValues("BudgetTest")) - before
+	if emitted < eventBurst || emitted > eventBurst+10 {
+		t.Fatalf("%d events emitted for 300 at once, want the burst of %d", emitted, eventBurst)
+	}
+	if int(dropped)+emitted != 300 {
+		t.Fatalf("%d emitted + %v dropped != 300", emitted, dropped)
+	}
+}

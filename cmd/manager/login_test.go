@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +15,6 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/login"
-	"github.com/rolesync/rolesync/internal/testing/tcpproxy"
 )
 
 // TestManagerServesLoginEvents runs the binary with the login server on
@@ -32,15 +30,7 @@ func TestManagerServesLoginEvents(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	apiURL, err := url.Parse(cfg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := tcpproxy.Start(apiURL.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Stop() })
+	proxy := proxyToAPIServer(t)
 	loginAddr := freeAddr(t)
 	m := startManager(t, "https://"+proxy.Addr, nil, "--login-insecure", "--login-bind-address", loginAddr,
 		"--login-hmac-secret-file", secretFile)

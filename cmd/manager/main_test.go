@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,8 +27,10 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/testing/parallel"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 	"github.com/rolesync/rolesync/internal/testing/poll"
+	"github.com/rolesync/rolesync/internal/testing/syncbuf"
 	"github.com/rolesync/rolesync/internal/testing/tcpproxy"
 )
 
@@ -98,7 +99,7 @@ func run(m *testing.M) int {
 // manager is one run of the manager binary.
 type manager struct {
 	cmd   *exec.Cmd
-	logs  *lockedBuffer
+	logs  *syncbuf.Buffer
 	probe string
 }
 
@@ -117,7 +118,7 @@ func startManager(t testing.TB, server string, env []string, args ...string) *ma
 	if err := clientcmd.WriteToFile(*kc, kcPath); err != nil {
 		t.Fatal(err)
 	}
-	m := &manager{logs: &lockedBuffer{}, probe: freeAddr(t)}
+	m := &manager{logs: &syncbuf.Buffer{}, probe: freeAddr(t)}
 	m.cmd = exec.Command(managerBin, append([]string{"--kubeconfig", kcPath, "--metrics-bind-address", "0",
 		"--health-probe-bind-address", m.probe, "--kube-api-qps", "500", "--kube-api-burst", "1000"}, args...)...)
 	m.cmd.Env = append(append(os.Environ(), "ENABLE_WEBHOOKS=false", "DATABASE_URL="), env...)
@@ -231,15 +232,7 @@ func TestAPIServerOutageConverges(t *testing.T) {
 	dbURL, db := newDatabase(t)
 	ns := newNamespace(t)
 	rm := createKeycloakMapping(t, ns)
-	apiURL, err := url.Parse(cfg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := tcpproxy.Start(apiURL.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Stop() })
+	proxy := proxyToAPIServer(t)
 	m := startManager(t, "https://"+proxy.Addr, []string{"DATABASE_URL=" + dbURL})
 	const n = 100
 	createUsers(t, ns, n)
@@ -303,30 +296,14 @@ func createKeycloakMapping(t testing.TB, ns string) *rolesyncv1.RoleMapping {
 func createUsers(t testing.TB, ns string, n int) {
 	t.Helper()
 	claims, _ := json.Marshal(map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": []string{"team-a"}}}})
-	var next atomic.Int64
-	errs := make(chan error, 8)
-	for range 8 {
-		go func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					errs <- nil
-					return
-				}
-				pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("u%04d", i)}}
-				pu.Spec.UserID = fmt.Sprintf("%s-u%04d", ns, i)
-				pu.Spec.Claims = &apiextensionsv1.JSON{Raw: claims}
-				if err := k8s.Create(context.Background(), pu); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	for range 8 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
+	err := parallel.Do(n, 8, func(i int) error {
+		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("u%04d", i)}}
+		pu.Spec.UserID = fmt.Sprintf("%s-u%04d", ns, i)
+		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: claims}
+		return k8s.Create(context.Background(), pu)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -381,7 +358,7 @@ func freeAddr(t testing.TB) string {
 	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-func waitFor(t testing.TB, timeout time.Duration, logs *lockedBuffer, cond func() error) {
+func waitFor(t testing.TB, timeout time.Duration, logs *syncbuf.Buffer, cond func() error) {
 	t.Helper()
 	poll.Until(t, timeout, 100*time.Millisecond, cond, func() string { return "manager log (tail):\n" + tail(logs.String(), 4000) })
 }
@@ -394,3 +371,19 @@ func tail(s string, n int) string {
 }
 
 func keyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+// proxyToAPIServer puts a TCP proxy between a manager and the apiserver, so
+// a test can cut the manager off (as if the apiserver died) and reconnect it.
+func proxyToAPIServer(t testing.TB) *tcpproxy.Proxy {
+	t.Helper()
+	apiURL, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := tcpproxy.Start(apiURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Stop() })
+	return proxy
+}

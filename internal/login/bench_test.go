@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/testing/parallel"
 )
 
 // BenchmarkLoginEvents measures signed login events end to end (HTTP,
@@ -75,30 +74,13 @@ func benchLogin(b *testing.B, concurrency int) {
 	b.ReportMetric(rate/rawRate, "x-raw-rate")
 }
 
-// runConcurrent runs op(0..n-1) on concurrency goroutines and returns each
-// call's latency and the wall time.
+// runConcurrent runs op(0..n-1) on concurrency goroutines and returns
+// each call's latency and the wall time.
 func runConcurrent(b *testing.B, n, concurrency int, op func(int) error) ([]time.Duration, time.Duration) {
 	b.Helper()
-	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var failed atomic.Value
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range concurrency {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				t0 := time.Now()
-				if err := op(i); err != nil {
-					failed.CompareAndSwap(nil, err)
-					return
-				}
-				lat[i] = time.Since(t0)
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	lat, took, err := parallel.Timed(n, concurrency, op)
+	if err != nil {
 		b.Fatal(err)
 	}
-	return lat, time.Since(start)
+	return lat, took
 }

@@ -37,6 +37,8 @@ import (
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/controllers"
 	"github.com/rolesync/rolesync/internal/rolemap"
+	"github.com/rolesync/rolesync/internal/testing/poll"
+	"github.com/rolesync/rolesync/internal/testing/syncbuf"
 )
 
 // The suite runs the login server as the manager does, on a real
@@ -48,7 +50,7 @@ var (
 	scheme    = runtime.NewScheme()
 	baseURL   string
 	srv       *Server
-	logs      = &lockedBuffer{}
+	logs      = &syncbuf.Buffer{}
 
 	secretFile string
 	secrets    = []string{"current-secret-0123456789abcdef0123456789", "previous-secret-0123456789abcdef012345678"}
@@ -183,23 +185,6 @@ func startManager(ctx context.Context, dir string) error {
 
 // --- helpers ---
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newNamespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{}
@@ -241,17 +226,7 @@ func withMapping(t testing.TB, ns, doc string) {
 
 func waitUntil(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, timeout, 50*time.Millisecond, cond, nil)
 }
 
 // event returns a valid event as a JSON-able map.
