@@ -62,7 +62,12 @@ func TestTLSCertificateIsReloaded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("TLS server: %v", err)
+		}
+	})
 	addr, err := s.Addr(ctx)
 	if err != nil {
 		t.Fatal(err)
