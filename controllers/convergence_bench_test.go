@@ -86,18 +86,6 @@ func benchConvergence(b *testing.B, n int) {
 	took := time.Since(start)
 	b.StopTimer()
 
-	// The raw loop again, after the operator: the faster of the two runs is
-	// the limit (this shared machine's apiserver speed drifts between runs).
-	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		b.Fatal(err)
-	}
-	rawStatus = min(rawStatus, timeParallel(b, n, rawPatches))
-	limit := max(rawStatus, rawSQL)
-	b.ReportMetric(took.Seconds(), "s/converge")
-	b.ReportMetric(rawStatus.Seconds(), "s/raw-status-patches")
-	b.ReportMetric(rawSQL.Seconds(), "s/raw-updates")
-	b.ReportMetric(took.Seconds()/limit.Seconds(), "x-raw-limit")
-	b.ReportMetric(took.Seconds()/(rawStatus+rawSQL).Seconds(), "x-raw-sum")
 
 	// A resync of unchanged users: reads, no writes.
 	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
@@ -121,6 +109,17 @@ func benchConvergence(b *testing.B, n int) {
 	b.ReportMetric(float64(store.writes.Load()-writes), "resync-row-writes")
 	b.ReportMetric(float64(objWrites), "resync-object-writes")
 	b.ReportMetric(float64(store.reads.Load()-reads), "resync-row-reads")
+
+	// The raw loop again, last (it rewrites statuses the operator would then
+	// put back): the faster of its two runs is the limit, since this shared
+	// machine's apiserver speed drifts between runs.
+	rawStatus = min(rawStatus, timeParallel(b, n, rawPatches))
+	limit := max(rawStatus, rawSQL)
+	b.ReportMetric(took.Seconds(), "s/converge")
+	b.ReportMetric(rawStatus.Seconds(), "s/raw-status-patches")
+	b.ReportMetric(rawSQL.Seconds(), "s/raw-updates")
+	b.ReportMetric(took.Seconds()/limit.Seconds(), "x-raw-limit")
+	b.ReportMetric(took.Seconds()/(rawStatus+rawSQL).Seconds(), "x-raw-sum")
 }
 
 // waitAll waits until every user of ns holds role in the database and in

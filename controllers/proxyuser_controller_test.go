@@ -658,3 +658,61 @@ func createMany(t testing.TB, n int, user func(int) *rolesyncv1.ProxyUser) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeletionWaitsForTheDatabase deletes a ProxyUser with deletionPolicy
+// Delete while the database is down: the finalizer holds the object, an
+// Event says why, and once the database is back the row goes and so does
+// the object.
+func TestDeletionWaitsForTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	srv, err := pgtest.StartPrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	url, err := srv.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, url)
+	ns := newNamespace(t)
+	startOperator(t, ns, Options{Store: db})
+	createMapping(t, ns, keycloakMapping, true)
+	pu := newUser(ns, "gone", keycloakClaims("team-g"), true)
+	pu.Spec.DeletionPolicy = rolesyncv1.DeletionPolicyDelete
+	createUser(t, pu)
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = srv.Restart()
+		}
+	})
+	if err := k8sClient.Delete(ctx, pu); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, pu, rolesyncv1.ReasonDeleteFailed, "deletionPolicy Delete")
+	held := &rolesyncv1.ProxyUser{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pu), held); err != nil || !controllerutil.ContainsFinalizer(held, ProxyUserFinalizer) {
+		t.Fatalf("the object should wait for the database with its finalizer: %v %v", err, held.Finalizers)
+	}
+
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	eventually(t, 60*time.Second, func() error {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pu), &rolesyncv1.ProxyUser{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %w", err)
+	})
+	if role, found := dbRole(t, db, pu.Spec.UserID); found {
+		t.Fatalf("the row survived with role %q", role)
+	}
+}

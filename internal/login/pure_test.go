@@ -8,11 +8,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/rolesync/rolesync/internal/claimpath"
@@ -171,4 +174,31 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatal("accepted an event without claims")
 		}
 	})
+}
+
+func TestRateLimitPerClient(t *testing.T) {
+	s := &Server{limiter: newClientLimiter(1, 2), now: time.Now, replay: newReplayCache()}
+	before := testutil.ToFloat64(eventsTotal.WithLabelValues(ReasonRateLimited))
+	codes := []int{}
+	for range 4 {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/v1/namespaces/x/login-events", nil)
+		req.RemoteAddr = "10.0.0.1:5555"
+		s.ServeHTTP(rec, req)
+		codes = append(codes, rec.Code)
+	}
+	// The first two pass the limiter (and fail later: GET), then 429.
+	if !reflect.DeepEqual(codes, []int{405, 405, 429, 429}) {
+		t.Fatalf("codes %v", codes)
+	}
+	other := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/v1/namespaces/x/login-events", nil)
+	req.RemoteAddr = "10.0.0.2:5555"
+	s.ServeHTTP(other, req)
+	if other.Code != 405 {
+		t.Fatalf("another client was limited too: %d", other.Code)
+	}
+	if got := testutil.ToFloat64(eventsTotal.WithLabelValues(ReasonRateLimited)) - before; got != 2 {
+		t.Fatalf("rolesync_login_events_total{result=RateLimited} grew by %v, want 2", got)
+	}
 }
