@@ -104,13 +104,13 @@ type ProxyUserReconciler struct {
 // are dropped and counted in rolesync_proxyuser_events_dropped_total, while
 // status (role, source, conditions' lastTransitionTime) records every change.
 const (
-	eventRate  = 20  // Events per second, sustained
-	eventBurst = 200 // Events at once
+	eventRate  = 10 // Events per second, sustained
+	eventBurst = 50 // Events at once
 )
 
 var eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "rolesync_proxyuser_events_dropped_total",
-	Help: "ProxyUser Events not emitted because more were due than the event budget (20/s, burst 200) allows; status still records each change.",
+	Help: "ProxyUser Events not emitted because more were due than the event budget (10/s, burst 50) allows; status still records each change.",
 }, []string{"reason"})
 
 func init() {
