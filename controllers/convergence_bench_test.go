@@ -86,7 +86,6 @@ func benchConvergence(b *testing.B, n int) {
 	took := time.Since(start)
 	b.StopTimer()
 
-
 	// A resync of unchanged users: reads, no writes.
 	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		b.Fatal(err)

@@ -560,29 +560,12 @@ func openDB(t testing.TB, url string) *proxydb.DB {
 // backoff (no hot loop); once the database is back every row is right.
 func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
 	ctx := context.Background()
-	srv, err := pgtest.StartPrivate() // stopped below: never the shared server
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	url, err := srv.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := openDB(t, url)
+	db, outage := privateDatabase(t)
 	store := &countingStore{UserStore: db}
 	ns := newNamespace(t)
 	startOperator(t, ns, Options{Store: store, MaxConcurrentReconciles: 8})
 	createMapping(t, ns, keycloakMapping, true)
-	if err := srv.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			_ = srv.Restart()
-		}
-	})
+	outage.stop()
 
 	const n = 1000
 	claims := [][]string{{"team-a"}, {"litellm-admin"}, {"litellm-auditor"}, {"nothing"}}
@@ -626,10 +609,7 @@ func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
 		t.Fatalf("retries are not backing off: %d then %d attempts in 5s windows for %d users", first, second, n)
 	}
 
-	if err := srv.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	restarted = true
+	outage.restart()
 	eventually(t, 180*time.Second, func() error {
 		ok, err := countState(func(pu *rolesyncv1.ProxyUser) error {
 			var i int
@@ -665,16 +645,7 @@ func createMany(t testing.TB, n int, user func(int) *rolesyncv1.ProxyUser) {
 // the object.
 func TestDeletionWaitsForTheDatabase(t *testing.T) {
 	ctx := context.Background()
-	srv, err := pgtest.StartPrivate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	url, err := srv.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := openDB(t, url)
+	db, outage := privateDatabase(t)
 	ns := newNamespace(t)
 	startOperator(t, ns, Options{Store: db})
 	createMapping(t, ns, keycloakMapping, true)
@@ -683,15 +654,7 @@ func TestDeletionWaitsForTheDatabase(t *testing.T) {
 	createUser(t, pu)
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
-	if err := srv.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			_ = srv.Restart()
-		}
-	})
+	outage.stop()
 	if err := k8sClient.Delete(ctx, pu); err != nil {
 		t.Fatal(err)
 	}
@@ -701,10 +664,7 @@ func TestDeletionWaitsForTheDatabase(t *testing.T) {
 		t.Fatalf("the object should wait for the database with its finalizer: %v %v", err, held.Finalizers)
 	}
 
-	if err := srv.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	restarted = true
+	outage.restart()
 	eventually(t, 60*time.Second, func() error {
 		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pu), &rolesyncv1.ProxyUser{})
 		if apierrors.IsNotFound(err) {
@@ -715,4 +675,49 @@ func TestDeletionWaitsForTheDatabase(t *testing.T) {
 	if role, found := dbRole(t, db, pu.Spec.UserID); found {
 		t.Fatalf("the row survived with role %q", role)
 	}
+}
+
+// outage stops and restarts a test's private database server.
+type outage struct {
+	t       testing.TB
+	srv     *pgtest.Server
+	stopped bool
+}
+
+func (o *outage) stop() {
+	o.t.Helper()
+	if err := o.srv.Stop(); err != nil {
+		o.t.Fatal(err)
+	}
+	o.stopped = true
+}
+
+func (o *outage) restart() {
+	o.t.Helper()
+	if err := o.srv.Restart(); err != nil {
+		o.t.Fatal(err)
+	}
+	o.stopped = false
+}
+
+// privateDatabase starts a PostgreSQL server of the test's own (never the
+// shared one: the test stops it) with LiteLLM's table.
+func privateDatabase(t testing.TB) (*proxydb.DB, *outage) {
+	t.Helper()
+	srv, err := pgtest.StartPrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &outage{t: t, srv: srv}
+	t.Cleanup(func() {
+		if o.stopped {
+			_ = srv.Restart()
+		}
+		_ = srv.Close()
+	})
+	url, err := srv.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openDB(t, url), o
 }
