@@ -211,7 +211,7 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 	if r.Store == nil {
 		return syncResult{NoDatabase: true}
 	}
-	want := res.rowRole()
+	want := res.RowRole()
 	st := &pu.Status
 	// Status says the row was written with this role for this spec: only
 	// a drift check may be due. (A failed write leaves syncedRole as it was.)
@@ -248,7 +248,7 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 func (r *ProxyUserReconciler) write(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) error {
 	var err error
 	if res.Denied {
-		err = r.Store.SetRole(ctx, pu.Spec.UserID, string(res.rowRole()))
+		err = r.Store.SetRole(ctx, pu.Spec.UserID, string(res.RowRole()))
 	} else {
 		_, err = r.Store.Upsert(ctx, pu.Spec.UserID, pu.Spec.Email, string(res.Role))
 	}
@@ -256,7 +256,7 @@ func (r *ProxyUserReconciler) write(ctx context.Context, pu *rolesyncv1.ProxyUse
 		r.checked.Delete(pu.UID)
 		return err
 	}
-	r.markChecked(pu.UID, res.rowRole())
+	r.markChecked(pu.UID, res.RowRole())
 	return nil
 }
 
@@ -275,10 +275,10 @@ func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res
 		r.eventf(pu, "Warning", res.Reason, "Resolve", "Denied: %s", res.Message)
 	}
 	if sr.Drift == driftCorrected {
-		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftCorrected, "Sync", "The database held %s; rewrote %s", rowText(sr.RowRole), res.rowRole())
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftCorrected, "Sync", "The database held %s; rewrote %s", rowText(sr.RowRole), res.RowRole())
 	}
 	if sr.Drift == driftReported && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionDrifted) != metav1.ConditionTrue {
-		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", rowText(sr.RowRole), res.rowRole())
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", rowText(sr.RowRole), res.RowRole())
 	}
 	if sr.Err != nil && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionSynced) != metav1.ConditionFalse {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonSyncFailed, "Sync", "Could not write the database: %v", sr.Err)
@@ -375,7 +375,7 @@ func (r *ProxyUserReconciler) olderTwin(ctx context.Context, pu *rolesyncv1.Prox
 	owner := pu
 	for i := range list.Items {
 		o := &list.Items[i]
-		if o.UID != pu.UID && older(o, owner) {
+		if o.UID != pu.UID && o.CreatedBefore(owner) {
 			owner = o
 		}
 	}
@@ -383,14 +383,6 @@ func (r *ProxyUserReconciler) olderTwin(ctx context.Context, pu *rolesyncv1.Prox
 		return "", nil
 	}
 	return owner.Name, nil
-}
-
-// older orders ProxyUsers by creation time, then name.
-func older(a, b *rolesyncv1.ProxyUser) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }
 
 func (r *ProxyUserReconciler) resyncPeriod() time.Duration {

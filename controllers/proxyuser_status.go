@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"strings"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,59 +10,17 @@ import (
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
-// resolution is the role a ProxyUser should hold and why. It is computed
-// without I/O from the spec and the namespace's engine.
-type resolution struct {
-	Role    rolesyncv1.Role // "" when denied
-	Denied  bool
-	Reason  string // ReasonResolved, ReasonOverride, ReasonNoMatch or ReasonNoRoleMapping
-	Message string
-	Source  *rolesyncv1.RoleSource // nil when denied
-}
+// resolution is the role a ProxyUser should hold and why.
+type resolution = rolemap.Resolution
 
 // resolve decides a user's role: roleOverride first, then the engine's
 // decision on the stored claims (the engine enforces each mapping's maxRole).
 func resolve(pu *rolesyncv1.ProxyUser, claims map[string]any, engine *rolemap.Engine) resolution {
 	if o := pu.Spec.RoleOverride; o != nil && *o != "" {
-		src := &rolesyncv1.RoleSource{Type: rolesyncv1.SourceOverride, Description: "override"}
-		return resolution{Role: *o, Reason: rolesyncv1.ReasonOverride, Message: "role " + string(*o) + " from spec.roleOverride", Source: src}
+		return rolemap.Resolve(pu.Namespace, o, nil)
 	}
 	d := engine.Evaluate(claims, pu.Spec.Issuer)
-	if d.Denied {
-		reason := rolesyncv1.ReasonNoMatch
-		if d.Reason == rolemap.ReasonNoRoleMapping {
-			reason = rolesyncv1.ReasonNoRoleMapping
-		}
-		return resolution{Denied: true, Reason: reason, Message: localMessage(d.Message(), pu.Namespace)}
-	}
-	s := d.Source
-	s.RoleMapping = localName(s.RoleMapping, pu.Namespace)
-	src := &rolesyncv1.RoleSource{Type: s.Type, RoleMapping: s.RoleMapping, Claim: s.Claim, Value: truncate(s.Value, 256), Description: truncate(s.Describe(), 512)}
-	if s.Rule >= 0 {
-		rule := int32(s.Rule)
-		src.Rule = &rule
-	}
-	return resolution{Role: d.Role, Reason: rolesyncv1.ReasonResolved, Message: "role " + string(d.Role) + ": " + src.Description, Source: src}
-}
-
-// localName strips the namespace from an engine key "namespace/name": a
-// ProxyUser's source always lives in its own namespace.
-func localName(key, namespace string) string {
-	return strings.TrimPrefix(key, namespace+"/")
-}
-
-func localMessage(msg, namespace string) string {
-	return strings.ReplaceAll(msg, namespace+"/", "")
-}
-
-// rowRole is the role the proxy database row must hold for a resolution. A
-// denied user keeps no privilege: an existing row is downgraded to the
-// lowest role (it is never created).
-func (r resolution) rowRole() rolesyncv1.Role {
-	if r.Denied {
-		return rolesyncv1.RoleInternalUserViewer
-	}
-	return r.Role
+	return rolemap.Resolve(pu.Namespace, nil, &d)
 }
 
 // driftState is what a drift check found.
@@ -104,7 +61,7 @@ func setProxyUserStatus(pu *rolesyncv1.ProxyUser, res resolution, sr syncResult,
 		set(rolesyncv1.ConditionDenied, metav1.ConditionFalse, rolesyncv1.ReasonAllowed, res.Message)
 	}
 
-	want := res.rowRole()
+	want := res.RowRole()
 	switch {
 	case sr.NoDatabase:
 		set(rolesyncv1.ConditionSynced, metav1.ConditionUnknown, rolesyncv1.ReasonNoDatabase, "the operator runs without --database-url: roles are resolved into status only")

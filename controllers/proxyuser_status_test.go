@@ -64,8 +64,8 @@ func TestResolve(t *testing.T) {
 				t.Fatalf("got %+v", res)
 			}
 			if tc.denied {
-				if res.Source != nil || res.rowRole() != rolesyncv1.RoleInternalUserViewer {
-					t.Fatalf("denied: source %+v row role %q", res.Source, res.rowRole())
+				if res.Source != nil || res.RowRole() != rolesyncv1.RoleInternalUserViewer {
+					t.Fatalf("denied: source %+v row role %q", res.Source, res.RowRole())
 				}
 				if res.Message == "" || contains(res.Message, "ns/") {
 					t.Fatalf("message %q", res.Message)

@@ -181,3 +181,12 @@ func (u *ProxyUser) GetDeletionPolicy() DeletionPolicy {
 func (u *ProxyUser) IdentityKey() string {
 	return u.Spec.Issuer + "\x00" + u.Spec.UserID
 }
+
+// CreatedBefore orders ProxyUsers by creation time, then name: of two
+// duplicates, the one created first owns the user.
+func (u *ProxyUser) CreatedBefore(o *ProxyUser) bool {
+	if !u.CreationTimestamp.Equal(&o.CreationTimestamp) {
+		return u.CreationTimestamp.Before(&o.CreationTimestamp)
+	}
+	return u.Name < o.Name
+}

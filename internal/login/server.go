@@ -460,7 +460,7 @@ func (s *Server) findUser(ctx context.Context, namespace string, ev *Event, live
 	}
 	var found *rolesyncv1.ProxyUser
 	for i := range list.Items {
-		if found == nil || older(&list.Items[i], found) {
+		if found == nil || list.Items[i].CreatedBefore(found) {
 			found = &list.Items[i]
 		}
 	}
@@ -479,13 +479,6 @@ func (s *Server) findUser(ctx context.Context, namespace string, ev *Event, live
 		return nil, err
 	}
 	return pu, nil
-}
-
-func older(a, b *rolesyncv1.ProxyUser) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }
 
 // record answers the event for the user found (or none), writing the
@@ -514,33 +507,20 @@ func (s *Server) record(ctx context.Context, namespace string, ev *Event, d *rol
 		}
 		decision = engine.Evaluate(stored, ev.Issuer)
 	}
-	override := existing != nil && existing.Spec.RoleOverride != nil && *existing.Spec.RoleOverride != ""
-	switch {
-	case override:
-		resp.Role = *existing.Spec.RoleOverride
-		resp.Source = &rolesyncv1.RoleSource{Type: rolesyncv1.SourceOverride, Description: "override"}
-	case decision.Denied:
+	var override *rolesyncv1.Role
+	if existing != nil {
+		override = existing.Spec.RoleOverride
+	}
+	res := rolemap.Resolve(namespace, override, &decision)
+	resp.Role, resp.Source = res.Role, res.Source
+	if res.Denied {
 		resp.Denied = true
-		reason := rolesyncv1.ReasonNoMatch
-		if decision.Reason == rolemap.ReasonNoRoleMapping {
-			reason = rolesyncv1.ReasonNoRoleMapping
-		}
-		msg := strings.ReplaceAll(decision.Message(), namespace+"/", "")
 		if existing != nil {
-			if err := s.markDenied(ctx, existing, reason, msg, ev.Time); err != nil {
+			if err := s.markDenied(ctx, existing, res.Reason, res.Message, ev.Time); err != nil {
 				return nil, unavailable(err), false
 			}
 		}
-		return resp, fail(http.StatusForbidden, reason, "login denied: "+msg), false
-	default:
-		resp.Role = decision.Role
-		src := decision.Source
-		src.RoleMapping = strings.TrimPrefix(src.RoleMapping, namespace+"/")
-		resp.Source = &rolesyncv1.RoleSource{Type: src.Type, RoleMapping: src.RoleMapping, Claim: src.Claim, Value: src.Value, Description: src.Describe()}
-		if src.Rule >= 0 {
-			rule := int32(src.Rule)
-			resp.Source.Rule = &rule
-		}
+		return resp, fail(http.StatusForbidden, res.Reason, "login denied: "+res.Message), false
 	}
 
 	var claims map[string]any

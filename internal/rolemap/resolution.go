@@ -1,0 +1,58 @@
+package rolemap
+
+import (
+	"strings"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+)
+
+// Resolution is a user's role as ProxyUser status and the login server
+// report it: an admin's override, or a decision, with the source in the
+// user's own namespace.
+type Resolution struct {
+	Role    rolesyncv1.Role // "" when denied
+	Denied  bool
+	Reason  string // condition reason: Resolved, Override, NoMatch or NoRoleMapping
+	Message string
+	Source  *rolesyncv1.RoleSource // nil when denied
+}
+
+// Resolve returns the override when it is set (d may then be nil), else
+// the decision d for a user of namespace.
+func Resolve(namespace string, override *rolesyncv1.Role, d *Decision) Resolution {
+	if override != nil && *override != "" {
+		src := &rolesyncv1.RoleSource{Type: rolesyncv1.SourceOverride, Description: "override"}
+		return Resolution{Role: *override, Reason: rolesyncv1.ReasonOverride, Message: "role " + string(*override) + " from spec.roleOverride", Source: src}
+	}
+	if d.Denied {
+		reason := rolesyncv1.ReasonNoMatch
+		if d.Reason == ReasonNoRoleMapping {
+			reason = rolesyncv1.ReasonNoRoleMapping
+		}
+		return Resolution{Denied: true, Reason: reason, Message: strings.ReplaceAll(d.Message(), namespace+"/", "")}
+	}
+	s := d.Source
+	s.RoleMapping = strings.TrimPrefix(s.RoleMapping, namespace+"/") // a user's mappings live in its namespace
+	src := &rolesyncv1.RoleSource{Type: s.Type, RoleMapping: s.RoleMapping, Claim: s.Claim, Value: clip(s.Value, 256), Description: clip(s.Describe(), 512)}
+	if s.Rule >= 0 {
+		rule := int32(s.Rule)
+		src.Rule = &rule
+	}
+	return Resolution{Role: d.Role, Reason: rolesyncv1.ReasonResolved, Message: "role " + string(d.Role) + ": " + src.Description, Source: src}
+}
+
+// RowRole is the role the proxy's database row must hold: a denied user
+// keeps no privilege, so an existing row falls to the lowest role.
+func (r Resolution) RowRole() rolesyncv1.Role {
+	if r.Denied {
+		return rolesyncv1.RoleInternalUserViewer
+	}
+	return r.Role
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
