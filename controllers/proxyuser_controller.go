@@ -88,6 +88,10 @@ type ProxyUserReconciler struct {
 	// Changes carries the namespaces whose engine changed (from the
 	// RoleMapping controller): their users are all re-evaluated.
 	Changes *EngineChanges
+	// EventRate and EventBurst budget the Events the controller emits;
+	// zero means DefaultEventRate and DefaultEventBurst.
+	EventRate  float64
+	EventBurst int
 
 	// checked remembers, per ProxyUser, the row role last confirmed and when,
 	// so drift reads happen once per resync period and never write. It is
@@ -104,13 +108,13 @@ type ProxyUserReconciler struct {
 // are dropped and counted in rolesync_proxyuser_events_dropped_total, while
 // status (role, source, conditions' lastTransitionTime) records every change.
 const (
-	eventRate  = 10 // Events per second, sustained
-	eventBurst = 50 // Events at once
+	DefaultEventRate  = 10 // Events per second, sustained
+	DefaultEventBurst = 50 // Events at once
 )
 
 var eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "rolesync_proxyuser_events_dropped_total",
-	Help: "ProxyUser Events not emitted because more were due than the event budget (10/s, burst 50) allows; status still records each change.",
+	Help: "ProxyUser Events not emitted because more were due than the event budget (--event-rate, --event-burst) allows; status still records each change.",
 }, []string{"reason"})
 
 func init() {
@@ -122,7 +126,16 @@ func (r *ProxyUserReconciler) eventf(pu *rolesyncv1.ProxyUser, eventtype, reason
 	if r.Recorder == nil {
 		return
 	}
-	r.eventsOnce.Do(func() { r.eventBudget = rate.NewLimiter(eventRate, eventBurst) })
+	r.eventsOnce.Do(func() {
+		rateLimit, burst := r.EventRate, r.EventBurst
+		if rateLimit <= 0 {
+			rateLimit = DefaultEventRate
+		}
+		if burst <= 0 {
+			burst = DefaultEventBurst
+		}
+		r.eventBudget = rate.NewLimiter(rate.Limit(rateLimit), burst)
+	})
 	if !r.eventBudget.Allow() {
 		eventsDropped.WithLabelValues(reason).Inc()
 		return

@@ -181,8 +181,8 @@ func TestEventsAreBudgeted(t *testing.T) {
 	}
 	emitted := len(rec.Events)
 	dropped := testutil.ToFloat64(eventsDropped.WithLabelValues("BudgetTest")) - before
-	if emitted < eventBurst || emitted > eventBurst+10 {
-		t.Fatalf("%d events emitted for 300 at once, want the burst of %d", emitted, eventBurst)
+	if emitted < DefaultEventBurst || emitted > DefaultEventBurst+10 {
+		t.Fatalf("%d events emitted for 300 at once, want the burst of %d", emitted, DefaultEventBurst)
 	}
 	if int(dropped)+emitted != 300 {
 		t.Fatalf("%d emitted + %v dropped != 300", emitted, dropped)

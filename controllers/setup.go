@@ -32,6 +32,9 @@ type Options struct {
 	DriftPolicy             DriftPolicy
 	ResyncPeriod            time.Duration
 	MaxConcurrentReconciles int
+	// EventRate and EventBurst budget ProxyUser Events (0: the defaults).
+	EventRate  float64
+	EventBurst int
 }
 
 // Setup registers the field indexes and both controllers on mgr, wired as
@@ -61,6 +64,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		ResyncPeriod:            o.ResyncPeriod,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		Changes:                 changes,
+		EventRate:               o.EventRate,
+		EventBurst:              o.EventBurst,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ProxyUser controller: %w", err)
 	}

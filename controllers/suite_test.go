@@ -199,7 +199,10 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 		return stopped, fmt.Errorf("manager: %w", err)
 	}
 	cachedClient = mgr.GetClient()
-	if err := Setup(mgr, Options{Registry: registry, Store: suiteDB, ResyncPeriod: suiteResync, MaxConcurrentReconciles: 4}); err != nil {
+	// The suite's tests share this manager and assert single Events right
+	// after others emitted dozens: a budget they cannot exhaust.
+	if err := Setup(mgr, Options{Registry: registry, Store: suiteDB, ResyncPeriod: suiteResync, MaxConcurrentReconciles: 4,
+		EventRate: 1000, EventBurst: 10000}); err != nil {
 		close(stopped)
 		return stopped, err
 	}

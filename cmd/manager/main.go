@@ -53,6 +53,8 @@ type syncOptions struct {
 	DatabaseURL  string
 	ResyncPeriod time.Duration
 	DriftPolicy  string
+	EventRate    float64
+	EventBurst   int
 }
 
 // BindFlags registers the options on fs. The database URL defaults to
@@ -65,6 +67,9 @@ func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
 		"How often (jittered by 10%) each user's database row is compared with its status.")
 	fs.StringVar(&o.DriftPolicy, "drift-policy", string(controllers.DriftEnforce),
 		"What to do when a row differs from status: Enforce (rewrite it, Event DriftCorrected) or Report (Drifted=True, no write).")
+	fs.Float64Var(&o.EventRate, "event-rate", controllers.DefaultEventRate,
+		"ProxyUser Events per second, sustained; beyond the budget Events are dropped (and counted), status still records every change.")
+	fs.IntVar(&o.EventBurst, "event-burst", controllers.DefaultEventBurst, "ProxyUser Events allowed at once.")
 }
 
 // loginOptions configure the login-event server.
@@ -185,6 +190,8 @@ func main() {
 		DriftPolicy:             controllers.DriftPolicy(syncOpts.DriftPolicy),
 		ResyncPeriod:            syncOpts.ResyncPeriod,
 		MaxConcurrentReconciles: mgrOpts.MaxConcurrent,
+		EventRate:               syncOpts.EventRate,
+		EventBurst:              syncOpts.EventBurst,
 	}
 	if syncOpts.DatabaseURL == "" {
 		log.Info("No --database-url or DATABASE_URL: running without a database; roles are resolved into ProxyUser status only (Synced=Unknown, reason NoDatabase)")
