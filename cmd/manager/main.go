@@ -93,8 +93,9 @@ func (o *loginOptions) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.JWTLeeway, "login-jwt-leeway", 30*time.Second, "Clock leeway for exp/nbf/iat of login-event JWTs (at most 60s).")
 	fs.StringVar(&o.keepClaims, "login-keep-claims", "",
 		"Comma-separated claim paths stored on ProxyUsers besides those the namespace's RoleMappings read (e.g. name,department).")
-	fs.Float64Var(&o.RateLimit, "login-rate-limit", 20, "Login events per second allowed per client address (0 = unlimited).")
-	fs.IntVar(&o.RateBurst, "login-rate-burst", 40, "Burst of login events allowed per client address.")
+	fs.Float64Var(&o.RateLimit, "login-rate-limit", 500,
+		"Login events per second allowed per client address (0 = unlimited). One proxy sends every login of its users, so the default only stops a runaway client: it is above what the apiserver can absorb.")
+	fs.IntVar(&o.RateBurst, "login-rate-burst", 1000, "Burst of login events allowed per client address.")
 }
 
 // enabled reports whether the login server runs.
