@@ -378,24 +378,34 @@ func MappingsLoaded(ctx context.Context, reader client.Reader, registry *rolemap
 	return registry.ObservedCount(namespace) == live, nil
 }
 
-// olderTwin returns the name of the oldest other ProxyUser with the same
-// userID and issuer when it is older than pu (it owns the row), else "".
+// olderTwin returns the name of the ProxyUser that owns pu's identity when
+// it is another, older one, else "".
 func (r *ProxyUserReconciler) olderTwin(ctx context.Context, pu *rolesyncv1.ProxyUser) (string, error) {
-	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.InNamespace(pu.Namespace), client.MatchingFields{IdentityIndex: pu.IdentityKey()}, client.UnsafeDisableDeepCopy); err != nil {
-		return "", fmt.Errorf("list proxy users like %s/%s: %w", pu.Namespace, pu.Name, err)
-	}
-	owner := pu
-	for i := range list.Items {
-		o := &list.Items[i]
-		if o.UID != pu.UID && o.CreatedBefore(owner) {
-			owner = o
-		}
-	}
-	if owner == pu {
-		return "", nil
+	owner, err := OwnerOf(ctx, r.Client, pu.Namespace, pu.IdentityKey())
+	if err != nil || owner == nil || owner.UID == pu.UID {
+		return "", err
 	}
 	return owner.Name, nil
+}
+
+// OwnerOf returns the ProxyUser of namespace that owns an identity key
+// (rolesyncv1.ProxyUser.IdentityKey): the oldest with that key, whatever its
+// name, or nil. It reads through the IdentityIndex and returns a copy.
+func OwnerOf(ctx context.Context, reader client.Reader, namespace, identityKey string) (*rolesyncv1.ProxyUser, error) {
+	var list rolesyncv1.ProxyUserList
+	if err := reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IdentityIndex: identityKey}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list proxy users of one identity in %s: %w", namespace, err)
+	}
+	var owner *rolesyncv1.ProxyUser
+	for i := range list.Items {
+		if owner == nil || list.Items[i].CreatedBefore(owner) {
+			owner = &list.Items[i]
+		}
+	}
+	if owner == nil {
+		return nil, nil
+	}
+	return owner.DeepCopy(), nil
 }
 
 func (r *ProxyUserReconciler) resyncPeriod() time.Duration {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"mime"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -109,7 +111,7 @@ type Server struct {
 	keepClaims []claimpath.Path
 	replay     *replayCache
 	limiter    *clientLimiter
-	locks      [64]sync.Mutex
+	locks      [identityLocks]sync.Mutex // per-identity serialisation, striped
 	addr       chan string
 }
 
@@ -442,27 +444,22 @@ func (s *Server) process(ctx context.Context, namespace string, ev *Event) (*Res
 
 var nsGVK = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
 
+// identityLocks stripes the per-identity locks of the login server.
+const identityLocks = 64
+
 func lockIndex(issuer, userID string) int {
-	h := uint32(2166136261)
-	for _, b := range []byte(issuer + "\x00" + userID) {
-		h = (h ^ uint32(b)) * 16777619
-	}
-	return int(h % 64)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(issuer + "\x00" + userID))
+	return int(h.Sum32() % identityLocks)
 }
 
 // findUser finds the ProxyUser of the event's identity, whatever its name:
 // from the cache's identity index, or (live) from the apiserver.
 func (s *Server) findUser(ctx context.Context, namespace string, ev *Event, live bool) (*rolesyncv1.ProxyUser, error) {
 	key := (&rolesyncv1.ProxyUser{Spec: rolesyncv1.ProxyUserSpec{Issuer: ev.Issuer, UserID: ev.UserID}}).IdentityKey()
-	var list rolesyncv1.ProxyUserList
-	if err := s.client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IdentityIndex: key}); err != nil {
+	found, err := controllers.OwnerOf(ctx, s.client, namespace, key)
+	if err != nil {
 		return nil, err
-	}
-	var found *rolesyncv1.ProxyUser
-	for i := range list.Items {
-		if found == nil || list.Items[i].CreatedBefore(found) {
-			found = &list.Items[i]
-		}
 	}
 	if !live {
 		return found, nil
@@ -600,7 +597,7 @@ func (s *Server) markDenied(ctx context.Context, pu *rolesyncv1.ProxyUser, reaso
 	base := pu.DeepCopy()
 	cond := metav1.Condition{Type: rolesyncv1.ConditionDenied, Status: metav1.ConditionTrue, Reason: reason,
 		Message: "login at " + at.UTC().Format(time.RFC3339) + " denied: " + msg, ObservedGeneration: pu.Generation}
-	setCondition(&pu.Status.Conditions, cond)
+	apimeta.SetStatusCondition(&pu.Status.Conditions, cond)
 	if err := s.client.Status().Patch(ctx, pu, client.MergeFrom(base)); err != nil {
 		return err
 	}
@@ -608,20 +605,6 @@ func (s *Server) markDenied(ctx context.Context, pu *rolesyncv1.ProxyUser, reaso
 		s.recorder.Eventf(pu, nil, "Warning", reason, "Login", "Login denied: %s", msg)
 	}
 	return nil
-}
-
-func setCondition(conds *[]metav1.Condition, c metav1.Condition) {
-	c.LastTransitionTime = metav1.Now()
-	for i := range *conds {
-		if (*conds)[i].Type == c.Type {
-			if (*conds)[i].Status == c.Status {
-				c.LastTransitionTime = (*conds)[i].LastTransitionTime
-			}
-			(*conds)[i] = c
-			return
-		}
-	}
-	*conds = append(*conds, c)
 }
 
 // unavailable maps an apiserver failure to 503 (with Retry-After).
