@@ -1,25 +1,50 @@
-// Package proxydb writes user roles into LiteLLM's PostgreSQL table
-// "LiteLLM_UserTable". Every write is a single statement that changes
-// nothing when the row already holds what it would write, so a resync of
-// unchanged users issues no row versions.
+// Package proxydb governs the rows of LiteLLM's PostgreSQL database that
+// belong to a proxy user: the row in "LiteLLM_UserTable" that LiteLLM itself
+// reads for an SSO user (found in LiteLLM's own order), that user's virtual
+// keys, memberships and invitations, and LiteLLM's audit log.
+//
+// Every change is one statement or one transaction that writes LiteLLM's
+// audit log row with it, and a statement that would change nothing writes
+// nothing (no new row version). The schema it expects is LiteLLM's own (see
+// internal/testing/pgtest/litellm_schema.sql); it names every column it
+// writes, because newer LiteLLM releases add columns.
 package proxydb
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// ChangedBy is the changed_by of every audit log row rolesync writes.
+const ChangedBy = "rolesync"
+
+// UnmanagedRoles are LiteLLM roles rolesync never grants and never
+// overwrites: a row holding one was set by someone else.
+var UnmanagedRoles = []string{"org_admin", "team", "customer"}
+
+// Managed reports whether rolesync may overwrite a row holding role
+// (NULL and unknown roles, which LiteLLM treats as internal_user, included).
+func Managed(role string) bool { return !slices.Contains(UnmanagedRoles, role) }
 
 // DB is a pool of connections to the proxy's database.
 type DB struct {
 	pool *pgxpool.Pool
+
+	mu    sync.Mutex
+	stmts *statements // built once the database said whether it has an audit log
 }
 
 // Open prepares a pool for dsn. It does not connect: the operator starts,
-// and reports Synced=False, while the database is down.
+// and reports Synced=False, while the database is down. Whether LiteLLM's
+// audit log table exists is found out at the first statement.
 func Open(ctx context.Context, dsn string, maxConns int32) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -36,101 +61,379 @@ func Open(ctx context.Context, dsn string, maxConns int32) (*DB, error) {
 	return &DB{pool: pool}, nil
 }
 
+// statements returns the write statements for this database: with audit
+// log rows when "LiteLLM_AuditLog" exists (asked once).
+func (d *DB) statements(ctx context.Context) (*statements, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stmts == nil {
+		var audit bool
+		if err := d.pool.QueryRow(ctx, `SELECT to_regclass('"LiteLLM_AuditLog"') IS NOT NULL`).Scan(&audit); err != nil {
+			return nil, err
+		}
+		s := buildStatements(audit)
+		d.stmts = &s
+	}
+	return d.stmts, nil
+}
+
 // Close closes the pool.
 func (d *DB) Close() { d.pool.Close() }
 
 // Ping checks that the database answers.
 func (d *DB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
 
-// upsertSQL creates the row with LiteLLM's defaults for every NOT NULL column,
-// or updates user_role (and updated_at) when it differs and fills user_email
-// when the row has none. The WHERE clause makes an unchanged row a no-op:
-// RETURNING then yields no row.
-const upsertSQL = `
-INSERT INTO "LiteLLM_UserTable" AS t
-	(user_id, user_email, user_role, teams, models, metadata, spend,
-	 model_spend, model_max_budget, allowed_cache_controls, policies, created_at, updated_at)
-VALUES ($1, NULLIF($2, ''), $3, '{}', '{}', '{}', 0, '{}', '{}', '{}', '{}',
-	CURRENT_TIMESTAMP AT TIME ZONE 'UTC', CURRENT_TIMESTAMP AT TIME ZONE 'UTC')
-ON CONFLICT (user_id) DO UPDATE SET
-	user_role  = EXCLUDED.user_role,
-	user_email = COALESCE(t.user_email, EXCLUDED.user_email),
-	updated_at = CASE WHEN t.user_role IS DISTINCT FROM EXCLUDED.user_role
-		THEN CURRENT_TIMESTAMP AT TIME ZONE 'UTC' ELSE t.updated_at END
-WHERE t.user_role IS DISTINCT FROM EXCLUDED.user_role
-	OR (t.user_email IS NULL AND EXCLUDED.user_email IS NOT NULL)
-RETURNING (xmax = 0) AS inserted`
+// Row is the part of a LiteLLM user row rolesync reads.
+type Row struct {
+	UserID    string // the row's key (a UUID for invited users)
+	SSOUserID string // "" when NULL
+	Email     string // "" when NULL
+	Role      string // "" when NULL
+}
 
-// Result says what an upsert did.
-type Result int
+// AmbiguousError means several rows could be the user's (by email): rolesync
+// writes none of them.
+type AmbiguousError struct {
+	Email string
+	Rows  []string // their user_ids
+}
 
-// Upsert outcomes.
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("rows %s all have the email %s and none has the user's id as user_id or sso_user_id", strings.Join(e.Rows, ", "), e.Email)
+}
+
+// DeleteBlockedError means a row of another table still references the
+// user, so the user cannot be deleted.
+type DeleteBlockedError struct {
+	Table      string
+	Constraint string
+	UserID     string
+}
+
+func (e *DeleteBlockedError) Error() string {
+	return fmt.Sprintf("rows of %q still reference user %s (foreign key %s)", e.Table, e.UserID, e.Constraint)
+}
+
+// findSQL reads every row LiteLLM's lookup could pick for an SSO id and an
+// email; Pick orders them as LiteLLM does.
+const findSQL = `SELECT user_id, COALESCE(sso_user_id, ''), COALESCE(user_email, ''), COALESCE(user_role, '')
+FROM "LiteLLM_UserTable"
+WHERE user_id = $1 OR sso_user_id = $1 OR ($2 <> '' AND lower(user_email) = lower($2))
+LIMIT 16`
+
+// Find returns the row LiteLLM uses for the SSO user id (and email): see
+// Pick. found is false when there is none.
+func (d *DB) Find(ctx context.Context, userID, email string) (Row, bool, error) {
+	rows, err := d.pool.Query(ctx, findSQL, userID, email)
+	if err != nil {
+		return Row{}, false, fmt.Errorf("proxydb: find user %s: %w", userID, err)
+	}
+	var candidates []Row
+	for rows.Next() {
+		var r Row
+		if err := rows.Scan(&r.UserID, &r.SSOUserID, &r.Email, &r.Role); err != nil {
+			rows.Close()
+			return Row{}, false, fmt.Errorf("proxydb: find user %s: %w", userID, err)
+		}
+		candidates = append(candidates, r)
+	}
+	if err := rows.Err(); err != nil {
+		return Row{}, false, fmt.Errorf("proxydb: find user %s: %w", userID, err)
+	}
+	return Pick(candidates, userID, email)
+}
+
+// Pick chooses among candidate rows in LiteLLM's order for an SSO login:
+// the row whose user_id is the id, else the row whose sso_user_id is it,
+// else the one row whose email equals email case-insensitively. Several
+// rows by email is an *AmbiguousError (LiteLLM would take whichever comes
+// first).
+func Pick(candidates []Row, userID, email string) (Row, bool, error) {
+	for _, r := range candidates {
+		if r.UserID == userID {
+			return r, true, nil
+		}
+	}
+	for _, r := range candidates {
+		if r.SSOUserID == userID {
+			return r, true, nil
+		}
+	}
+	if email == "" {
+		return Row{}, false, nil
+	}
+	var byEmail []Row
+	for _, r := range candidates {
+		if strings.EqualFold(r.Email, email) {
+			byEmail = append(byEmail, r)
+		}
+	}
+	switch len(byEmail) {
+	case 0:
+		return Row{}, false, nil
+	case 1:
+		return byEmail[0], true, nil
+	}
+	ids := make([]string, len(byEmail))
+	for i, r := range byEmail {
+		ids[i] = r.UserID
+	}
+	slices.Sort(ids)
+	return Row{}, false, &AmbiguousError{Email: email, Rows: ids}
+}
+
+// Keys says what a write does to the user's virtual keys.
+type Keys int
+
 const (
-	Unchanged Result = iota
-	Created
-	Updated
+	// KeysUnblock unblocks the keys rolesync blocked (and only those).
+	KeysUnblock Keys = iota
+	// KeysBlock blocks every key of the user that is not blocked yet,
+	// marking them as blocked by rolesync.
+	KeysBlock
+	// KeysLeave leaves the keys alone.
+	KeysLeave
 )
 
-func (r Result) String() string { return [...]string{"unchanged", "created", "updated"}[r] }
-
-// Upsert makes the row of userID hold role (creating it when absent) and
-// fills its email when it has none.
-func (d *DB) Upsert(ctx context.Context, userID, email, role string) (Result, error) {
-	var inserted bool
-	err := d.pool.QueryRow(ctx, upsertSQL, userID, email, role).Scan(&inserted)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return Unchanged, nil
-	case err != nil:
-		return Unchanged, fmt.Errorf("proxydb: upsert user %s: %w", userID, err)
-	case inserted:
-		return Created, nil
-	}
-	return Updated, nil
+// Change is one role write to a bound row.
+type Change struct {
+	RowUserID string // the bound row's user_id
+	Role      string
+	Keys      Keys
+	// Reason is the decision's source, recorded in the audit log
+	// (for example "keycloak#0 groups=admins" or "deletionPolicy Downgrade").
+	Reason string
+	// Object names the ProxyUser, for the audit log.
+	Object string
 }
 
-// Role returns the role in the row of userID, and false when there is no
-// row. A NULL role is returned as "".
-func (d *DB) Role(ctx context.Context, userID string) (string, bool, error) {
-	var role *string
-	err := d.pool.QueryRow(ctx, `SELECT user_role FROM "LiteLLM_UserTable" WHERE user_id = $1`, userID).Scan(&role)
+// Outcome is what a write found and did.
+type Outcome struct {
+	Found       bool   // the row exists
+	Before      string // its role before the write ("" for NULL)
+	RoleChanged bool
+	KeysChanged int
+}
+
+// Apply makes the bound row hold c.Role and applies c.Keys, with an audit
+// log row for every change, in one statement. A row holding a role rolesync
+// does not manage (UnmanagedRoles) is left alone, keys included.
+func (d *DB) Apply(ctx context.Context, c Change) (Outcome, error) {
+	var o Outcome
+	var found *bool
+	st, err := d.statements(ctx)
+	if err == nil {
+		err = d.pool.QueryRow(ctx, st.apply, c.RowUserID, c.Role, int(c.Keys), auditReason(c.Reason, c.Object), UnmanagedRoles).
+			Scan(&found, &o.Before, &o.RoleChanged, &o.KeysChanged)
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("proxydb: set role of user %s: %w", c.RowUserID, err)
+	}
+	o.Found = found != nil && *found
+	return o, nil
+}
+
+// Create inserts the row LiteLLM's own SSO sign-up would: user_id and
+// sso_user_id the SSO id, the email lower-cased, LiteLLM's defaults, and
+// role; with an audit log row. It returns false (and writes nothing) when
+// a row with that user_id or sso_user_id appeared meanwhile.
+func (d *DB) Create(ctx context.Context, userID, email, role, reason, object string) (bool, error) {
+	var id *string
+	st, err := d.statements(ctx)
+	if err == nil {
+		err = d.pool.QueryRow(ctx, st.create, userID, strings.ToLower(email), role, auditReason(reason, object)).Scan(&id)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
+		return false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("proxydb: read user %s: %w", userID, err)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // another writer was first
+			return false, nil
+		}
+		return false, fmt.Errorf("proxydb: create user %s: %w", userID, err)
 	}
-	if role == nil {
-		return "", true, nil
-	}
-	return *role, true, nil
+	return id != nil, nil
 }
 
-// SetRole sets the role of an existing row (the Downgrade deletion policy);
-// it creates nothing and writes nothing when the role is already set.
-func (d *DB) SetRole(ctx context.Context, userID, role string) error {
-	_, err := d.pool.Exec(ctx, `UPDATE "LiteLLM_UserTable"
-		SET user_role = $2, updated_at = CURRENT_TIMESTAMP AT TIME ZONE 'UTC'
-		WHERE user_id = $1 AND user_role IS DISTINCT FROM $2`, userID, role)
+// Delete removes the user as LiteLLM's /user/delete does, in one
+// transaction: the user's virtual keys (copied into
+// "LiteLLM_DeletedVerificationToken" first), team memberships (rows and the
+// user's entries in the teams' member lists), organization memberships and
+// invitation links, then the row, with an audit log row. A missing row is
+// not an error. Any other row still referencing the user makes it a
+// *DeleteBlockedError and nothing is deleted.
+func (d *DB) Delete(ctx context.Context, rowUserID, reason, object string) error {
+	st, err := d.statements(ctx)
 	if err != nil {
-		return fmt.Errorf("proxydb: set role of user %s: %w", userID, err)
+		return fmt.Errorf("proxydb: delete user %s: %w", rowUserID, err)
+	}
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("proxydb: delete user %s: %w", rowUserID, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var before []byte
+	err = tx.QueryRow(ctx, `SELECT jsonb_build_object('user_id', user_id, 'user_email', user_email, 'user_role', user_role,
+		'sso_user_id', sso_user_id, 'teams', teams, 'organization_id', organization_id)
+		FROM "LiteLLM_UserTable" WHERE user_id = $1 FOR UPDATE`, rowUserID).Scan(&before)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("proxydb: delete user %s: %w", rowUserID, err)
+	}
+	for _, stmt := range deleteSteps {
+		if _, err := tx.Exec(ctx, stmt, rowUserID); err != nil {
+			return deleteError(rowUserID, err)
+		}
+	}
+	if st.audit {
+		if _, err := tx.Exec(ctx, insertAudit+` VALUES (gen_random_uuid()::text, `+utcNow+`, '`+ChangedBy+`', '', 'deleted', 'LiteLLM_UserTable', $1, $2, $3)`,
+			rowUserID, before, auditReason(reason, object)); err != nil {
+			return deleteError(rowUserID, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return deleteError(rowUserID, err)
 	}
 	return nil
 }
 
-// Delete deletes the row of userID, if any (the Delete deletion policy).
-func (d *DB) Delete(ctx context.Context, userID string) error {
-	if _, err := d.pool.Exec(ctx, `DELETE FROM "LiteLLM_UserTable" WHERE user_id = $1`, userID); err != nil {
-		return fmt.Errorf("proxydb: delete user %s: %w", userID, err)
+func deleteError(userID string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation
+		return &DeleteBlockedError{Table: pgErr.TableName, Constraint: pgErr.ConstraintName, UserID: userID}
 	}
-	return nil
+	return fmt.Errorf("proxydb: delete user %s: %w", userID, err)
 }
 
-// Count returns the number of rows in the user table.
-func (d *DB) Count(ctx context.Context) (int, error) {
-	var n int
-	if err := d.pool.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable"`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("proxydb: count users: %w", err)
+// deleteSteps are the statements of Delete after the row is locked, in
+// LiteLLM's /user/delete order ($1 is the row's user_id).
+var deleteSteps = []string{
+	`INSERT INTO "LiteLLM_DeletedVerificationToken" (id, token, key_name, key_alias, spend, expires, models, aliases, config,
+		user_id, team_id, permissions, max_parallel_requests, metadata, blocked, tpm_limit, rpm_limit, max_budget,
+		budget_duration, budget_reset_at, model_spend, model_max_budget, budget_id, organization_id,
+		created_at, created_by, updated_at, updated_by, deleted_at, deleted_by)
+	SELECT gen_random_uuid()::text, token, key_name, key_alias, spend, expires, models, aliases, config,
+		user_id, team_id, permissions, max_parallel_requests, metadata, blocked, tpm_limit, rpm_limit, max_budget,
+		budget_duration, budget_reset_at, model_spend, model_max_budget, budget_id, organization_id,
+		created_at, created_by, updated_at, updated_by, ` + utcNow + `, '` + ChangedBy + `'
+	FROM "LiteLLM_VerificationToken" WHERE user_id = $1`,
+	`DELETE FROM "LiteLLM_VerificationToken" WHERE user_id = $1`,
+	`DELETE FROM "LiteLLM_TeamMembership" WHERE user_id = $1`,
+	`UPDATE "LiteLLM_TeamTable" SET
+		members_with_roles = CASE WHEN jsonb_typeof(members_with_roles) = 'array'
+			THEN COALESCE((SELECT jsonb_agg(m) FROM jsonb_array_elements(members_with_roles) m WHERE m->>'user_id' IS DISTINCT FROM $1), '[]'::jsonb)
+			ELSE members_with_roles END,
+		members = array_remove(members, $1),
+		admins = array_remove(admins, $1),
+		updated_at = ` + utcNow + `
+	WHERE $1 = ANY(members) OR $1 = ANY(admins)
+		OR (jsonb_typeof(members_with_roles) = 'array' AND members_with_roles @> jsonb_build_array(jsonb_build_object('user_id', $1::text)))`,
+	`DELETE FROM "LiteLLM_OrganizationMembership" WHERE user_id = $1`,
+	`DELETE FROM "LiteLLM_InvitationLink" WHERE user_id = $1 OR created_by = $1 OR updated_by = $1`,
+	`DELETE FROM "LiteLLM_UserTable" WHERE user_id = $1`,
+}
+
+// SSORoleMappings reports whether LiteLLM's own SSO settings (its
+// "LiteLLM_SSOConfig" row, set from the admin UI) map roles: then LiteLLM
+// writes user_role at every login too, and the two writers fight.
+func (d *DB) SSORoleMappings(ctx context.Context) (bool, error) {
+	var on bool
+	err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM "LiteLLM_SSOConfig"
+		WHERE jsonb_typeof(sso_settings->'role_mappings') = 'object' AND sso_settings->'role_mappings' <> '{}'::jsonb)`).Scan(&on)
+	if err != nil {
+		if isUndefinedTable(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("proxydb: read LiteLLM's SSO settings: %w", err)
 	}
-	return n, nil
+	return on, nil
+}
+
+func isUndefinedTable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
+}
+
+// auditReason is the rolesync part of an audit row's updated_values.
+func auditReason(reason, object string) map[string]string {
+	return map[string]string{"reason": reason, "proxyUser": object}
+}
+
+// utcNow is the current time as LiteLLM stores it (timestamp(3), UTC).
+const utcNow = `(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')`
+
+const insertAudit = `INSERT INTO "LiteLLM_AuditLog" (id, updated_at, changed_by, changed_by_api_key, action, table_name, object_id, before_value, updated_values)`
+
+type statements struct {
+	audit         bool
+	apply, create string
+}
+
+// buildStatements writes the statements, with or without the audit log.
+//
+// apply: $1 row user_id, $2 role, $3 keys (0 unblock ours, 1 block, 2
+// leave), $4 the rolesync audit values, $5 the unmanaged roles. It locks the
+// row, updates the role when it differs and is managed, blocks or unblocks
+// keys (marking the ones it blocks in their metadata), writes one audit row
+// per change, and returns (found, role before, role changed, keys changed).
+func buildStatements(audit bool) statements {
+	apply := `WITH old AS (
+	SELECT user_id, COALESCE(user_role, '') AS role, (user_role IS NULL OR user_role <> ALL($5::text[])) AS managed
+	FROM "LiteLLM_UserTable" WHERE user_id = $1 FOR UPDATE
+), upd AS (
+	UPDATE "LiteLLM_UserTable" t SET user_role = $2::text, updated_at = ` + utcNow + `
+	FROM old WHERE t.user_id = old.user_id AND old.managed AND old.role IS DISTINCT FROM $2::text
+	RETURNING t.user_id, old.role AS before
+), keys AS (
+	UPDATE "LiteLLM_VerificationToken" k SET
+		blocked = ($3::int = 1),
+		metadata = CASE WHEN $3::int = 1 THEN k.metadata || '{"rolesync_blocked": true}'::jsonb ELSE k.metadata - 'rolesync_blocked' END,
+		updated_at = ` + utcNow + `, updated_by = '` + ChangedBy + `'
+	FROM old WHERE k.user_id = old.user_id AND old.managed AND (
+		($3::int = 1 AND k.blocked IS NOT TRUE) OR
+		($3::int = 0 AND k.metadata ? 'rolesync_blocked'))
+	RETURNING k.token, k.blocked
+)`
+	if audit {
+		apply += `, audit_role AS (
+	` + insertAudit + `
+	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'updated', 'LiteLLM_UserTable', user_id,
+		jsonb_build_object('user_role', NULLIF(before, '')), jsonb_build_object('user_role', $2::text, 'rolesync', $4::jsonb)
+	FROM upd
+), audit_keys AS (
+	` + insertAudit + `
+	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', CASE WHEN blocked THEN 'blocked' ELSE 'unblocked' END,
+		'LiteLLM_VerificationToken', token,
+		jsonb_build_object('blocked', NOT blocked), jsonb_build_object('blocked', blocked, 'rolesync', $4::jsonb)
+	FROM keys
+)`
+	} else {
+		apply += `, unused AS (SELECT $4::jsonb)`
+	}
+	apply += `
+SELECT (SELECT true FROM old), COALESCE((SELECT role FROM old), ''), EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM keys)::int`
+
+	create := `WITH ins AS (
+	INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role, teams, models, metadata, spend,
+		model_spend, model_max_budget, allowed_cache_controls, policies, created_at, updated_at)
+	VALUES ($1, $1, NULLIF($2, ''), $3, '{}', '{}', '{}', 0, '{}', '{}', '{}', '{}', ` + utcNow + `, ` + utcNow + `)
+	ON CONFLICT DO NOTHING
+	RETURNING user_id, user_email, user_role
+)`
+	if audit {
+		create += `, audit AS (
+	` + insertAudit + `
+	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'created', 'LiteLLM_UserTable', user_id,
+		NULL, jsonb_build_object('user_id', user_id, 'sso_user_id', user_id, 'user_email', user_email, 'user_role', user_role, 'rolesync', $4::jsonb)
+	FROM ins
+)`
+	} else {
+		create += `, unused AS (SELECT $4::jsonb)`
+	}
+	create += `
+SELECT user_id FROM ins`
+	return statements{audit: audit, apply: apply, create: create}
 }

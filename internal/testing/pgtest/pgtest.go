@@ -3,11 +3,14 @@
 // started from the installed PostgreSQL binaries (initdb into a temporary
 // directory, on a free port, as the postgres user when running as root), so
 // fault tests can stop and restart it. Each test package gets fresh databases
-// holding LiteLLM's "LiteLLM_UserTable".
+// holding LiteLLM's own tables (litellm_schema.sql: LiteLLM's user table and
+// every table that belongs to or references a user, as LiteLLM's migrations
+// create them).
 package pgtest
 
 import (
 	"context"
+	_ "embed" // the LiteLLM schema
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -26,6 +29,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
+
+// LiteLLMSchema is the DDL of LiteLLM's user-related tables (see
+// litellm_schema.sql for the LiteLLM version it follows).
+//
+//go:embed litellm_schema.sql
+var LiteLLMSchema string
 
 // EnvDatabaseURL names the variable that points tests at an existing server.
 const EnvDatabaseURL = "TEST_DATABASE_URL"
@@ -81,8 +90,8 @@ func (s *Server) URL(db string) string {
 	return u.String()
 }
 
-// NewDatabase creates a fresh, uniquely named database holding
-// "LiteLLM_UserTable" and returns its connection URL.
+// NewDatabase creates a fresh, uniquely named database holding LiteLLM's
+// schema (LiteLLMSchema) and returns its connection URL.
 func (s *Server) NewDatabase(ctx context.Context) (string, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -101,8 +110,8 @@ func (s *Server) NewDatabase(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("pgtest: connect %s: %w", name, err)
 	}
 	defer func() { _ = db.Close(ctx) }()
-	if _, err := db.Exec(ctx, LiteLLMUserTableDDL); err != nil {
-		return "", fmt.Errorf("pgtest: create LiteLLM_UserTable: %w", err)
+	if _, err := db.Exec(ctx, LiteLLMSchema); err != nil {
+		return "", fmt.Errorf("pgtest: create LiteLLM's schema: %w", err)
 	}
 	return dsn, nil
 }
