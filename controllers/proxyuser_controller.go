@@ -12,8 +12,8 @@ import (
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -49,13 +49,27 @@ const (
 	DriftReport DriftPolicy = "Report"
 )
 
+// KeyRevocation says what happens to a user's LiteLLM virtual keys when
+// rolesync takes the user's role away.
+type KeyRevocation string
+
+const (
+	// KeyRevocationOff leaves keys alone: a denied user's row is demoted,
+	// but keys they already hold keep reaching the LLM routes.
+	KeyRevocationOff KeyRevocation = "Off"
+	// KeyRevocationBlock blocks the keys of a denied user, and of a user
+	// deleted with deletionPolicy Downgrade; they are unblocked (only those
+	// rolesync blocked) when the user is granted a role again.
+	KeyRevocationBlock KeyRevocation = "Block"
+)
+
 // UserStore is the proxy database as the ProxyUser controller uses it;
 // *proxydb.DB implements it.
 type UserStore interface {
-	Upsert(ctx context.Context, userID, email, role string) (proxydb.Result, error)
-	Role(ctx context.Context, userID string) (string, bool, error)
-	SetRole(ctx context.Context, userID, role string) error
-	Delete(ctx context.Context, userID string) error
+	Find(ctx context.Context, userID, email string) (proxydb.Row, bool, error)
+	Apply(ctx context.Context, c proxydb.Change) (proxydb.Outcome, error)
+	Create(ctx context.Context, userID, email, role, reason, object string) (bool, error)
+	Delete(ctx context.Context, rowUserID, reason, object string) error
 }
 
 // retryMaxDelay caps the backoff of a user whose sync keeps failing.
@@ -80,6 +94,8 @@ type ProxyUserReconciler struct {
 	Recorder events.EventRecorder
 	// DriftPolicy defaults to Enforce.
 	DriftPolicy DriftPolicy
+	// KeyRevocation defaults to Off.
+	KeyRevocation KeyRevocation
 	// ResyncPeriod is how often (jittered by 10%) each user's row is compared
 	// with status; it defaults to 10 minutes.
 	ResyncPeriod time.Duration
@@ -97,6 +113,9 @@ type ProxyUserReconciler struct {
 	// so drift reads happen once per resync period and never write. It is
 	// memory only: after a restart every row is read once.
 	checked sync.Map // types.UID -> checkMark
+	// corrected remembers, per ProxyUser, when drift was last corrected, to
+	// tell a competing writer from a one-off edit.
+	corrected sync.Map // types.UID -> time.Time
 
 	eventsOnce  sync.Once
 	eventBudget *rate.Limiter
@@ -201,6 +220,9 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if sr.Err != nil {
 		return ctrl.Result{}, sr.Err // transient: retried with backoff
 	}
+	if sr.Waiting {
+		return ctrl.Result{RequeueAfter: r.rowWait(pu)}, nil
+	}
 	return ctrl.Result{RequeueAfter: wait.Jitter(r.resyncPeriod(), 0.1)}, nil
 }
 
@@ -216,67 +238,6 @@ func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser) resolution {
 	return resolve(pu, claims, engine)
 }
 
-// sync makes the row hold the resolution's role with as few statements as
-// possible: none when status already says the row holds it and it was
-// confirmed within the resync period; one read when a drift check is due;
-// one write when the role changed.
-func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) syncResult {
-	if r.Store == nil {
-		return syncResult{NoDatabase: true}
-	}
-	want := res.RowRole()
-	st := &pu.Status
-	// Status says the row was written with this role for this spec: only
-	// a drift check may be due. (A failed write leaves syncedRole as it was.)
-	if st.SyncedRole == want && st.ObservedGeneration == pu.Generation {
-		if m, ok := r.checked.Load(pu.UID); ok && m.(checkMark).role == want && time.Since(m.(checkMark).at) < r.resyncPeriod()*9/10 {
-			return syncResult{}
-		}
-		// A drift check: read the row, write only if it differs.
-		row, found, err := r.Store.Role(ctx, pu.Spec.UserID)
-		if err != nil {
-			return syncResult{Err: err}
-		}
-		if rolesyncv1.Role(row) == want || (res.Denied && !found) {
-			r.markChecked(pu.UID, want)
-			return syncResult{}
-		}
-		if r.driftPolicy() == DriftReport {
-			r.checked.Delete(pu.UID)
-			return syncResult{Drift: driftReported, RowRole: row}
-		}
-		if err := r.write(ctx, pu, res); err != nil {
-			return syncResult{Err: err}
-		}
-		return syncResult{Wrote: true, Drift: driftCorrected, RowRole: row}
-	}
-	if err := r.write(ctx, pu, res); err != nil {
-		return syncResult{Err: err}
-	}
-	return syncResult{Wrote: true}
-}
-
-// write issues the one statement for a resolution: an upsert, or for a
-// denied user a downgrade of an existing row.
-func (r *ProxyUserReconciler) write(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) error {
-	var err error
-	if res.Denied {
-		err = r.Store.SetRole(ctx, pu.Spec.UserID, string(res.RowRole()))
-	} else {
-		_, err = r.Store.Upsert(ctx, pu.Spec.UserID, pu.Spec.Email, string(res.Role))
-	}
-	if err != nil {
-		r.checked.Delete(pu.UID)
-		return err
-	}
-	r.markChecked(pu.UID, res.RowRole())
-	return nil
-}
-
-func (r *ProxyUserReconciler) markChecked(uid types.UID, role rolesyncv1.Role) {
-	r.checked.Store(uid, checkMark{role: role, at: time.Now()})
-}
-
 // recordEvents emits the Events of one reconcile: a role change, a drift
 // correction, a sync failure's first occurrence.
 func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res resolution, sr syncResult) {
@@ -289,6 +250,16 @@ func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res
 	}
 	if sr.Drift == driftCorrected {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftCorrected, "Sync", "The database held %s; rewrote %s", rowText(sr.RowRole), res.RowRole())
+		if sr.Competing {
+			r.eventf(pu, "Warning", rolesyncv1.ReasonCompetingWriter, "Sync",
+				"Row %s drifted to %s again soon after a correction: another writer (LiteLLM's own role mapping?) sets user_role; see docs/operations.md", sr.Row, rowText(sr.RowRole))
+		}
+	}
+	if sr.Unmanaged != "" && conditionReason(before.Status.Conditions, rolesyncv1.ConditionDrifted) != rolesyncv1.ReasonUnmanagedRole {
+		r.eventf(pu, "Warning", rolesyncv1.ReasonUnmanagedRole, "Sync", "Row %s holds %s, a role rolesync does not manage; it is left alone", sr.Row, sr.Unmanaged)
+	}
+	if sr.Ambiguous != nil && conditionReason(before.Status.Conditions, rolesyncv1.ConditionSynced) != rolesyncv1.ReasonAmbiguousUser {
+		r.eventf(pu, "Warning", rolesyncv1.ReasonAmbiguousUser, "Sync", "No row written: %v", sr.Ambiguous)
 	}
 	if sr.Drift == driftReported && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionDrifted) != metav1.ConditionTrue {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", rowText(sr.RowRole), res.RowRole())
@@ -306,8 +277,8 @@ func roleText(r rolesyncv1.Role) string {
 }
 
 // finalize applies the deletionPolicy, then releases the object. While the
-// database is unavailable the finalizer stays and the attempt is retried
-// with backoff.
+// database is unavailable, or other rows block the delete, the finalizer
+// stays and the attempt is retried with backoff.
 func (r *ProxyUserReconciler) finalize(ctx context.Context, pu *rolesyncv1.ProxyUser) error {
 	if !controllerutil.ContainsFinalizer(pu, ProxyUserFinalizer) {
 		return nil
@@ -319,21 +290,13 @@ func (r *ProxyUserReconciler) finalize(ctx context.Context, pu *rolesyncv1.Proxy
 			return err
 		}
 		if owner == "" { // a duplicate never owned the row
-			var err error
-			if policy == rolesyncv1.DeletionPolicyDelete {
-				err = r.Store.Delete(ctx, pu.Spec.UserID)
-			} else {
-				err = r.Store.SetRole(ctx, pu.Spec.UserID, string(rolesyncv1.RoleInternalUserViewer))
+			if err := r.applyDeletionPolicy(ctx, pu, policy); err != nil {
+				return err
 			}
-			if err != nil {
-				r.eventf(pu, "Warning", rolesyncv1.ReasonDeleteFailed, "Delete",
-					"Could not apply deletionPolicy %s: %v; the finalizer stays and it is retried", policy, err)
-				return fmt.Errorf("apply deletion policy %s to %s/%s: %w", policy, pu.Namespace, pu.Name, err)
-			}
-			log.FromContext(ctx).Info("Applied deletion policy to proxy database", "policy", policy, "userID", pu.Spec.UserID)
 		}
 	}
 	r.checked.Delete(pu.UID)
+	r.corrected.Delete(pu.UID)
 	if err := r.patchFinalizers(ctx, pu, controllerutil.RemoveFinalizer); !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -492,6 +455,13 @@ func conditionStatus(conds []metav1.Condition, t string) metav1.ConditionStatus 
 		if conds[i].Type == t {
 			return conds[i].Status
 		}
+	}
+	return ""
+}
+
+func conditionReason(conds []metav1.Condition, t string) string {
+	if c := apimeta.FindStatusCondition(conds, t); c != nil {
+		return c.Reason
 	}
 	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -61,7 +62,7 @@ func createMapping(t testing.TB, ns, doc string, own bool) *rolesyncv1.RoleMappi
 func newUser(ns, name string, claims map[string]any, own bool) *rolesyncv1.ProxyUser {
 	pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	pu.Spec.UserID = ns + "-" + name
-	pu.Spec.Email = name + "@example.com"
+	pu.Spec.Email = name + "@" + ns + ".example.com" // unique: LiteLLM binds rows by email too
 	if claims != nil {
 		raw, _ := json.Marshal(claims)
 		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: raw}
@@ -122,24 +123,46 @@ func conditionIs(pu *rolesyncv1.ProxyUser, typ string, status metav1.ConditionSt
 	return nil
 }
 
+// dbRole returns the role of the row LiteLLM would use for userID.
 func dbRole(t *testing.T, db *proxydb.DB, userID string) (string, bool) {
 	t.Helper()
-	role, found, err := db.Role(context.Background(), userID)
+	row, found, err := db.Find(context.Background(), userID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return role, found
+	return row.Role, found
+}
+
+// sqlExec runs a statement on the database at url, as LiteLLM or an admin
+// would change it behind rolesync's back.
+func sqlExec(t testing.TB, url, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// setRowRole sets user_role of the row whose user_id is userID.
+func setRowRole(t testing.TB, url, userID, role string) {
+	t.Helper()
+	sqlExec(t, url, `UPDATE "LiteLLM_UserTable" SET user_role = $2 WHERE user_id = $1`, userID, role)
 }
 
 func waitRow(t *testing.T, db *proxydb.DB, userID, role string) {
 	t.Helper()
 	eventually(t, 30*time.Second, func() error {
-		got, found, err := db.Role(context.Background(), userID)
+		got, found, err := db.Find(context.Background(), userID, "")
 		if err != nil {
 			return err
 		}
-		if !found || got != role {
-			return fmt.Errorf("row of %s holds %q (found %v), want %q", userID, got, found, role)
+		if !found || got.Role != role {
+			return fmt.Errorf("row of %s holds %q (found %v), want %q", userID, got.Role, found, role)
 		}
 		return nil
 	})
@@ -316,9 +339,8 @@ func TestDeniedUserGetsNoRowAndAnExistingRowIsDowngraded(t *testing.T) {
 
 	// A row the proxy already had (say from before rolesync) loses its privilege.
 	former := newUser(ns, "former", map[string]any{"groups": []any{"sales"}}, false)
-	if _, err := suiteDB.Upsert(ctx, former.Spec.UserID, "", "proxy_admin"); err != nil {
-		t.Fatal(err)
-	}
+	sqlExec(t, suiteDBURL, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_role) VALUES ($1, $1, 'proxy_admin')`, former.Spec.UserID)
+	_ = ctx
 	createUser(t, former)
 	waitRow(t, suiteDB, former.Spec.UserID, "internal_user_viewer")
 }
@@ -397,9 +419,7 @@ func TestDriftIsCorrectedUnderEnforce(t *testing.T) {
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
 	// Someone promotes the user in the proxy's database directly.
-	if _, err := suiteDB.Upsert(context.Background(), pu.Spec.UserID, "", "proxy_admin"); err != nil {
-		t.Fatal(err)
-	}
+	setRowRole(t, suiteDBURL, pu.Spec.UserID, "proxy_admin")
 	waitRow(t, suiteDB, pu.Spec.UserID, "internal_user") // within a resync period
 	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
 		return conditionIs(pu, rolesyncv1.ConditionDrifted, metav1.ConditionFalse, rolesyncv1.ReasonDriftCorrected)
@@ -422,9 +442,7 @@ func TestDriftIsOnlyReportedUnderReport(t *testing.T) {
 	pu := createUser(t, newUser(ns, "erin", keycloakClaims("team-e"), true))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
-	if _, err := db.Upsert(context.Background(), pu.Spec.UserID, "", "proxy_admin"); err != nil {
-		t.Fatal(err)
-	}
+	setRowRole(t, url, pu.Spec.UserID, "proxy_admin")
 	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
 		return conditionIs(pu, rolesyncv1.ConditionDrifted, metav1.ConditionTrue, rolesyncv1.ReasonDriftDetected)
 	})
@@ -437,9 +455,7 @@ func TestDriftIsOnlyReportedUnderReport(t *testing.T) {
 		t.Fatalf("Report rewrote the row to %q", role)
 	}
 	// Putting the row back clears the report.
-	if _, err := db.Upsert(context.Background(), pu.Spec.UserID, "", "internal_user"); err != nil {
-		t.Fatal(err)
-	}
+	setRowRole(t, url, pu.Spec.UserID, "internal_user")
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
 		return conditionIs(pu, rolesyncv1.ConditionDrifted, metav1.ConditionFalse, rolesyncv1.ReasonNoDrift)
 	})
@@ -470,25 +486,28 @@ type countingStore struct {
 	writes, reads atomic.Int64
 }
 
-func (c *countingStore) Upsert(ctx context.Context, id, email, role string) (proxydb.Result, error) {
-	c.writes.Add(1)
-	return c.UserStore.Upsert(ctx, id, email, role)
-}
-
-func (c *countingStore) SetRole(ctx context.Context, id, role string) error {
-	c.writes.Add(1)
-	return c.UserStore.SetRole(ctx, id, role)
-}
-
-func (c *countingStore) Delete(ctx context.Context, id string) error {
-	c.writes.Add(1)
-	return c.UserStore.Delete(ctx, id)
-}
-
-func (c *countingStore) Role(ctx context.Context, id string) (string, bool, error) {
+func (c *countingStore) Find(ctx context.Context, id, email string) (proxydb.Row, bool, error) {
 	c.reads.Add(1)
-	return c.UserStore.Role(ctx, id)
+	return c.UserStore.Find(ctx, id, email)
 }
+
+func (c *countingStore) Apply(ctx context.Context, ch proxydb.Change) (proxydb.Outcome, error) {
+	c.writes.Add(1)
+	return c.UserStore.Apply(ctx, ch)
+}
+
+func (c *countingStore) Create(ctx context.Context, id, email, role, reason, object string) (bool, error) {
+	c.writes.Add(1)
+	return c.UserStore.Create(ctx, id, email, role, reason, object)
+}
+
+func (c *countingStore) Delete(ctx context.Context, id, reason, object string) error {
+	c.writes.Add(1)
+	return c.UserStore.Delete(ctx, id, reason, object)
+}
+
+// statements counts every statement, reads and writes.
+func (c *countingStore) statements() int64 { return c.reads.Load() + c.writes.Load() }
 
 func TestUnchangedUsersCauseNoWrites(t *testing.T) {
 	ns := newNamespace(t)
@@ -599,9 +618,9 @@ func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
 	// Backoff, not a hot loop: a few attempts per user in 5 seconds, and
 	// fewer in the next 5 seconds than in the first.
 	window := func() int64 {
-		before := store.writes.Load()
+		before := store.statements()
 		time.Sleep(5 * time.Second)
-		return store.writes.Load() - before
+		return store.statements() - before
 	}
 	first, second := window(), window()
 	t.Logf("write attempts with the database down, for %d users: %d in the first 5s, %d in the next 5s", n, first, second)

@@ -42,6 +42,17 @@ type syncResult struct {
 	Drift driftState
 	// RowRole is the role found in the row by a drift check ("" when absent).
 	RowRole string
+	// Row is the user_id of the row the user is bound to ("" when none).
+	Row string
+	// Waiting: the user came through a login and LiteLLM has not created
+	// the row yet.
+	Waiting bool
+	// Ambiguous: several rows share the user's email; none was written.
+	Ambiguous error
+	// Unmanaged is the role rolesync does not manage found in the row (left alone).
+	Unmanaged string
+	// Competing: the corrected drift came soon after the previous correction.
+	Competing bool
 }
 
 // setProxyUserStatus writes the resolution and the sync result into the
@@ -68,6 +79,18 @@ func setProxyUserStatus(pu *rolesyncv1.ProxyUser, res resolution, sr syncResult,
 		set(rolesyncv1.ConditionDrifted, metav1.ConditionUnknown, rolesyncv1.ReasonNoDatabase, "no database to compare with")
 	case sr.Err != nil:
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonSyncFailed, sr.Err.Error()+"; retrying with backoff")
+	case sr.Ambiguous != nil:
+		st.DatabaseUserID = ""
+		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonAmbiguousUser, sr.Ambiguous.Error()+
+			": rolesync writes none of them; give the right row sso_user_id = the user's id, or remove the others")
+	case sr.Waiting:
+		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonWaitingForRow, fmt.Sprintf(
+			"LiteLLM has no row for %s yet: LiteLLM creates it at the user's login (right after its login hook), then rolesync sets its role to %s", pu.Spec.UserID, want))
+	case sr.Unmanaged != "":
+		st.DatabaseUserID = sr.Row
+		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonUnmanagedRole, fmt.Sprintf("row %s holds %s, which rolesync does not manage: not written", sr.Row, sr.Unmanaged))
+		set(rolesyncv1.ConditionDrifted, metav1.ConditionTrue, rolesyncv1.ReasonUnmanagedRole, fmt.Sprintf(
+			"row %s holds %s (set by someone else), not %s; rolesync never overwrites org_admin, team or customer", sr.Row, sr.Unmanaged, want))
 	case sr.Drift == driftReported:
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonDriftDetected, fmt.Sprintf("the database holds %s, not %s", rowText(sr.RowRole), want))
 		set(rolesyncv1.ConditionDrifted, metav1.ConditionTrue, rolesyncv1.ReasonDriftDetected, fmt.Sprintf("the database holds %s, not %s; --drift-policy=Report leaves it", rowText(sr.RowRole), want))
@@ -76,12 +99,16 @@ func setProxyUserStatus(pu *rolesyncv1.ProxyUser, res resolution, sr syncResult,
 			st.SyncedRole = want
 			st.LastSyncTime = &now
 		}
+		st.DatabaseUserID = sr.Row
 		msg := "the database holds " + string(want)
 		if res.Denied {
 			msg = "denied: the database row, if any, holds " + string(want)
 		}
 		set(rolesyncv1.ConditionSynced, metav1.ConditionTrue, rolesyncv1.ReasonSynced, msg)
-		if sr.Drift == driftCorrected {
+		if sr.Drift == driftCorrected && sr.Competing {
+			set(rolesyncv1.ConditionDrifted, metav1.ConditionTrue, rolesyncv1.ReasonCompetingWriter, fmt.Sprintf(
+				"the database held %s again soon after a correction; rewrote %s. Another writer sets user_role: turn LiteLLM's own role mapping off (docs/operations.md)", rowText(sr.RowRole), want))
+		} else if sr.Drift == driftCorrected {
 			set(rolesyncv1.ConditionDrifted, metav1.ConditionFalse, rolesyncv1.ReasonDriftCorrected, fmt.Sprintf("the database held %s; rewrote %s", rowText(sr.RowRole), want))
 		} else if c := apimeta.FindStatusCondition(st.Conditions, rolesyncv1.ConditionDrifted); c == nil || c.Status != metav1.ConditionFalse {
 			set(rolesyncv1.ConditionDrifted, metav1.ConditionFalse, rolesyncv1.ReasonNoDrift, "the database agrees with status")
@@ -93,6 +120,12 @@ func setProxyUserStatus(pu *rolesyncv1.ProxyUser, res resolution, sr syncResult,
 		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonSyncFailed, sr.Err.Error())
 	case sr.Drift == driftReported:
 		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonDriftDetected, "the database role differs from status.role")
+	case sr.Ambiguous != nil:
+		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonAmbiguousUser, "several LiteLLM rows could be this user's")
+	case sr.Waiting:
+		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonWaitingForRow, "waiting for LiteLLM to create the user's row")
+	case sr.Unmanaged != "":
+		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonUnmanagedRole, "the row holds a role rolesync does not manage")
 	default:
 		set(rolesyncv1.ConditionReady, metav1.ConditionTrue, res.Reason, res.Message)
 		st.ObservedGeneration = gen // only a complete reconcile marks the generation done

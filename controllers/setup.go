@@ -30,6 +30,7 @@ type Options struct {
 	// Store is the proxy database, or nil to run without one.
 	Store                   UserStore
 	DriftPolicy             DriftPolicy
+	KeyRevocation           KeyRevocation
 	ResyncPeriod            time.Duration
 	MaxConcurrentReconciles int
 	// EventRate and EventBurst budget ProxyUser Events (0: the defaults).
@@ -61,6 +62,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Store:                   o.Store,
 		Recorder:                mgr.GetEventRecorder("rolesync.dev/proxyuser-controller"),
 		DriftPolicy:             o.DriftPolicy,
+		KeyRevocation:           o.KeyRevocation,
 		ResyncPeriod:            o.ResyncPeriod,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		Changes:                 changes,
@@ -68,6 +70,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		EventBurst:              o.EventBurst,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ProxyUser controller: %w", err)
+	}
+	if w, ok := o.Store.(RoleWriterSource); ok {
+		period := o.ResyncPeriod
+		if period <= 0 {
+			period = 10 * time.Minute
+		}
+		if err := mgr.Add(&LiteLLMWatch{Source: w, Period: period}); err != nil {
+			return fmt.Errorf("add the LiteLLM settings watch: %w", err)
+		}
 	}
 	return nil
 }

@@ -107,6 +107,7 @@ func runSuite(m *testing.M) int {
 	defer func() { _ = pgServer.Close() }()
 	ctx, cancel := context.WithCancel(context.Background())
 	dbURL, err := pgServer.NewDatabase(ctx)
+	suiteDBURL = dbURL
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
 		cancel()
@@ -159,6 +160,8 @@ var (
 	registry = rolemap.NewRegistry()
 	pgServer *pgtest.Server
 	suiteDB  *proxydb.DB // the suite manager's proxy database
+	// suiteDBURL is suiteDB's URL, for tests that change rows behind rolesync's back.
+	suiteDBURL string
 	// cachedClient is the suite manager's client: reads come from its
 	// cache, with the field indexes Setup registers.
 	cachedClient client.Client

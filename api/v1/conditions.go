@@ -11,6 +11,9 @@ const (
 	ConditionDrifted = "Drifted"
 	// ConditionDenied (ProxyUser) is True when no mapping grants the user a role.
 	ConditionDenied = "Denied"
+	// ConditionDeleteBlocked (ProxyUser) is True while deletionPolicy Delete
+	// cannot remove the row because other rows still reference the user.
+	ConditionDeleteBlocked = "DeleteBlocked"
 )
 
 // Condition reasons. Reasons are CamelCase and machine readable; the
@@ -48,4 +51,19 @@ const (
 	ReasonRoleChanged = "RoleChanged"
 	// ReasonDeleteFailed: the deletion policy could not be applied yet.
 	ReasonDeleteFailed = "DeleteFailed"
+	// ReasonDeleteBlocked: rows of another table (named in the message)
+	// reference the user; the finalizer stays and the delete is retried.
+	ReasonDeleteBlocked = "DeleteBlocked"
+	// ReasonAmbiguousUser: several LiteLLM rows share the user's email and
+	// none has the user's id; rolesync writes none of them.
+	ReasonAmbiguousUser = "AmbiguousUser"
+	// ReasonWaitingForRow: the user arrived through a login and LiteLLM has
+	// not created its row yet (LiteLLM inserts it right after the login hook).
+	ReasonWaitingForRow = "WaitingForRow"
+	// ReasonUnmanagedRole: the row holds a role rolesync never grants
+	// (org_admin, team, customer); it is left alone.
+	ReasonUnmanagedRole = "UnmanagedRole"
+	// ReasonCompetingWriter: the row drifted again soon after each
+	// correction: another writer (LiteLLM's own role mapping) is active.
+	ReasonCompetingWriter = "CompetingWriter"
 )

@@ -118,6 +118,14 @@ type ProxyUserStatus struct {
 	// +optional
 	SyncedRole Role `json:"syncedRole,omitempty"`
 
+	// databaseUserID is the user_id of the LiteLLM_UserTable row this user is
+	// bound to: the row LiteLLM itself uses for the SSO id (by user_id, else
+	// sso_user_id, else the one row with the email). It differs from
+	// spec.userID for invited users, whose row has a UUID key.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	DatabaseUserID string `json:"databaseUserID,omitempty"`
+
 	// lastSyncTime is when the database was last written or confirmed.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
@@ -126,7 +134,7 @@ type ProxyUserStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Synced, Drifted, Denied.
+	// conditions: Ready, Synced, Drifted, Denied, DeleteBlocked.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -144,6 +152,7 @@ type ProxyUserStatus struct {
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=".status.role"
 // +kubebuilder:printcolumn:name="Source",type=string,JSONPath=".status.source.description"
 // +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=".status.conditions[?(@.type==\"Synced\")].status"
+// +kubebuilder:printcolumn:name="Row",type=string,JSONPath=".status.databaseUserID",priority=1
 // +kubebuilder:printcolumn:name="Last Login",type=date,JSONPath=".spec.lastLoginTime"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ProxyUser struct {

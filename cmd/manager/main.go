@@ -50,11 +50,12 @@ type managerOptions struct {
 
 // syncOptions configure the ProxyUser controller and its database.
 type syncOptions struct {
-	DatabaseURL  string
-	ResyncPeriod time.Duration
-	DriftPolicy  string
-	EventRate    float64
-	EventBurst   int
+	DatabaseURL   string
+	ResyncPeriod  time.Duration
+	DriftPolicy   string
+	KeyRevocation string
+	EventRate     float64
+	EventBurst    int
 }
 
 // BindFlags registers the options on fs. The database URL defaults to
@@ -67,6 +68,8 @@ func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
 		"How often (jittered by 10%) each user's database row is compared with its status.")
 	fs.StringVar(&o.DriftPolicy, "drift-policy", string(controllers.DriftEnforce),
 		"What to do when a row differs from status: Enforce (rewrite it, Event DriftCorrected) or Report (Drifted=True, no write).")
+	fs.StringVar(&o.KeyRevocation, "key-revocation", string(controllers.KeyRevocationOff),
+		"What a denied user (and one deleted with deletionPolicy Downgrade) loses besides the role: Block (their LiteLLM virtual keys are blocked, and unblocked when a role is granted again; only keys rolesync blocked) or Off (keys keep working).")
 	fs.Float64Var(&o.EventRate, "event-rate", controllers.DefaultEventRate,
 		"ProxyUser Events per second, sustained; beyond the budget Events are dropped (and counted), status still records every change.")
 	fs.IntVar(&o.EventBurst, "event-burst", controllers.DefaultEventBurst, "ProxyUser Events allowed at once.")
@@ -119,6 +122,11 @@ func (o *syncOptions) validate() error {
 	case controllers.DriftEnforce, controllers.DriftReport:
 	default:
 		return fmt.Errorf("--drift-policy must be Enforce or Report, not %q", o.DriftPolicy)
+	}
+	switch controllers.KeyRevocation(o.KeyRevocation) {
+	case controllers.KeyRevocationOff, controllers.KeyRevocationBlock:
+	default:
+		return fmt.Errorf("--key-revocation must be Block or Off, not %q", o.KeyRevocation)
 	}
 	if o.ResyncPeriod < time.Second {
 		return fmt.Errorf("--resync-period must be at least 1s, not %s", o.ResyncPeriod)
@@ -189,6 +197,7 @@ func main() {
 	ctrlOpts := controllers.Options{
 		Registry:                registry,
 		DriftPolicy:             controllers.DriftPolicy(syncOpts.DriftPolicy),
+		KeyRevocation:           controllers.KeyRevocation(syncOpts.KeyRevocation),
 		ResyncPeriod:            syncOpts.ResyncPeriod,
 		MaxConcurrentReconciles: mgrOpts.MaxConcurrent,
 		EventRate:               syncOpts.EventRate,

@@ -1,0 +1,405 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+)
+
+// These tests run the controller against LiteLLM's own schema (pgtest's
+// litellm_schema.sql) and replay what LiteLLM itself does to its rows.
+
+// sqlCount runs a count query on the database at url.
+func sqlCount(t testing.TB, url, sql string, args ...any) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var n int
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// litellmSignUp replays LiteLLM's SSO first login after its login hook
+// returned: look the user up by user_id, else sso_user_id, else email
+// (case-insensitively, then record the SSO id on that row), and insert a new
+// row (user_id = sso_user_id = the SSO id) only when none was found. An
+// insert that fails (a row rolesync created meanwhile) fails the test.
+func litellmSignUp(t testing.TB, url, ssoID, email, role string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var id string
+	if conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE user_id = $1`, ssoID).Scan(&id) == nil ||
+		conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE sso_user_id = $1`, ssoID).Scan(&id) == nil {
+		return
+	}
+	if conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE lower(user_email) = lower($1) LIMIT 1`, email).Scan(&id) == nil {
+		if _, err := conn.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET sso_user_id = $2 WHERE user_id = $1`, id, ssoID); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role, updated_at)
+		VALUES ($1, $1, $2, $3, now())`, ssoID, email, role); err != nil {
+		t.Fatalf("LiteLLM's own sign-up insert failed: %v", err)
+	}
+}
+
+func rowCount(t testing.TB, url string) int {
+	return sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_UserTable"`)
+}
+
+func TestInvitedUserIsBoundToLiteLLMsRow(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+	pu := newUser(ns, "invited", keycloakClaims("litellm-admin"), false)
+	const uuid = "0b6f6c2e-8d2a-4d55-9f43-000000000001"
+	// An invited user: LiteLLM gave the row a UUID and recorded the SSO id at the first login.
+	sqlExec(t, suiteDBURL, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role) VALUES ($1, $2, $3, 'internal_user_viewer')`,
+		uuid+ns[5:], pu.Spec.UserID, pu.Spec.Email)
+	createUser(t, pu)
+	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
+	if got.Status.DatabaseUserID != uuid+ns[5:] {
+		t.Fatalf("bound to %q", got.Status.DatabaseUserID)
+	}
+	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1 AND user_role = 'proxy_admin'`, uuid+ns[5:]); n != 1 {
+		t.Fatal("the invited user's row does not hold the mapped role")
+	}
+	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1`, pu.Spec.UserID); n != 0 {
+		t.Fatal("a second row LiteLLM never reads was created")
+	}
+	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE object_id = $1 AND changed_by = 'rolesync' AND action = 'updated'
+		AND before_value->>'user_role' = 'internal_user_viewer' AND updated_values->>'user_role' = 'proxy_admin'
+		AND updated_values->'rolesync'->>'reason' = 'keycloak#0 resource_access.litellm.roles=litellm-admin'`, uuid+ns[5:]); n != 1 {
+		t.Fatal("no LiteLLM audit log row for the role change")
+	}
+}
+
+func TestRowFoundByEmailAndAmbiguousEmail(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+	// A row LiteLLM keyed by a UUID, with the email in another case and no SSO id yet.
+	byEmail := newUser(ns, "mail", keycloakClaims("team-x"), false)
+	sqlExec(t, suiteDBURL, `INSERT INTO "LiteLLM_UserTable" (user_id, user_email, user_role) VALUES ($1, upper($2), NULL)`, "uuid-mail-"+ns, byEmail.Spec.Email)
+	createUser(t, byEmail)
+	got := waitUser(t, client.ObjectKeyFromObject(byEmail), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	if got.Status.DatabaseUserID != "uuid-mail-"+ns {
+		t.Fatalf("bound to %q", got.Status.DatabaseUserID)
+	}
+
+	// Two rows share an email and neither has the user's id: no write.
+	amb := newUser(ns, "twice", keycloakClaims("litellm-admin"), false)
+	sqlExec(t, suiteDBURL, `INSERT INTO "LiteLLM_UserTable" (user_id, user_email, user_role) VALUES ($1, $3, 'internal_user'), ($2, upper($3), 'internal_user')`,
+		"a-"+ns, "b-"+ns, amb.Spec.Email)
+	createUser(t, amb)
+	got = waitUser(t, client.ObjectKeyFromObject(amb), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonAmbiguousUser)
+	})
+	if err := conditionIs(got, rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonAmbiguousUser); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, amb, rolesyncv1.ReasonAmbiguousUser, "a-"+ns+", b-"+ns)
+	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id IN ($1, $2) AND user_role = 'internal_user'`, "a-"+ns, "b-"+ns); n != 2 {
+		t.Fatal("an ambiguous row was written")
+	}
+	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1`, amb.Spec.UserID); n != 0 {
+		t.Fatal("a third row was created for an ambiguous user")
+	}
+	// The admin fixes it: one row gets the SSO id. The user binds to it.
+	sqlExec(t, suiteDBURL, `UPDATE "LiteLLM_UserTable" SET sso_user_id = $2 WHERE user_id = $1`, "b-"+ns, amb.Spec.UserID)
+	got = waitUser(t, client.ObjectKeyFromObject(amb), 60*time.Second, settled(rolesyncv1.RoleProxyAdmin))
+	if got.Status.DatabaseUserID != "b-"+ns {
+		t.Fatalf("bound to %q", got.Status.DatabaseUserID)
+	}
+}
+
+// TestLoginUserWaitsForLiteLLMsRowAndPreProvisionedUserGetsOne replays
+// LiteLLM's sign-up against rolesync's writes in both orders: a user who
+// came through a login waits for LiteLLM's insert (which must not fail);
+// a user an admin created ahead of the first login gets a row LiteLLM then
+// finds (and does not insert again).
+func TestLoginUserWaitsForLiteLLMsRowAndPreProvisionedUserGetsOne(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+
+	login := newUser(ns, "fresh", keycloakClaims("litellm-auditor"), false)
+	now := metav1.NewMicroTime(time.Now())
+	login.Spec.LastLoginTime = &now // as the login server records it
+	createUser(t, login)
+	waitUser(t, client.ObjectKeyFromObject(login), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonWaitingForRow)
+	})
+	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1 OR sso_user_id = $1`, login.Spec.UserID); n != 0 {
+		t.Fatal("rolesync created the row of a login user: LiteLLM's own insert would fail")
+	}
+	// LiteLLM's sign-up, with the role the hook returned for a new user.
+	litellmSignUp(t, suiteDBURL, login.Spec.UserID, login.Spec.Email, "internal_user_viewer")
+	got := waitUser(t, client.ObjectKeyFromObject(login), 30*time.Second, settled(rolesyncv1.RoleProxyAdminViewer))
+	if got.Status.DatabaseUserID != login.Spec.UserID {
+		t.Fatalf("bound to %q", got.Status.DatabaseUserID)
+	}
+
+	pre := createUser(t, newUser(ns, "early", keycloakClaims("team-e"), false))
+	waitUser(t, client.ObjectKeyFromObject(pre), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	var sso, email string
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, suiteDBURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	if err := conn.QueryRow(ctx, `SELECT sso_user_id, user_email FROM "LiteLLM_UserTable" WHERE user_id = $1`, pre.Spec.UserID).Scan(&sso, &email); err != nil {
+		t.Fatal(err)
+	}
+	if sso != pre.Spec.UserID || email != pre.Spec.Email {
+		t.Fatalf("created row: sso_user_id %q email %q", sso, email)
+	}
+	litellmSignUp(t, suiteDBURL, pre.Spec.UserID, pre.Spec.Email, "internal_user_viewer")
+	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1 OR sso_user_id = $1 OR lower(user_email) = $2`, pre.Spec.UserID, pre.Spec.Email); n != 1 {
+		t.Fatalf("%d rows for the pre-provisioned user after LiteLLM's sign-up", n)
+	}
+}
+
+func TestUnmanagedRoleIsNeverOverwritten(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+	pu := createUser(t, newUser(ns, "orgadmin", keycloakClaims("team-o"), false))
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	setRowRole(t, suiteDBURL, pu.Spec.UserID, "org_admin") // an org admin, set in LiteLLM's UI
+	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionDrifted, metav1.ConditionTrue, rolesyncv1.ReasonUnmanagedRole)
+	})
+	if err := conditionIs(got, rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonUnmanagedRole); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, pu, rolesyncv1.ReasonUnmanagedRole, "org_admin")
+	// A mapping change that would move the user does not touch the row either.
+	patchUser(t, pu, func(u *rolesyncv1.ProxyUser) { u.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin) })
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(u *rolesyncv1.ProxyUser) error {
+		if u.Status.Role != rolesyncv1.RoleProxyAdmin {
+			return fmt.Errorf("role %q", u.Status.Role)
+		}
+		return conditionIs(u, rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonUnmanagedRole)
+	})
+	if role, _ := dbRole(t, suiteDB, pu.Spec.UserID); role != "org_admin" {
+		t.Fatalf("rolesync overwrote org_admin with %q", role)
+	}
+}
+
+func patchUser(t *testing.T, pu *rolesyncv1.ProxyUser, change func(*rolesyncv1.ProxyUser)) {
+	t.Helper()
+	cur := &rolesyncv1.ProxyUser{}
+	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pu), cur); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(cur.DeepCopy())
+	change(cur)
+	if err := k8sClient.Patch(context.Background(), cur, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitGone(t *testing.T, pu *rolesyncv1.ProxyUser) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() error {
+		err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pu), &rolesyncv1.ProxyUser{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %w", err)
+	})
+}
+
+// TestDeleteLikeLiteLLMAndDeleteBlocked deletes a user who has keys, a team
+// and an organization membership and invitations (all removed with the row,
+// as LiteLLM's /user/delete does), and one whose key a JWT mapping still
+// references (DeleteBlocked until an admin removes it).
+func TestDeleteLikeLiteLLMAndDeleteBlocked(t *testing.T) {
+	ns := newNamespace(t)
+	createMapping(t, ns, keycloakMapping, false)
+	url := suiteDBURL
+
+	pu := newUser(ns, "leaver", keycloakClaims("team-l"), false)
+	pu.Spec.DeletionPolicy = rolesyncv1.DeletionPolicyDelete
+	createUser(t, pu)
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	id, org, team := pu.Spec.UserID, "org-"+ns, "team-"+ns
+	sqlExec(t, url, `INSERT INTO "LiteLLM_BudgetTable" (budget_id, created_by, updated_by) VALUES ($1, 'x', 'x')`, "b-"+ns)
+	sqlExec(t, url, `INSERT INTO "LiteLLM_OrganizationTable" (organization_id, organization_alias, budget_id, created_by, updated_by) VALUES ($1, 'o', $2, 'x', 'x')`, org, "b-"+ns)
+	sqlExec(t, url, `INSERT INTO "LiteLLM_OrganizationMembership" (user_id, organization_id) VALUES ($1, $2)`, id, org)
+	sqlExec(t, url, `INSERT INTO "LiteLLM_InvitationLink" (id, user_id, expires_at, created_at, created_by, updated_at, updated_by) VALUES ($1, $2, now(), now(), $2, now(), $2)`, "inv-"+ns, id)
+	sqlExec(t, url, `INSERT INTO "LiteLLM_TeamTable" (team_id, members_with_roles) VALUES ($1, jsonb_build_array(jsonb_build_object('user_id', $2::text, 'role', 'user')))`, team, id)
+	sqlExec(t, url, `INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id) VALUES ($1, $2)`, id, team)
+	sqlExec(t, url, `UPDATE "LiteLLM_UserTable" SET teams = ARRAY[$2] WHERE user_id = $1`, id, team)
+	sqlExec(t, url, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id, team_id) VALUES ($1, $2, $3)`, "key-"+ns, id, team)
+
+	if err := k8sClient.Delete(context.Background(), pu); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pu)
+	for q, want := range map[string]int{
+		`SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1`:                                   0,
+		`SELECT count(*) FROM "LiteLLM_OrganizationMembership" WHERE user_id = $1`:                      0,
+		`SELECT count(*) FROM "LiteLLM_InvitationLink" WHERE user_id = $1`:                              0,
+		`SELECT count(*) FROM "LiteLLM_TeamMembership" WHERE user_id = $1`:                              0,
+		`SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE user_id = $1`:                           0,
+		`SELECT count(*) FROM "LiteLLM_DeletedVerificationToken" WHERE user_id = $1`:                    1,
+		`SELECT count(*) FROM "LiteLLM_TeamTable" WHERE members_with_roles::text LIKE '%' || $1 || '%'`: 0,
+		`SELECT count(*) FROM "LiteLLM_AuditLog" WHERE object_id = $1 AND action = 'deleted'`:           1,
+	} {
+		if n := sqlCount(t, url, q, id); n != want {
+			t.Errorf("%s: %d, want %d", q, n, want)
+		}
+	}
+
+	stuck := newUser(ns, "stuck", keycloakClaims("team-s"), false)
+	stuck.Spec.DeletionPolicy = rolesyncv1.DeletionPolicyDelete
+	createUser(t, stuck)
+	waitUser(t, client.ObjectKeyFromObject(stuck), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	sqlExec(t, url, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id) VALUES ($1, $2)`, "skey-"+ns, stuck.Spec.UserID)
+	sqlExec(t, url, `INSERT INTO "LiteLLM_JWTKeyMapping" (id, jwt_claim_name, jwt_claim_value, token, updated_at) VALUES ($1, 'sub', $1, $2, now())`, "m-"+ns, "skey-"+ns)
+	if err := k8sClient.Delete(context.Background(), stuck); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, client.ObjectKeyFromObject(stuck), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionDeleteBlocked, metav1.ConditionTrue, rolesyncv1.ReasonDeleteBlocked)
+	})
+	waitEvent(t, stuck, rolesyncv1.ReasonDeleteBlocked, "LiteLLM_JWTKeyMapping")
+	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1`, stuck.Spec.UserID) +
+		sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE user_id = $1`, stuck.Spec.UserID); n != 2 {
+		t.Fatal("a blocked delete removed part of the user")
+	}
+	// The admin removes the mapping: the delete completes on the next retry.
+	sqlExec(t, url, `DELETE FROM "LiteLLM_JWTKeyMapping" WHERE id = $1`, "m-"+ns)
+	waitGone(t, stuck)
+	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1`, stuck.Spec.UserID); n != 0 {
+		t.Fatal("row survived")
+	}
+}
+
+// TestKeyRevocationBlocksAndRestoresKeys runs an operator with
+// KeyRevocation Block: a user denied by a mapping edit loses the role and
+// their keys' access; granted again, they get back the keys rolesync
+// blocked, not the one an admin blocked.
+func TestKeyRevocationBlocksAndRestoresKeys(t *testing.T) {
+	ns := newNamespace(t)
+	url, err := pgServer.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startOperator(t, ns, Options{Store: openDB(t, url), KeyRevocation: KeyRevocationBlock, ResyncPeriod: 2 * time.Second})
+	rm := createMapping(t, ns, strictMapping, true)
+	pu := newUser(ns, "keys", map[string]any{"groups": []any{"platform"}}, true)
+	pu.Spec.DeletionPolicy = rolesyncv1.DeletionPolicyDowngrade
+	createUser(t, pu)
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	sqlExec(t, url, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id, blocked) VALUES ('k1', $1, NULL), ('k2', $1, false), ('k3', $1, true)`, pu.Spec.UserID)
+
+	// The group no longer grants anything: denied, keys blocked.
+	patch := client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules[0].Equals = ptr("platform-v2")
+	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(u *rolesyncv1.ProxyUser) error {
+		return conditionIs(u, rolesyncv1.ConditionDenied, metav1.ConditionTrue, rolesyncv1.ReasonNoMatch)
+	})
+	eventually(t, 30*time.Second, func() error {
+		if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked`); n != 3 {
+			return fmt.Errorf("%d keys blocked", n)
+		}
+		return nil
+	})
+	if role, _ := dbRole(t, openDB(t, url), pu.Spec.UserID); role != "internal_user_viewer" {
+		t.Fatalf("denied row holds %q", role)
+	}
+	// A key created while denied is blocked at the next drift check.
+	sqlExec(t, url, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id) VALUES ('k4', $1)`, pu.Spec.UserID)
+	eventually(t, 30*time.Second, func() error {
+		if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE token = 'k4' AND blocked`); n != 1 {
+			return fmt.Errorf("new key not blocked")
+		}
+		return nil
+	})
+
+	// Granted again: the keys rolesync blocked work again; k3 stays blocked.
+	patch = client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules[0].Equals = ptr("platform")
+	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	eventually(t, 30*time.Second, func() error {
+		if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked`); n != 1 {
+			return fmt.Errorf("%d keys blocked", n)
+		}
+		return nil
+	})
+	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE token = 'k3' AND blocked`); n != 1 {
+		t.Fatal("rolesync unblocked a key an admin blocked")
+	}
+	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE table_name = 'LiteLLM_VerificationToken' AND action IN ('blocked', 'unblocked')`); n != 6 {
+		t.Fatalf("%d key audit rows, want 3 blocked + 3 unblocked", n)
+	}
+
+	// Deleted with Downgrade: the row falls to the lowest role and the keys are blocked.
+	if err := k8sClient.Delete(context.Background(), pu); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pu)
+	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked`); n != 4 {
+		t.Fatalf("%d keys blocked after a Downgrade deletion", n)
+	}
+	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_role = 'internal_user_viewer'`); n != 1 {
+		t.Fatal("row not downgraded")
+	}
+}
+
+// TestCompetingWriterReported plays LiteLLM's own role mapping putting the
+// row back after every correction.
+func TestCompetingWriterReported(t *testing.T) {
+	ns := newNamespace(t)
+	url, err := pgServer.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startOperator(t, ns, Options{Store: openDB(t, url), ResyncPeriod: time.Second})
+	createMapping(t, ns, keycloakMapping, true)
+	pu := createUser(t, newUser(ns, "fought", keycloakClaims("team-f"), true))
+	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // the other writer: puts proxy_admin back whenever the row differs
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return
+		}
+		defer func() { _ = conn.Close(context.Background()) }()
+		for ctx.Err() == nil {
+			_, _ = conn.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET user_role = 'proxy_admin' WHERE user_id = $1 AND user_role <> 'proxy_admin'`, pu.Spec.UserID)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	waitUser(t, client.ObjectKeyFromObject(pu), 60*time.Second, func(u *rolesyncv1.ProxyUser) error {
+		return conditionIs(u, rolesyncv1.ConditionDrifted, metav1.ConditionTrue, rolesyncv1.ReasonCompetingWriter)
+	})
+	waitEvent(t, pu, rolesyncv1.ReasonCompetingWriter, "another writer")
+}

@@ -1,0 +1,249 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
+)
+
+var competingWrites = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "rolesync_competing_writes_total",
+	Help: "Rows that drifted again within three resync periods of a correction: another writer (LiteLLM's own role mapping) is setting user_role.",
+})
+
+func init() {
+	metrics.Registry.MustRegister(competingWrites)
+}
+
+// competingWindow is how many resync periods after a correction another
+// drift counts as a competing writer rather than a one-off edit.
+const competingWindow = 3
+
+// sync makes the row LiteLLM uses for the user hold the resolution's role,
+// with as few statements as possible:
+//   - none when status says the bound row holds it for this generation and
+//     it was confirmed within the resync period;
+//   - a drift check (Find: one read, re-binding the row in LiteLLM's lookup
+//     order) once per resync period, and a write only if the row differs;
+//   - one guarded write (Apply, with its audit row) when the role changed
+//     and the row is bound; a Find first when it is not (or is gone).
+//
+// It never creates a row for a user who arrived through a login (LiteLLM
+// creates that row right after its login hook: rolesync waits for it), and
+// creates one the way LiteLLM would for a user an admin pre-provisioned.
+func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) syncResult {
+	if r.Store == nil {
+		return syncResult{NoDatabase: true}
+	}
+	want := res.RowRole()
+	st := &pu.Status
+	bound := st.DatabaseUserID
+	// Status says the bound row was written with this role for this spec:
+	// only a drift check may be due. (A failed write leaves syncedRole as it was.)
+	upToDate := bound != "" && st.SyncedRole == want && st.ObservedGeneration == pu.Generation
+	if upToDate {
+		if m, ok := r.checked.Load(pu.UID); ok && m.(checkMark).role == want && time.Since(m.(checkMark).at) < r.resyncPeriod()*9/10 {
+			return syncResult{Row: bound}
+		}
+	} else if bound != "" {
+		// The role changed: write the bound row directly (one round trip).
+		sr, gone := r.apply(ctx, pu, res, bound, false, "")
+		if !gone {
+			return sr
+		}
+	}
+
+	row, found, err := r.Store.Find(ctx, pu.Spec.UserID, pu.Spec.Email)
+	var amb *proxydb.AmbiguousError
+	switch {
+	case errors.As(err, &amb):
+		r.checked.Delete(pu.UID)
+		return syncResult{Ambiguous: amb}
+	case err != nil:
+		return syncResult{Err: err}
+	case !found && res.Denied:
+		r.markChecked(pu.UID, want)
+		return syncResult{} // nothing to demote, and never a row for a denied user
+	case !found && pu.Spec.LastLoginTime != nil:
+		return syncResult{Waiting: true}
+	case !found:
+		created, err := r.Store.Create(ctx, pu.Spec.UserID, pu.Spec.Email, string(want), auditReason(res), objectName(pu))
+		if err != nil {
+			return syncResult{Err: err}
+		}
+		if !created { // LiteLLM (or another writer) was first: bind to its row next time
+			return syncResult{Err: fmt.Errorf("a row for %s appeared while creating it; binding to it", pu.Spec.UserID)}
+		}
+		r.markChecked(pu.UID, want)
+		return syncResult{Wrote: true, Row: pu.Spec.UserID}
+	case !proxydb.Managed(row.Role):
+		r.checked.Delete(pu.UID)
+		return syncResult{Row: row.UserID, Unmanaged: row.Role}
+	}
+	if upToDate && row.UserID == bound && rolesyncv1.Role(row.Role) == want && !r.revokes(res) {
+		r.markChecked(pu.UID, want)
+		return syncResult{Row: row.UserID}
+	}
+	drifted := upToDate && rolesyncv1.Role(row.Role) != want
+	if drifted && r.driftPolicy() == DriftReport {
+		r.checked.Delete(pu.UID)
+		return syncResult{Row: row.UserID, Drift: driftReported, RowRole: row.Role}
+	}
+	sr, gone := r.apply(ctx, pu, res, row.UserID, drifted, row.Role)
+	if gone {
+		return syncResult{Err: fmt.Errorf("row %s disappeared while writing it; looking again", row.UserID)}
+	}
+	return sr
+}
+
+// apply writes the role (and key state) to the row rowUserID. gone is true
+// when the row no longer exists.
+func (r *ProxyUserReconciler) apply(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, rowUserID string, drifted bool, rowRole string) (syncResult, bool) {
+	o, err := r.Store.Apply(ctx, proxydb.Change{RowUserID: rowUserID, Role: string(res.RowRole()), Keys: r.keys(res),
+		Reason: auditReason(res), Object: objectName(pu)})
+	if err != nil {
+		r.checked.Delete(pu.UID)
+		return syncResult{Err: err}, false
+	}
+	if !o.Found {
+		return syncResult{}, true
+	}
+	if !proxydb.Managed(o.Before) {
+		r.checked.Delete(pu.UID)
+		return syncResult{Row: rowUserID, Unmanaged: o.Before}, false
+	}
+	r.markChecked(pu.UID, res.RowRole())
+	sr := syncResult{Wrote: true, Row: rowUserID}
+	if drifted && o.RoleChanged {
+		sr.Drift, sr.RowRole = driftCorrected, rowRole
+		sr.Competing = r.noteCorrection(pu.UID)
+	}
+	return sr, false
+}
+
+// noteCorrection records a drift correction and reports whether the
+// previous one was recent: then another writer keeps setting the row.
+func (r *ProxyUserReconciler) noteCorrection(uid types.UID) bool {
+	now := time.Now()
+	prev, ok := r.corrected.Swap(uid, now)
+	if ok && now.Sub(prev.(time.Time)) < competingWindow*r.resyncPeriod() {
+		competingWrites.Inc()
+		return true
+	}
+	return false
+}
+
+// keys says what a write does to the user's virtual keys: a denied user's
+// keys are blocked when revocation is on; a granted user gets back the keys
+// rolesync blocked (even when revocation was turned off since).
+func (r *ProxyUserReconciler) keys(res resolution) proxydb.Keys {
+	switch {
+	case !res.Denied:
+		return proxydb.KeysUnblock
+	case r.KeyRevocation == KeyRevocationBlock:
+		return proxydb.KeysBlock
+	}
+	return proxydb.KeysLeave
+}
+
+// revokes reports whether a drift check must also look at the keys (a
+// denied user whose keys are to be blocked: a key may have been added).
+func (r *ProxyUserReconciler) revokes(res resolution) bool {
+	return r.keys(res) == proxydb.KeysBlock
+}
+
+// rowWait is how soon a user waiting for LiteLLM's row is looked at again:
+// soon after a login (LiteLLM inserts the row right after its hook), then
+// once per resync period.
+func (r *ProxyUserReconciler) rowWait(pu *rolesyncv1.ProxyUser) time.Duration {
+	if l := pu.Spec.LastLoginTime; l != nil && time.Since(l.Time) < 5*time.Minute {
+		return 2 * time.Second
+	}
+	return r.resyncPeriod()
+}
+
+// applyDeletionPolicy downgrades (blocking keys when revocation is on) or
+// deletes the user's row. A blocked delete sets DeleteBlocked and emits an
+// Event naming the table; the error makes the finalizer retry with backoff.
+func (r *ProxyUserReconciler) applyDeletionPolicy(ctx context.Context, pu *rolesyncv1.ProxyUser, policy rolesyncv1.DeletionPolicy) error {
+	row, found, err := r.Store.Find(ctx, pu.Spec.UserID, pu.Spec.Email)
+	if err == nil && found && policy == rolesyncv1.DeletionPolicyDelete {
+		err = r.Store.Delete(ctx, row.UserID, "deletionPolicy Delete", objectName(pu))
+	} else if err == nil && found {
+		keys := proxydb.KeysLeave
+		if r.KeyRevocation == KeyRevocationBlock {
+			keys = proxydb.KeysBlock
+		}
+		_, err = r.Store.Apply(ctx, proxydb.Change{RowUserID: row.UserID, Role: string(rolesyncv1.DefaultSSORole), Keys: keys,
+			Reason: "deletionPolicy Downgrade", Object: objectName(pu)})
+	}
+	var blocked *proxydb.DeleteBlockedError
+	if errors.As(err, &blocked) {
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDeleteBlocked, "Delete",
+			"Could not delete row %s: %v; the finalizer stays and it is retried", row.UserID, blocked)
+		if perr := r.setDeleteBlocked(ctx, pu, blocked.Error()); perr != nil {
+			err = errors.Join(err, perr)
+		}
+		return fmt.Errorf("apply deletion policy %s to %s/%s: %w", policy, pu.Namespace, pu.Name, err)
+	}
+	var amb *proxydb.AmbiguousError
+	if errors.As(err, &amb) {
+		// Several rows could be the user's: deleting or demoting one of them
+		// could hit someone else. Release the object, leave the rows.
+		r.eventf(pu, "Warning", rolesyncv1.ReasonAmbiguousUser, "Delete", "Deletion policy %s not applied: %v", policy, amb)
+		return nil
+	}
+	if err != nil {
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDeleteFailed, "Delete",
+			"Could not apply deletionPolicy %s: %v; the finalizer stays and it is retried", policy, err)
+		return fmt.Errorf("apply deletion policy %s to %s/%s: %w", policy, pu.Namespace, pu.Name, err)
+	}
+	if found {
+		log.FromContext(ctx).Info("Applied deletion policy to proxy database", "policy", policy, "userID", pu.Spec.UserID, "row", row.UserID)
+	}
+	return nil
+}
+
+func (r *ProxyUserReconciler) setDeleteBlocked(ctx context.Context, pu *rolesyncv1.ProxyUser, msg string) error {
+	base := pu.DeepCopy()
+	apimeta.SetStatusCondition(&pu.Status.Conditions, metav1.Condition{Type: rolesyncv1.ConditionDeleteBlocked, Status: metav1.ConditionTrue,
+		Reason: rolesyncv1.ReasonDeleteBlocked, Message: truncate(msg+"; remove those rows (or set deletionPolicy Retain) and the deletion completes", 1024),
+		ObservedGeneration: pu.Generation})
+	if apimeta.IsStatusConditionPresentAndEqual(base.Status.Conditions, rolesyncv1.ConditionDeleteBlocked, metav1.ConditionTrue) &&
+		apimeta.FindStatusCondition(base.Status.Conditions, rolesyncv1.ConditionDeleteBlocked).Message == apimeta.FindStatusCondition(pu.Status.Conditions, rolesyncv1.ConditionDeleteBlocked).Message {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, pu, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("patch proxy user status %s/%s: %w", pu.Namespace, pu.Name, err)
+	}
+	return nil
+}
+
+func (r *ProxyUserReconciler) markChecked(uid types.UID, role rolesyncv1.Role) {
+	r.checked.Store(uid, checkMark{role: role, at: time.Now()})
+}
+
+// auditReason is the decision's source as LiteLLM's audit log records it.
+func auditReason(res resolution) string {
+	if res.Denied {
+		return "denied: " + res.Message
+	}
+	if res.Source != nil {
+		return res.Source.Description
+	}
+	return res.Message
+}
+
+func objectName(pu *rolesyncv1.ProxyUser) string { return pu.Namespace + "/" + pu.Name }
