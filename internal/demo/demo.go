@@ -197,6 +197,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Logins = append(res.Logins, l)
 		fmt.Fprintf(o.Out, "   %-18s %d  %s\n", l.UserID, l.Status, compact(l.Answer))
+		if l.Status == http.StatusOK {
+			// What the LiteLLM proxy does next: its SSO sign-up inserts the new
+			// user's row with the role the hook returned; rolesync waits for it.
+			role, _ := l.Answer["role"].(string)
+			if err := litellmSignUp(ctx, dbURL, l.UserID, l.UserID, role); err != nil {
+				return nil, fmt.Errorf("play LiteLLM's sign-up of %s: %w", l.UserID, err)
+			}
+		}
 	}
 
 	say("waiting for every ProxyUser to be synced to the database")
@@ -259,6 +267,22 @@ func post(url string, secret, body []byte) (int, map[string]any, error) {
 		return r.StatusCode, nil, err
 	}
 	return r.StatusCode, out, nil
+}
+
+// litellmSignUp does what LiteLLM's SSO login does after its login hook
+// answered: look the user up (user_id, then sso_user_id, then email) and
+// insert a new row keyed by the SSO id only when none exists.
+func litellmSignUp(ctx context.Context, dbURL, ssoID, email, role string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	_, err = conn.Exec(ctx, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role, updated_at)
+		SELECT $1, $1, $2, $3, CURRENT_TIMESTAMP AT TIME ZONE 'UTC'
+		WHERE NOT EXISTS (SELECT 1 FROM "LiteLLM_UserTable" WHERE user_id = $1 OR sso_user_id = $1 OR lower(user_email) = lower($2))`,
+		ssoID, email, role)
+	return err
 }
 
 func rows(ctx context.Context, dbURL string) (map[string]string, error) {
