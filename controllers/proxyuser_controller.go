@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -232,7 +231,7 @@ func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser) resolution {
 	if pu.Spec.Claims != nil && len(pu.Spec.Claims.Raw) > 0 {
 		// The schema makes claims an object; a decode error leaves no claims
 		// (and so only defaults or a denial), never a crash.
-		_ = json.Unmarshal(pu.Spec.Claims.Raw, &claims)
+		claims, _ = rolemap.DecodeClaims(pu.Spec.Claims.Raw)
 	}
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	return resolve(pu, claims, engine)

@@ -20,6 +20,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
 // Bounds on an event. A body over MaxBodyBytes is refused before it is read.
@@ -42,6 +44,9 @@ type Event struct {
 	Email  string         `json:"email,omitempty"`
 	Issuer string         `json:"issuer"`
 	Claims map[string]any `json:"claims"`
+	// SignedAt is when the event was signed (the HMAC form's t, the JWT's
+	// iat): Time must lie within MaxSkew of it.
+	SignedAt time.Time `json:"-"`
 }
 
 // wireEvent is the JSON form: time is read as text so its format is ours
@@ -131,6 +136,12 @@ func DecodeJSON(data []byte) (*Event, error) {
 	if err := CheckBounds(data); err != nil {
 		return nil, err
 	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) == nil {
+		if err := checkNameCase(top); err != nil {
+			return nil, err
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var w wireEvent
@@ -182,7 +193,8 @@ func (w *wireEvent) event() (*Event, error) {
 	if len(w.Claims) == 0 || bytes.Equal(w.Claims, []byte("null")) {
 		return nil, &FieldError{"claims", "required (a JSON object)"}
 	}
-	if err := json.Unmarshal(w.Claims, &e.Claims); err != nil || e.Claims == nil {
+	claims, err := rolemap.DecodeClaims(w.Claims)
+	if e.Claims = claims; err != nil || e.Claims == nil {
 		return nil, &FieldError{"claims", "must be a JSON object"}
 	}
 	if err := e.Validate(); err != nil {

@@ -43,57 +43,68 @@ func mac(secret []byte, t int64, body []byte) []byte {
 // VerifySignature checks header (t=<unix>,v1=<hex>[,v1=...]) over body
 // against every secret, in constant time per comparison, and t against now.
 func VerifySignature(header string, body []byte, secrets [][]byte, now time.Time) error {
+	_, err := verifySignature(header, body, secrets, now)
+	return err
+}
+
+// verifySignature is VerifySignature that also returns the signature's t.
+func verifySignature(header string, body []byte, secrets [][]byte, now time.Time) (time.Time, error) {
 	if header == "" {
-		return fmt.Errorf("%w: no %s header", ErrBadSignature, SignatureHeader)
+		return time.Time{}, fmt.Errorf("%w: no %s header", ErrBadSignature, SignatureHeader)
 	}
 	if len(header) > 1024 {
-		return fmt.Errorf("%w: the %s header is too long", ErrBadSignature, SignatureHeader)
+		return time.Time{}, fmt.Errorf("%w: the %s header is too long", ErrBadSignature, SignatureHeader)
 	}
 	var ts int64 = -1
 	var sigs [][]byte
 	for part := range strings.SplitSeq(header, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
-			return fmt.Errorf("%w: garbled %s header", ErrBadSignature, SignatureHeader)
+			return time.Time{}, fmt.Errorf("%w: garbled %s header", ErrBadSignature, SignatureHeader)
 		}
 		switch k {
 		case "t":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || ts != -1 {
-				return fmt.Errorf("%w: garbled t in %s", ErrBadSignature, SignatureHeader)
+				return time.Time{}, fmt.Errorf("%w: garbled t in %s", ErrBadSignature, SignatureHeader)
 			}
 			ts = n
 		case "v1":
 			b, err := hex.DecodeString(v)
 			if err != nil || len(b) != sha256.Size {
-				return fmt.Errorf("%w: garbled v1 in %s", ErrBadSignature, SignatureHeader)
+				return time.Time{}, fmt.Errorf("%w: garbled v1 in %s", ErrBadSignature, SignatureHeader)
 			}
 			sigs = append(sigs, b)
 		}
 	}
 	if ts < 0 || len(sigs) == 0 {
-		return fmt.Errorf("%w: %s needs t and v1", ErrBadSignature, SignatureHeader)
+		return time.Time{}, fmt.Errorf("%w: %s needs t and v1", ErrBadSignature, SignatureHeader)
 	}
-	if d := now.Sub(time.Unix(ts, 0)); d > MaxSkew || d < -MaxSkew {
-		return ErrClockSkew
+	at := time.Unix(ts, 0)
+	if d := now.Sub(at); d > MaxSkew || d < -MaxSkew {
+		return time.Time{}, ErrClockSkew
 	}
 	for _, secret := range secrets {
 		want := mac(secret, ts, body)
 		for _, sig := range sigs {
 			if hmac.Equal(want, sig) {
-				return nil
+				return at, nil
 			}
 		}
 	}
-	return ErrBadSignature
+	return time.Time{}, ErrBadSignature
 }
 
 // fileSource re-reads a file when its modification time or size changes,
 // checking at most once per second, so secrets and keys rotate without a
-// restart. A file that cannot be read or parsed keeps the last good value.
+// restart. It fails closed: a file that disappears, cannot be read, or no
+// longer parses (an empty file included) means "no credentials" until it is
+// fixed — removing a leaked secret from the file revokes it at once. Each
+// change of state is reported to onChange (nil error: usable again).
 type fileSource[T any] struct {
-	path  string
-	parse func([]byte) (T, error)
+	path     string
+	parse    func([]byte) (T, error)
+	onChange func(path string, err error)
 
 	mu      sync.Mutex
 	checked time.Time
@@ -103,8 +114,8 @@ type fileSource[T any] struct {
 	err     error
 }
 
-func newFileSource[T any](path string, parse func([]byte) (T, error)) (*fileSource[T], error) {
-	f := &fileSource[T]{path: path, parse: parse}
+func newFileSource[T any](path string, parse func([]byte) (T, error), onChange func(string, error)) (*fileSource[T], error) {
+	f := &fileSource[T]{path: path, parse: parse, onChange: onChange}
 	if _, err := f.get(time.Now(), true); err != nil {
 		return nil, err
 	}
@@ -119,25 +130,28 @@ func (f *fileSource[T]) get(now time.Time, force bool) (T, error) {
 	}
 	f.checked = now
 	st, err := os.Stat(f.path)
-	if err != nil {
-		if force {
-			f.err = fmt.Errorf("read %s: %w", f.path, err)
-		}
-		return f.val, f.err
+	if err == nil && !force && f.err == nil && st.ModTime().Equal(f.mod) && st.Size() == f.size {
+		return f.val, nil
 	}
-	if !force && st.ModTime().Equal(f.mod) && st.Size() == f.size {
-		return f.val, f.err
-	}
-	data, err := os.ReadFile(f.path)
+	var v T
 	if err == nil {
-		var v T
-		if v, err = f.parse(data); err == nil {
-			f.val, f.err, f.mod, f.size = v, nil, st.ModTime(), st.Size()
-			return f.val, nil
+		var data []byte
+		if data, err = os.ReadFile(f.path); err == nil {
+			v, err = f.parse(data)
 		}
 	}
-	if force {
-		f.err = fmt.Errorf("%s: %w", f.path, err)
+	if err != nil {
+		err = fmt.Errorf("%s: %w", f.path, err)
+		var zero T
+		v = zero
+	}
+	changed := (err == nil) != (f.err == nil) || (err != nil && err.Error() != f.err.Error())
+	f.val, f.err = v, err
+	if st != nil {
+		f.mod, f.size = st.ModTime(), st.Size()
+	}
+	if changed && !force && f.onChange != nil {
+		f.onChange(f.path, err)
 	}
 	return f.val, f.err
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -158,6 +159,26 @@ func TestHostileRequests(t *testing.T) {
 		{"GET", func() req { r := evReq(nil); r.method = http.MethodGet; return r }(), 405, ReasonMethod},
 		{"text/plain", func() req { r := evReq(nil); r.ctype = "text/plain"; return r }(), 415, ReasonMediaType},
 		{"no content type", func() req { r := evReq(nil); r.ctype = ""; return r }(), 415, ReasonMediaType},
+		// Issue 12: holes outside the first hostile run.
+		{"event time an hour before its signature", evReq(func(e map[string]any) { e["time"] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339) }), 400, ReasonInvalidField},
+		{"event time years ago", evReq(func(e map[string]any) { e["time"] = "2001-01-01T00:00:00Z" }), 400, ReasonInvalidField},
+		{"token time far from iat", jwtReq(tok(jwt.SigningMethodRS256, rsaKey, "rsa", func(c jwt.MapClaims) { c["time"] = time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339) })), 400, ReasonInvalidField},
+		{"crit header", jwtReq(func() string {
+			tk := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": jwtIssuer, "aud": jwtAudience, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(), "jti": randID(),
+				"time": time.Now().UTC().Format(time.RFC3339), "userID": "mallory", "issuer": idpIssuer, "claims": map[string]any{"groups": []any{"admins-all"}}})
+			tk.Header["kid"], tk.Header["crit"], tk.Header["b64"] = "rsa", []string{"b64"}, false
+			sgn, _ := tk.SignedString(rsaKey)
+			secretsUsed.Store(sgn, true)
+			return sgn
+		}()), 401, ReasonBadToken},
+		{"exp as a string", jwtReq(tok(jwt.SigningMethodRS256, rsaKey, "rsa", func(c jwt.MapClaims) { c["exp"] = strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10) })), 401, ReasonBadToken},
+		{"iat as a string", jwtReq(tok(jwt.SigningMethodRS256, rsaKey, "rsa", func(c jwt.MapClaims) { c["iat"] = strconv.FormatInt(time.Now().Unix(), 10) })), 401, ReasonBadToken},
+		{"ISS in upper case", jwtReq(tok(jwt.SigningMethodRS256, rsaKey, "rsa", func(c jwt.MapClaims) { c["ISS"] = c["iss"] })), 400, ReasonInvalidField},
+		{"USERID in another case", evReq(func(e map[string]any) { e["UserID"] = "admin" }), 400, ReasonInvalidField},
+		{"huge unsigned token", jwtReq(func() string {
+			h := base64URL(`{"alg":"RS256","kid":"rsa"}`)
+			return h + "." + base64URL(`{"claims":{"pad":"`+strings.Repeat("x", 700<<10)+`"}}`) + "." + base64URL("not a signature")
+		}()), 401, ReasonBadToken},
 		{"denied new user", evReq(func(e map[string]any) { e["claims"] = map[string]any{"groups": []any{"sales"}} }), 403, rolesyncv1.ReasonNoMatch},
 	}
 	if len(cases) < 40 {
@@ -181,5 +202,7 @@ func TestHostileRequests(t *testing.T) {
 }
 
 var errNotSettled = errors.New("not settled yet")
+
+func base64URL(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
 func randID() string { return strconv.FormatUint(mrand.Uint64(), 36) }

@@ -22,6 +22,9 @@ import (
 // ErrBadToken is any JWT that does not verify or lacks a required claim.
 var ErrBadToken = errors.New("the token does not verify")
 
+// errNoKeys: the keys file gives no keys (missing, empty, unparseable).
+var errNoKeys = errors.New("no verification keys")
+
 // MaxLeeway bounds the clock leeway on exp, nbf and iat.
 const MaxLeeway = 60 * time.Second
 
@@ -232,14 +235,27 @@ type JWTVerifier struct {
 // Verify authenticates token, then bounds and validates the event it carries.
 func (v *JWTVerifier) Verify(token string) (*Event, error) {
 	keys, err := v.Keys()
+	if err != nil || len(keys) == 0 {
+		return nil, errNoKeys
+	}
+	now := v.Now()
+	// Verify the signature before anything of the payload is decoded: an
+	// unauthenticated token costs its header and signature, never its
+	// (possibly huge, deeply nested) payload.
+	payload, err := verifyCompact(token, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%w: no verification keys", ErrBadToken)
+		return nil, err
+	}
+	if err := CheckBounds(payload); err != nil {
+		return nil, err
+	}
+	if err := checkRegisteredClaims(payload); err != nil {
+		return nil, err
 	}
 	var algs []string
 	for _, k := range keys {
 		algs = append(algs, k.algs...)
 	}
-	now := v.Now()
 	parser := jwt.NewParser(
 		jwt.WithValidMethods(algs), // never "none"
 		jwt.WithIssuer(v.Issuer),
@@ -248,21 +264,11 @@ func (v *JWTVerifier) Verify(token string) (*Event, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(min(v.Leeway, MaxLeeway)),
 		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithJSONNumber(), // claims keep their exact numbers
 	)
 	var c tokenClaims
 	_, err = parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
-		alg := t.Method.Alg()
-		kid, _ := t.Header["kid"].(string)
-		var set jwt.VerificationKeySet
-		for _, k := range keys {
-			if (kid == "" || k.kid == "" || k.kid == kid) && slices.Contains(k.algs, alg) {
-				set.Keys = append(set.Keys, k.key)
-			}
-		}
-		if len(set.Keys) == 0 {
-			return nil, fmt.Errorf("no key accepts %s", alg)
-		}
-		return set, nil
+		return keySet(keys, t.Method.Alg(), headerKid(t.Header))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrBadToken, tokenErrorText(err))
@@ -276,15 +282,6 @@ func (v *JWTVerifier) Verify(token string) (*Event, error) {
 	if d := now.Sub(c.IssuedAt.Time); d > MaxSkew || d < -MaxSkew {
 		return nil, ErrClockSkew
 	}
-	// Authenticated: now bound what it carries.
-	parts := strings.Split(token, ".")
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, fmt.Errorf("%w: payload encoding", ErrMalformed)
-	}
-	if err := CheckBounds(payload); err != nil {
-		return nil, err
-	}
 	if c.EventID != "" && c.EventID != c.ID {
 		return nil, &FieldError{"id", "differs from jti"}
 	}
@@ -292,7 +289,129 @@ func (v *JWTVerifier) Verify(token string) (*Event, error) {
 	if c.Claims != nil {
 		w.Claims, _ = json.Marshal(c.Claims)
 	}
-	return w.event()
+	ev, err := w.event()
+	if err != nil {
+		return nil, err
+	}
+	ev.SignedAt = c.IssuedAt.Time
+	return ev, nil
+}
+
+// Bounds on the parts of a JWT read before its signature is verified.
+const (
+	maxJWTHeader    = 4096
+	maxJWTSignature = 1024 // base64 of the largest signature (RSA 4096: 683 characters)
+)
+
+// verifyCompact checks a compact JWS: a small header without "crit", an
+// algorithm one of the keys accepts (never "none"), and the signature over
+// header.payload; only then is the payload decoded and returned.
+func verifyCompact(token string, keys []verificationKey) ([]byte, error) {
+	h, rest, ok1 := strings.Cut(token, ".")
+	p, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(sig, ".") || h == "" || p == "" {
+		return nil, fmt.Errorf("%w: malformed token", ErrBadToken)
+	}
+	if len(h) > maxJWTHeader || len(sig) > maxJWTSignature {
+		return nil, fmt.Errorf("%w: malformed token (header or signature too long)", ErrBadToken)
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed token header", ErrBadToken)
+	}
+	var hdr map[string]any
+	if err := json.Unmarshal(hb, &hdr); err != nil || hdr == nil {
+		return nil, fmt.Errorf("%w: malformed token header", ErrBadToken)
+	}
+	if _, ok := hdr["crit"]; ok {
+		return nil, fmt.Errorf("%w: the crit header names extensions rolesync does not understand", ErrBadToken)
+	}
+	alg, _ := hdr["alg"].(string)
+	method := jwt.GetSigningMethod(alg)
+	if method == nil || alg == "none" {
+		return nil, fmt.Errorf("%w: no key can verify the token (algorithm or key id not accepted)", ErrBadToken)
+	}
+	set, err := keySet(keys, alg, headerKid(hdr))
+	if err != nil {
+		return nil, fmt.Errorf("%w: no key can verify the token (algorithm or key id not accepted)", ErrBadToken)
+	}
+	sb, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed token signature", ErrBadToken)
+	}
+	signed := token[:len(h)+1+len(p)]
+	verified := false
+	for _, k := range set.Keys {
+		if method.Verify(signed, sb, k) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return nil, fmt.Errorf("%w: signature invalid", ErrBadToken)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload encoding", ErrMalformed)
+	}
+	return payload, nil
+}
+
+// keySet returns the keys that accept alg (and kid, when both name one).
+func keySet(keys []verificationKey, alg, kid string) (jwt.VerificationKeySet, error) {
+	var set jwt.VerificationKeySet
+	for _, k := range keys {
+		if (kid == "" || k.kid == "" || k.kid == kid) && slices.Contains(k.algs, alg) {
+			set.Keys = append(set.Keys, k.key)
+		}
+	}
+	if len(set.Keys) == 0 {
+		return set, fmt.Errorf("no key accepts %s", alg)
+	}
+	return set, nil
+}
+
+func headerKid(h map[string]any) string {
+	kid, _ := h["kid"].(string)
+	return kid
+}
+
+// eventClaimNames are the claim names a JWT event may carry besides
+// arbitrary ones: matched exactly (encoding/json alone would let "ISS"
+// fill iss).
+var eventClaimNames = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "id", "time", "userID", "email", "issuer", "claims", "namespace"}
+
+// checkRegisteredClaims refuses a registered or event claim name in
+// another case, and numeric dates that are not JSON numbers.
+func checkRegisteredClaims(payload []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &top); err != nil {
+		return fmt.Errorf("%w: the token payload is not a JSON object", ErrMalformed)
+	}
+	if err := checkNameCase(top); err != nil {
+		return err
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if raw, ok := top[name]; ok {
+			if t := strings.TrimSpace(string(raw)); t == "" || (t[0] != '-' && (t[0] < '0' || t[0] > '9')) {
+				return fmt.Errorf("%w: %s must be a number (seconds since the epoch)", ErrBadToken, name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkNameCase refuses top-level names that equal a known field only up
+// to case.
+func checkNameCase[V any](top map[string]V) error {
+	for k := range top {
+		for _, f := range eventClaimNames {
+			if k != f && strings.EqualFold(k, f) {
+				return &FieldError{k, "unknown field (names are case-sensitive: did you mean " + f + "?)"}
+			}
+		}
+	}
+	return nil
 }
 
 // tokenErrorText names what failed without echoing the token.

@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -58,6 +57,7 @@ const (
 	ReasonUnavailable      = "Unavailable"
 	ReasonUserBeingDeleted = "UserBeingDeleted"
 	ReasonInternal         = "InternalError"
+	ReasonNoCredentials    = "NoCredentials"
 )
 
 var (
@@ -126,7 +126,7 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, registry *ro
 		return nil, errors.New("login server: set --login-cert-dir (tls.crt, tls.key), or --login-insecure for local use")
 	}
 	if o.HMACSecretFile != "" {
-		src, err := newFileSource(o.HMACSecretFile, parseSecrets)
+		src, err := newFileSource(o.HMACSecretFile, parseSecrets, s.credentialsChanged)
 		if err != nil {
 			return nil, fmt.Errorf("login server: HMAC secrets: %w", err)
 		}
@@ -139,7 +139,7 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, registry *ro
 		if o.JWTLeeway < 0 || o.JWTLeeway > MaxLeeway {
 			return nil, fmt.Errorf("login server: --login-jwt-leeway must be between 0 and %s", MaxLeeway)
 		}
-		keys, err := newFileSource(o.JWTKeysFile, ParseKeys)
+		keys, err := newFileSource(o.JWTKeysFile, ParseKeys, s.credentialsChanged)
 		if err != nil {
 			return nil, fmt.Errorf("login server: JWT keys: %w", err)
 		}
@@ -154,6 +154,16 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, registry *ro
 		s.keepClaims = append(s.keepClaims, p)
 	}
 	return s, nil
+}
+
+// credentialsChanged logs, loudly, a secrets or keys file that stopped (or
+// started again) giving credentials.
+func (s *Server) credentialsChanged(path string, err error) {
+	if err != nil {
+		s.log.Error(err, "Login credentials file unusable: every event it authenticated is refused (503) until it is fixed", "file", path)
+		return
+	}
+	s.log.Info("Login credentials file usable again", "file", path)
 }
 
 // NeedLeaderElection is false: every replica answers logins.
@@ -321,8 +331,11 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	if ev.Time.After(now.Add(MaxSkew)) {
-		return nil, fail(http.StatusBadRequest, ReasonInvalidField, "time: more than 5 minutes in the future")
+	// The time an event claims is bound to when it was signed, so a signed
+	// event cannot carry a far-future time (pinning the user against later
+	// logins) or a far-past one.
+	if d := ev.Time.Sub(ev.SignedAt); d > MaxSkew || d < -MaxSkew {
+		return nil, fail(http.StatusBadRequest, ReasonInvalidField, "time: more than 5 minutes from the signature time (t, or the JWT's iat)")
 	}
 	switch s.replay.reserve(ev.ID, now) {
 	case replayed:
@@ -366,9 +379,10 @@ func (s *Server) authenticate(mediaType, signature string, body []byte, now time
 	if mediaType == "application/json" {
 		secrets, err := s.secrets.get(now, false)
 		if err != nil {
-			return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the HMAC secrets cannot be read")
+			return nil, fail(http.StatusServiceUnavailable, ReasonNoCredentials, "no HMAC secrets: the secrets file is missing, empty or unparseable")
 		}
-		if err := VerifySignature(signature, body, secrets, now); err != nil {
+		signedAt, err := verifySignature(signature, body, secrets, now)
+		if err != nil {
 			if errors.Is(err, ErrClockSkew) {
 				return nil, fail(http.StatusUnauthorized, ReasonClockSkew, err.Error())
 			}
@@ -378,10 +392,13 @@ func (s *Server) authenticate(mediaType, signature string, body []byte, now time
 		if err != nil {
 			return nil, decodeFailure(err)
 		}
+		ev.SignedAt = signedAt
 		return ev, nil
 	}
 	ev, err := s.jwt.Verify(strings.TrimSpace(string(body)))
 	switch {
+	case errors.Is(err, errNoKeys):
+		return nil, fail(http.StatusServiceUnavailable, ReasonNoCredentials, "no JWT verification keys: the keys file is missing, empty or unparseable")
 	case err == nil:
 		return ev, nil
 	case errors.Is(err, ErrClockSkew):
@@ -488,9 +505,23 @@ func (s *Server) record(ctx context.Context, namespace string, ev *Event, d *rol
 			return nil, fail(http.StatusConflict, ReasonUserBeingDeleted, "the ProxyUser of this user is being deleted; retry later"), false
 		}
 		if last := existing.Spec.LastLoginTime; last != nil && ev.Time.Truncate(time.Microsecond).Before(last.Time) {
-			resp.Stale = true // an older login than the one recorded: change nothing
-			resp.Role, resp.Source = existing.Status.Role, existing.Status.Source
-			resp.Denied = existing.Status.Role == "" && existing.Spec.RoleOverride == nil
+			// An older login than the one recorded: change nothing, and answer
+			// no more than what its own claims give (nor than the user holds).
+			resp.Stale = true
+			own := rolemap.Resolve(namespace, existing.Spec.RoleOverride, d)
+			stored := rolemap.Resolve(namespace, existing.Spec.RoleOverride, ptrTo(engine.Evaluate(storedClaims(existing), ev.Issuer)))
+			resp.Role, resp.Source = stored.Role, stored.Source
+			if own.Denied || own.Role.Rank() < stored.Role.Rank() {
+				resp.Role, resp.Source = own.Role, own.Source
+			}
+			resp.Denied = resp.Role == ""
+			if resp.Denied {
+				reason := own.Reason
+				if !own.Denied {
+					reason = rolesyncv1.ReasonNoMatch
+				}
+				return resp, fail(http.StatusForbidden, reason, "login denied: this (stale) login's claims grant no role"), false
+			}
 			return resp, nil, false
 		}
 	}
@@ -498,11 +529,7 @@ func (s *Server) record(ctx context.Context, namespace string, ev *Event, d *rol
 	keepStored := existing != nil && d.SyncPolicy == rolesyncv1.SyncPolicyFirstLoginOnly
 	decision := *d
 	if keepStored { // the role stays what the stored claims give
-		var stored map[string]any
-		if existing.Spec.Claims != nil {
-			_ = json.Unmarshal(existing.Spec.Claims.Raw, &stored)
-		}
-		decision = engine.Evaluate(stored, ev.Issuer)
+		decision = engine.Evaluate(storedClaims(existing), ev.Issuer)
 	}
 	var override *rolesyncv1.Role
 	if existing != nil {
@@ -510,20 +537,19 @@ func (s *Server) record(ctx context.Context, namespace string, ev *Event, d *rol
 	}
 	res := rolemap.Resolve(namespace, override, &decision)
 	resp.Role, resp.Source = res.Role, res.Source
-	if res.Denied {
+	if res.Denied && existing == nil {
+		// Nobody to demote, and no ProxyUser for someone no mapping admits.
 		resp.Denied = true
-		if existing != nil {
-			if err := s.markDenied(ctx, existing, res.Reason, res.Message, ev.Time); err != nil {
-				return nil, unavailable(err), false
-			}
-		}
 		return resp, fail(http.StatusForbidden, res.Reason, "login denied: "+res.Message), false
 	}
-
 	var claims map[string]any
 	if !keepStored {
 		claims = s.reduce(ev.Claims, engine)
 	}
+	// A denied login of an existing user is recorded like any other (its
+	// claims and time): the controller then decides from them, denies the
+	// user and demotes the row. The login server writes spec only; every
+	// condition has the controller as its one writer.
 	name, err := s.write(ctx, namespace, ev, existing, claims, keepStored)
 	switch {
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
@@ -534,8 +560,26 @@ func (s *Server) record(ctx context.Context, namespace string, ev *Event, d *rol
 		return nil, unavailable(err), false
 	}
 	resp.ProxyUser = &ObjectRef{Namespace: namespace, Name: name}
+	if res.Denied {
+		resp.Denied = true
+		if s.recorder != nil {
+			s.recorder.Eventf(existing, nil, "Warning", res.Reason, "Login", "Login denied: %s", res.Message)
+		}
+		return resp, fail(http.StatusForbidden, res.Reason, "login denied: "+res.Message), false
+	}
 	return resp, nil, false
 }
+
+// storedClaims decodes the claims a ProxyUser holds (none when unset).
+func storedClaims(pu *rolesyncv1.ProxyUser) map[string]any {
+	if pu.Spec.Claims == nil {
+		return nil
+	}
+	claims, _ := rolemap.DecodeClaims(pu.Spec.Claims.Raw)
+	return claims
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 // reduce keeps the claims the namespace's mappings read plus
 // --login-keep-claims; a mapping with CEL expressions may read any claim,
@@ -578,8 +622,7 @@ func (s *Server) write(ctx context.Context, namespace string, ev *Event, existin
 	if !keepClaims {
 		spec["claims"] = claims
 	} else if existing.Spec.Claims != nil {
-		var stored any
-		_ = json.Unmarshal(existing.Spec.Claims.Raw, &stored)
+		stored, _ := rolemap.DecodeClaims(existing.Spec.Claims.Raw)
 		spec["claims"] = stored // keep owning what is there
 	}
 	u := &unstructured.Unstructured{Object: map[string]any{
@@ -589,22 +632,6 @@ func (s *Server) write(ctx context.Context, namespace string, ev *Event, existin
 		"spec":       spec,
 	}}
 	return existing.Name, s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
-}
-
-// markDenied records a denied login on an existing ProxyUser: the Denied
-// condition and an Event. Its spec (and so its role) is unchanged.
-func (s *Server) markDenied(ctx context.Context, pu *rolesyncv1.ProxyUser, reason, msg string, at time.Time) error {
-	base := pu.DeepCopy()
-	cond := metav1.Condition{Type: rolesyncv1.ConditionDenied, Status: metav1.ConditionTrue, Reason: reason,
-		Message: "login at " + at.UTC().Format(time.RFC3339) + " denied: " + msg, ObservedGeneration: pu.Generation}
-	apimeta.SetStatusCondition(&pu.Status.Conditions, cond)
-	if err := s.client.Status().Patch(ctx, pu, client.MergeFrom(base)); err != nil {
-		return err
-	}
-	if s.recorder != nil {
-		s.recorder.Eventf(pu, nil, "Warning", reason, "Login", "Login denied: %s", msg)
-	}
-	return nil
 }
 
 // unavailable maps an apiserver failure to 503 (with Retry-After).

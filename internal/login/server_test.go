@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -34,7 +35,7 @@ func getUser(t *testing.T, ns, name string) *rolesyncv1.ProxyUser {
 	return pu
 }
 
-func storedClaims(t *testing.T, pu *rolesyncv1.ProxyUser) map[string]any {
+func claimsOf(t *testing.T, pu *rolesyncv1.ProxyUser) map[string]any {
 	t.Helper()
 	var c map[string]any
 	if pu.Spec.Claims != nil {
@@ -66,7 +67,7 @@ func TestSignedJSONEventCreatesTheUserAndAnswersTheRole(t *testing.T) {
 		pu.Spec.LastLoginTime == nil || !pu.Spec.LastLoginTime.Time.Equal(at) {
 		t.Fatalf("spec %+v", pu.Spec)
 	}
-	claims := storedClaims(t, pu)
+	claims := claimsOf(t, pu)
 	if len(claims) != 2 || claims["name"] != "Alice" || claims["groups"] == nil {
 		t.Fatalf("stored claims %v: want only the mapped groups and the kept name", claims)
 	}
@@ -166,7 +167,11 @@ func TestStaleEventChangesNothing(t *testing.T) {
 	}
 }
 
-func TestDeniedLoginWritesNothingButTheDeniedCondition(t *testing.T) {
+// TestDeniedLoginOfAnExistingUserDemotes: a denied login creates nothing
+// for a new user; for an existing user it records the new claims and time
+// (spec only: the login server writes no condition), so the controller
+// denies the user from them.
+func TestDeniedLoginOfAnExistingUserDemotes(t *testing.T) {
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	r := postEvent(t, ns, event("d-1", "dave", time.Now(), map[string]any{"groups": []any{"sales"}}))
@@ -176,8 +181,8 @@ func TestDeniedLoginWritesNothingButTheDeniedCondition(t *testing.T) {
 	if n := len(snapshot(t, ns)); n != 0 {
 		t.Fatalf("a denied login created %d ProxyUsers", n)
 	}
-	// An existing user whose new login is denied: spec unchanged, Denied
-	// condition and an Event.
+	// An existing user whose new login is denied: the claims are recorded,
+	// the controller denies the user, and an Event says why.
 	ok := postEvent(t, ns, event("d-2", "dave", time.Now(), map[string]any{"groups": []any{"platform"}}))
 	if ok.status != http.StatusOK {
 		t.Fatalf("%d %s", ok.status, ok.body)
@@ -195,13 +200,18 @@ func TestDeniedLoginWritesNothingButTheDeniedCondition(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	after := getUser(t, ns, name)
-	if after.Generation != before.Generation {
-		t.Fatal("a denied login changed the spec")
+	if after.Generation == before.Generation || claimsOf(t, after)["groups"].([]any)[0] != "sales" ||
+		!after.Spec.LastLoginTime.After(before.Spec.LastLoginTime.Time) {
+		t.Fatalf("the denied login was not recorded: claims %v", claimsOf(t, after))
 	}
-	c := apimeta.FindStatusCondition(after.Status.Conditions, rolesyncv1.ConditionDenied)
-	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != rolesyncv1.ReasonNoMatch {
-		t.Fatalf("Denied condition %+v", c)
-	}
+	waitUntil(t, 30*time.Second, func() error {
+		u := getUser(t, ns, name)
+		c := apimeta.FindStatusCondition(u.Status.Conditions, rolesyncv1.ConditionDenied)
+		if u.Status.Role != "" || c == nil || c.Status != metav1.ConditionTrue || c.Reason != rolesyncv1.ReasonNoMatch {
+			return fmt.Errorf("role %q, Denied condition %+v", u.Status.Role, c)
+		}
+		return nil
+	})
 	waitUntil(t, 30*time.Second, func() error {
 		var list eventsv1.EventList
 		if err := k8sClient.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
@@ -235,7 +245,7 @@ func TestFirstLoginOnlyKeepsTheStoredClaims(t *testing.T) {
 		t.Fatalf("second login: %d %s", second.status, second.body)
 	}
 	pu := getUser(t, ns, first.resp.ProxyUser.Name)
-	if g := storedClaims(t, pu)["groups"].([]any); len(g) != 1 || g[0] != "platform" {
+	if g := claimsOf(t, pu)["groups"].([]any); len(g) != 1 || g[0] != "platform" {
 		t.Fatalf("claims replaced: %v", g)
 	}
 }
@@ -271,7 +281,7 @@ func TestConcurrentEventsLeaveTheNewest(t *testing.T) {
 	if !pu.Spec.LastLoginTime.Time.Equal(newest) {
 		t.Fatalf("lastLoginTime %s, want the newest %s", pu.Spec.LastLoginTime.Time, newest)
 	}
-	g := storedClaims(t, pu)["groups"].([]any)
+	g := claimsOf(t, pu)["groups"].([]any)
 	_ = g // groups is the mapped path: the newest event's list is stored whole
 	if len(g) != 2 || g[1] != fmt.Sprintf("login-%03d", n-1) {
 		t.Fatalf("claims %v are not the newest event's", g)
@@ -312,3 +322,110 @@ func TestRotatedSecretFile(t *testing.T) {
 }
 
 var _ = apiextensionsv1.JSON{}
+
+// TestStaleEventAnswersNoMoreThanItsOwnClaims: an event older than the
+// stored login answers the lower of what the stored claims and its own
+// claims give, and is denied when its own claims grant nothing.
+func TestStaleEventAnswersNoMoreThanItsOwnClaims(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	now := time.Now().Truncate(time.Second)
+	r := postEvent(t, ns, event("s-new", "stella", now, map[string]any{"groups": []any{"admins-all"}}))
+	if r.status != http.StatusOK || r.resp.Role != rolesyncv1.RoleProxyAdmin {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	lower := postEvent(t, ns, event("s-old-1", "stella", now.Add(-time.Minute), map[string]any{"groups": []any{"platform"}}))
+	if lower.status != http.StatusOK || !lower.resp.Stale || lower.resp.Role != rolesyncv1.RoleInternalUser {
+		t.Fatalf("stale event with lower claims: %d %s", lower.status, lower.body)
+	}
+	none := postEvent(t, ns, event("s-old-2", "stella", now.Add(-2*time.Minute), map[string]any{"groups": []any{"sales"}}))
+	if none.status != http.StatusForbidden || !none.err.Denied {
+		t.Fatalf("stale event whose claims grant nothing: %d %s", none.status, none.body)
+	}
+	higher := postEvent(t, ns, event("s-old-3", "stella", now.Add(-3*time.Minute), map[string]any{"groups": []any{"admins-all", "platform"}}))
+	if higher.status != http.StatusOK || higher.resp.Role != rolesyncv1.RoleProxyAdmin {
+		t.Fatalf("stale event: %d %s", higher.status, higher.body)
+	}
+	if g := claimsOf(t, getUser(t, ns, r.resp.ProxyUser.Name))["groups"].([]any); len(g) != 1 || g[0] != "admins-all" {
+		t.Fatalf("a stale event changed the claims: %v", g)
+	}
+}
+
+// TestRevokedSecretsFailClosed: a secrets file that is emptied, garbled or
+// deleted means no credentials (503 NoCredentials), not the last good ones.
+func TestRevokedSecretsFailClosed(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	orig, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = writeAtomic(secretFile, orig) })
+	body := func(id string) []byte {
+		b, _ := json.Marshal(event(id, "rex", time.Now(), map[string]any{"groups": []any{"platform"}}))
+		return b
+	}
+	for i, damage := range []func() error{
+		func() error { return writeAtomic(secretFile, nil) },
+		func() error { return writeAtomic(secretFile, []byte("short\n")) },
+		func() error { return os.Remove(secretFile) },
+	} {
+		if err := damage(); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, func() error {
+			r := postSigned(t, ns, body(fmt.Sprintf("rev-%d-%d", i, time.Now().UnixNano())), secrets[0], time.Time{})
+			if r.status != http.StatusServiceUnavailable || r.err.Reason != ReasonNoCredentials {
+				return fmt.Errorf("damage %d: %d %s", i, r.status, r.body)
+			}
+			return nil
+		})
+		before := snapshot(t, ns)
+		r := postSigned(t, ns, body(fmt.Sprintf("rev2-%d", i)), secrets[0], time.Time{})
+		if r.status != http.StatusServiceUnavailable || !maps.Equal(before, snapshot(t, ns)) {
+			t.Fatalf("damage %d: %d, ProxyUsers written without credentials", i, r.status)
+		}
+		if err := writeAtomic(secretFile, orig); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, func() error {
+			if r := postSigned(t, ns, body(fmt.Sprintf("ok-%d-%d", i, time.Now().UnixNano())), secrets[0], time.Time{}); r.status != http.StatusOK {
+				return fmt.Errorf("restored file: %d %s", r.status, r.body)
+			}
+			return nil
+		})
+	}
+}
+
+// TestExactClaimNumbers: 9007199254740993 is not 9007199254740992.
+func TestExactClaimNumbers(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, `metadata: {name: ids}
+spec:
+  claim: employee_id
+  rules:
+  - {equals: "9007199254740992", role: proxy_admin}
+  - {equals: "9007199254740993", role: internal_user}
+  onNoMatch: Deny
+`)
+	body := []byte(`{"id":"n-1","time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","userID":"num","issuer":"` + idpIssuer + `","claims":{"employee_id":9007199254740993}}`)
+	r := postSigned(t, ns, body, secrets[0], time.Time{})
+	if r.status != http.StatusOK || r.resp.Role != rolesyncv1.RoleInternalUser {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	waitUntil(t, 30*time.Second, func() error { // the controller decides the same from the stored claims
+		if u := getUser(t, ns, r.resp.ProxyUser.Name); u.Status.Role != rolesyncv1.RoleInternalUser {
+			return fmt.Errorf("controller decided %q", u.Status.Role)
+		}
+		return nil
+	})
+}
+
+// writeAtomic replaces a file as a Secret volume update does (write, rename).
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,6 +1,9 @@
 package rolemap
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -36,4 +39,77 @@ func compileExpression(expr string) (cel.Program, error) {
 		return nil, fmt.Errorf("must return bool, returns %s", ast.OutputType())
 	}
 	return env.Program(ast, cel.CostLimit(ExpressionCostMax), cel.EvalOptions(cel.OptOptimize))
+}
+
+// celClaims returns claims with every json.Number (claims are decoded with
+// UseNumber, so numbers stay exact) as the CEL value it denotes: int for an
+// integer that fits int64, else double. Other values are shared, not copied.
+func celClaims(claims map[string]any) map[string]any {
+	if !hasNumber(claims) {
+		return claims
+	}
+	out := make(map[string]any, len(claims))
+	for k, v := range claims {
+		out[k] = celValue(v)
+	}
+	return out
+}
+
+func hasNumber(v any) bool {
+	switch x := v.(type) {
+	case json.Number:
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if hasNumber(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if hasNumber(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func celValue(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		return celClaims(x)
+	case []any:
+		if !hasNumber(x) {
+			return x
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = celValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// DecodeClaims decodes a JSON object of claims keeping numbers exact
+// (json.Number): 9007199254740993 never becomes 9007199254740992. The
+// login server and the controller both decode with it, so they decide alike.
+func DecodeClaims(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var claims map[string]any
+	if err := dec.Decode(&claims); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the claims")
+	}
+	return claims, nil
 }

@@ -127,7 +127,7 @@ func (e *Engine) EvaluateInto(claims map[string]any, issuer string, d *Decision)
 		}
 		if len(m.exprs) > 0 {
 			if act == nil {
-				act = map[string]any{"claims": claims}
+				act = map[string]any{"claims": celClaims(claims)}
 			}
 			for _, ri := range m.exprs {
 				r := &m.rules[ri]

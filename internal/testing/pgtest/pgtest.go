@@ -10,8 +10,8 @@ package pgtest
 
 import (
 	"context"
-	_ "embed" // the LiteLLM schema
 	"crypto/rand"
+	_ "embed" // the LiteLLM schema
 	"encoding/hex"
 	"errors"
 	"fmt"
