@@ -1,6 +1,7 @@
 package login
 
 import (
+	"crypto/sha256"
 	"net"
 	"sync"
 	"time"
@@ -12,16 +13,33 @@ import (
 const ReplayWindow = 10 * time.Minute
 
 // maxRemembered bounds the replay cache; beyond it new events are refused
-// (503) rather than letting a flood grow memory without limit.
-const maxRemembered = 1 << 20
+// (503): evicting ids early would re-open them to replay. An id costs about
+// 65 bytes (a 16-byte digest and an expiry in the map, about 40 bytes with
+// the map's overhead, plus 24 bytes in the FIFO), so 2^18 ids take about
+// 16 MiB of the manager's 256 MiB limit, and hold 10 minutes of 437 events
+// per second — more than one apiserver absorbs in ProxyUser writes.
+const maxRemembered = 1 << 18
 
-// replayCache remembers event ids for ReplayWindow.
+type digest [16]byte
+
+// replayCache remembers event ids (as digests) for ReplayWindow. Ids
+// expire in arrival order from a FIFO, so every reserve costs the same at
+// any fill level (no sweep of the whole map under the lock).
 type replayCache struct {
-	mu   sync.Mutex
-	seen map[string]time.Time // id -> expiry
+	mu    sync.Mutex
+	seen  map[digest]int64 // digest -> expiry (unix nanoseconds)
+	queue []queued         // arrival order; a ring would save the slice's regrowth, a slice re-sliced from the front is enough
+	limit int
 }
 
-func newReplayCache() *replayCache { return &replayCache{seen: map[string]time.Time{}} }
+type queued struct {
+	d   digest
+	exp int64
+}
+
+func newReplayCache() *replayCache {
+	return &replayCache{seen: map[digest]int64{}, limit: maxRemembered}
+}
 
 type reserveResult int
 
@@ -31,31 +49,44 @@ const (
 	cacheFull
 )
 
+func digestOf(id string) digest {
+	sum := sha256.Sum256([]byte(id))
+	var d digest
+	copy(d[:], sum[:16])
+	return d
+}
+
 // reserve records id unless it was seen within the window.
 func (c *replayCache) reserve(id string, now time.Time) reserveResult {
+	d, t := digestOf(id), now.UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if exp, ok := c.seen[id]; ok && now.Before(exp) {
+	for len(c.queue) > 0 && c.queue[0].exp <= t { // expire in arrival order
+		q := c.queue[0]
+		if exp, ok := c.seen[q.d]; ok && exp == q.exp {
+			delete(c.seen, q.d)
+		}
+		c.queue[0] = queued{}
+		c.queue = c.queue[1:]
+	}
+	if exp, ok := c.seen[d]; ok && t < exp {
 		return replayed
 	}
-	if len(c.seen) >= maxRemembered/2 {
-		for k, exp := range c.seen {
-			if !now.Before(exp) {
-				delete(c.seen, k)
-			}
-		}
-		if len(c.seen) >= maxRemembered {
-			return cacheFull
-		}
+	if len(c.seen) >= c.limit {
+		return cacheFull
 	}
-	c.seen[id] = now.Add(ReplayWindow)
+	exp := now.Add(ReplayWindow).UnixNano()
+	c.seen[d] = exp
+	c.queue = append(c.queue, queued{d, exp})
 	return reserved
 }
 
 // release forgets id: the event failed in a way the client should retry.
+// Its FIFO entry stays and is skipped when it expires.
 func (c *replayCache) release(id string) {
+	d := digestOf(id)
 	c.mu.Lock()
-	delete(c.seen, id)
+	delete(c.seen, d)
 	c.mu.Unlock()
 }
 

@@ -6,11 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -177,7 +180,7 @@ func FuzzDecodeJSON(f *testing.F) {
 }
 
 func TestRateLimitPerClient(t *testing.T) {
-	s := &Server{limiter: newClientLimiter(1, 2), now: time.Now, replay: newReplayCache()}
+	s := &Server{limiter: newClientLimiter(1, 2), now: time.Now, replay: newReplayCache(), inFlight: make(chan struct{}, MaxInFlight)}
 	before := testutil.ToFloat64(eventsTotal.WithLabelValues(ReasonRateLimited))
 	codes := []int{}
 	for range 4 {
@@ -200,5 +203,101 @@ func TestRateLimitPerClient(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(eventsTotal.WithLabelValues(ReasonRateLimited)) - before; got != 2 {
 		t.Fatalf("rolesync_login_events_total{result=RateLimited} grew by %v, want 2", got)
+	}
+}
+
+func TestReplayCacheExpiresInOrderAndRefusesWhenFull(t *testing.T) {
+	c := newReplayCache()
+	c.limit = 3
+	t0 := time.Unix(1000, 0)
+	for i, id := range []string{"a", "b", "c"} {
+		if got := c.reserve(id, t0.Add(time.Duration(i)*time.Second)); got != reserved {
+			t.Fatalf("%s: %v", id, got)
+		}
+	}
+	if got := c.reserve("a", t0.Add(time.Minute)); got != replayed {
+		t.Fatalf("replay within the window: %v", got)
+	}
+	if got := c.reserve("d", t0.Add(time.Minute)); got != cacheFull {
+		t.Fatalf("full cache: %v (evicting early would re-open replays)", got)
+	}
+	// a and b expire; c is still remembered.
+	later := t0.Add(ReplayWindow + 1500*time.Millisecond)
+	if got := c.reserve("d", later); got != reserved {
+		t.Fatalf("after expiry: %v", got)
+	}
+	if got := c.reserve("c", later); got != replayed {
+		t.Fatalf("c expired early: %v", got)
+	}
+	if got := c.reserve("a", later); got != reserved {
+		t.Fatalf("a after its window: %v", got)
+	}
+	c.release("a")
+	if got := c.reserve("a", later); got != reserved {
+		t.Fatalf("released id: %v", got)
+	}
+}
+
+// BenchmarkReplayReserve measures reserve at a nearly full cache: the cost
+// must not grow with the fill level.
+//
+//	go test ./internal/login -run '^$' -bench ReplayReserve -benchmem
+func BenchmarkReplayReserve(b *testing.B) {
+	for _, fill := range []int{0, maxRemembered / 2, maxRemembered - 1} {
+		b.Run(fmt.Sprintf("fill=%d", fill), func(b *testing.B) {
+			c := newReplayCache()
+			c.limit = maxRemembered + b.N
+			now := time.Now()
+			for i := range fill {
+				c.reserve(fmt.Sprintf("pre-%d", i), now)
+			}
+			ids := make([]string, b.N)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("id-%d", i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				c.reserve(ids[i], now)
+			}
+		})
+	}
+}
+
+// TestForgedTokenCostsNoMoreThanItsSize: a token whose signature does not
+// verify is refused before its payload is decoded, so it allocates a small
+// multiple of its size (it cost 28-45× before the payload was verified first).
+func TestForgedTokenCostsNoMoreThanItsSize(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keyFor("rsa", &key.PublicKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &JWTVerifier{Keys: func() ([]verificationKey, error) { return []verificationKey{k}, nil }, Issuer: "i", Audience: "a", Now: time.Now}
+	// A payload built to be expensive to decode: a deep tree of many keys.
+	var b strings.Builder
+	b.WriteString(`{"claims":{`)
+	for i := 0; b.Len() < 700<<10; i++ {
+		fmt.Fprintf(&b, `"k%d":[[[[{"a":1,"b":[1,2,3]}]]]],`, i)
+	}
+	b.WriteString(`"z":1}}`)
+	enc := base64.RawURLEncoding
+	tok := enc.EncodeToString([]byte(`{"alg":"RS256","kid":"rsa"}`)) + "." + enc.EncodeToString([]byte(b.String())) + "." +
+		enc.EncodeToString(make([]byte, 256))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = v.Verify(tok)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrBadToken) {
+		t.Fatalf("forged token: %v", err)
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a forged %d-byte token allocated %d bytes (%.2f×)", len(tok), allocated, float64(allocated)/float64(len(tok)))
+	if allocated > 2*uint64(len(tok)) {
+		t.Fatalf("a forged %d-byte token allocated %d bytes: more than twice its size", len(tok), allocated)
 	}
 }

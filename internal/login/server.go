@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,13 +113,24 @@ type Server struct {
 	replay     *replayCache
 	limiter    *clientLimiter
 	locks      [identityLocks]sync.Mutex // per-identity serialisation, striped
+	inFlight   chan struct{}             // bounds the requests being handled at once
 	addr       chan string
 }
+
+// Bounds on concurrent work: past MaxInFlight requests being handled, more
+// are answered 503 at once, before their body is read (each may hold up to
+// MaxBodyBytes); past MaxConnections open connections, new ones wait in the
+// kernel's accept queue.
+const (
+	MaxInFlight    = 32
+	MaxConnections = 512
+)
 
 // NewServer checks the options and loads the secrets and keys.
 func NewServer(o Options, c client.Client, apiReader client.Reader, registry *rolemap.Registry, recorder events.EventRecorder, log logr.Logger) (*Server, error) {
 	s := &Server{opts: o, client: c, apiReader: apiReader, registry: registry, recorder: recorder, log: log,
-		now: time.Now, replay: newReplayCache(), limiter: newClientLimiter(o.RateLimit, o.RateBurst), addr: make(chan string, 1)}
+		now: time.Now, replay: newReplayCache(), limiter: newClientLimiter(o.RateLimit, o.RateBurst), addr: make(chan string, 1),
+		inFlight: make(chan struct{}, MaxInFlight)}
 	if o.HMACSecretFile == "" && o.JWTKeysFile == "" {
 		return nil, errors.New("login server: set --login-hmac-secret-file or --login-jwt-keys-file: every event must be authenticated")
 	}
@@ -194,6 +206,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("login server: listen on %s: %w", s.opts.BindAddress, err)
 	}
+	ln = netutil.LimitListener(ln, MaxConnections)
 	if s.opts.Insecure {
 		s.log.Info("WARNING: the login server serves plain HTTP (--login-insecure); use it only on localhost", "address", ln.Addr().String())
 	} else {
@@ -305,6 +318,12 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 	now := s.now()
 	if !s.limiter.allow(r.RemoteAddr, now) {
 		return nil, fail(http.StatusTooManyRequests, ReasonRateLimited, "too many login events from this client")
+	}
+	select {
+	case s.inFlight <- struct{}{}:
+		defer func() { <-s.inFlight }()
+	default:
+		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "too many login events in flight; retry")
 	}
 	namespace, ok := route(r.URL.EscapedPath())
 	if !ok {
