@@ -85,6 +85,11 @@ func keyFor(kid string, key any, alg string) (verificationKey, error) {
 		if k.N.BitLen() < 2048 {
 			return verificationKey{}, errors.New("RSA keys must have at least 2048 bits")
 		}
+		// A real RSA modulus is odd and its public exponent odd and >= 3: any
+		// other value is a broken or planted key.
+		if k.N.Bit(0) == 0 || k.E < 3 || k.E%2 == 0 {
+			return verificationKey{}, errors.New("not a valid RSA public key (even modulus, or an exponent below 3 or even)")
+		}
 		algs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 	case *ecdsa.PublicKey:
 		switch k.Curve {

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -150,11 +151,19 @@ func TestParseKeysPinsAlgorithms(t *testing.T) {
 		"alg not fitting": `{"keys":[{"kty":"oct","alg":"RS256","k":"` + strings.Repeat("A", 64) + `"}]}`,
 		"unknown kty":     `{"keys":[{"kty":"XYZ"}]}`,
 		"no signing key":  `{"keys":[]}`,
+		"RSA e=1":         rsaJWK(rsaK.N, 1),
+		"RSA even e":      rsaJWK(rsaK.N, 65536),
+		"RSA even n":      rsaJWK(new(big.Int).Lsh(rsaK.N, 1), 65537),
 	} {
 		if _, err := ParseKeys([]byte(doc)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+func rsaJWK(n *big.Int, e int64) string {
+	enc := base64.RawURLEncoding
+	return `{"keys":[{"kty":"RSA","n":"` + enc.EncodeToString(n.Bytes()) + `","e":"` + enc.EncodeToString(big.NewInt(e).Bytes()) + `"}]}`
 }
 
 // FuzzDecodeJSON: the decoder never panics, and whatever it accepts is a
