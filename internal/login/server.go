@@ -118,12 +118,13 @@ type Server struct {
 }
 
 // Bounds on concurrent work: past MaxInFlight requests being handled, more
-// are answered 503 at once, before their body is read (each may hold up to
-// MaxBodyBytes); past MaxConnections open connections, new ones wait in the
-// kernel's accept queue.
+// wait up to inFlightWait with their body unread (each may hold up to
+// MaxBodyBytes once read), then get 503; past MaxConnections open
+// connections, new ones wait in the kernel's accept queue.
 const (
 	MaxInFlight    = 32
 	MaxConnections = 512
+	inFlightWait   = 5 * time.Second
 )
 
 // NewServer checks the options and loads the secrets and keys.
@@ -319,11 +320,18 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 	if !s.limiter.allow(r.RemoteAddr, now) {
 		return nil, fail(http.StatusTooManyRequests, ReasonRateLimited, "too many login events from this client")
 	}
+	// Wait (body unread) for one of the MaxInFlight slots: a burst of
+	// logins queues briefly instead of failing; memory stays bounded.
+	wait := time.NewTimer(inFlightWait)
 	select {
 	case s.inFlight <- struct{}{}:
+		wait.Stop()
 		defer func() { <-s.inFlight }()
-	default:
+	case <-wait.C:
 		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "too many login events in flight; retry")
+	case <-r.Context().Done():
+		wait.Stop()
+		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the request was cancelled while waiting")
 	}
 	namespace, ok := route(r.URL.EscapedPath())
 	if !ok {
