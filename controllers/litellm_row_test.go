@@ -17,8 +17,9 @@ import (
 // These tests run the controller against LiteLLM's own schema (pgtest's
 // litellm_schema.sql) and replay what LiteLLM itself does to its rows.
 
-// sqlCount runs a count query on the database at url.
-func sqlCount(t testing.TB, url, sql string, args ...any) int {
+// withConn runs f on a connection to the database at url (as LiteLLM or an
+// admin would connect), closed when f returns; an error fails the test.
+func withConn(t testing.TB, url string, f func(context.Context, *pgx.Conn) error) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -26,10 +27,21 @@ func sqlCount(t testing.TB, url, sql string, args ...any) int {
 		t.Fatal(err)
 	}
 	defer func() { _ = conn.Close(ctx) }()
-	var n int
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	if err := f(ctx, conn); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// sqlCount runs a count query on the database at url.
+func sqlCount(t testing.TB, url, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	withConn(t, url, func(ctx context.Context, c *pgx.Conn) error {
+		if err := c.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+		return nil
+	})
 	return n
 }
 
@@ -40,31 +52,22 @@ func sqlCount(t testing.TB, url, sql string, args ...any) int {
 // insert that fails (a row rolesync created meanwhile) fails the test.
 func litellmSignUp(t testing.TB, url, ssoID, email, role string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
-	var id string
-	if conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE user_id = $1`, ssoID).Scan(&id) == nil ||
-		conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE sso_user_id = $1`, ssoID).Scan(&id) == nil {
-		return
-	}
-	if conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE lower(user_email) = lower($1) LIMIT 1`, email).Scan(&id) == nil {
-		if _, err := conn.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET sso_user_id = $2 WHERE user_id = $1`, id, ssoID); err != nil {
-			t.Fatal(err)
+	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) error {
+		var id string
+		if conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE user_id = $1`, ssoID).Scan(&id) == nil ||
+			conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE sso_user_id = $1`, ssoID).Scan(&id) == nil {
+			return nil
 		}
-		return
-	}
-	if _, err := conn.Exec(ctx, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role, updated_at)
-		VALUES ($1, $1, $2, $3, now())`, ssoID, email, role); err != nil {
-		t.Fatalf("LiteLLM's own sign-up insert failed: %v", err)
-	}
-}
-
-func rowCount(t testing.TB, url string) int {
-	return sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_UserTable"`)
+		if conn.QueryRow(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE lower(user_email) = lower($1) LIMIT 1`, email).Scan(&id) == nil {
+			_, err := conn.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET sso_user_id = $2 WHERE user_id = $1`, id, ssoID)
+			return err
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role, updated_at)
+			VALUES ($1, $1, $2, $3, now())`, ssoID, email, role); err != nil {
+			return fmt.Errorf("LiteLLM's own sign-up insert failed: %w", err)
+		}
+		return nil
+	})
 }
 
 func TestInvitedUserIsBoundToLiteLLMsRow(t *testing.T) {
@@ -160,15 +163,9 @@ func TestLoginUserWaitsForLiteLLMsRowAndPreProvisionedUserGetsOne(t *testing.T) 
 	pre := createUser(t, newUser(ns, "early", keycloakClaims("team-e"), false))
 	waitUser(t, client.ObjectKeyFromObject(pre), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 	var sso, email string
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, suiteDBURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
-	if err := conn.QueryRow(ctx, `SELECT sso_user_id, user_email FROM "LiteLLM_UserTable" WHERE user_id = $1`, pre.Spec.UserID).Scan(&sso, &email); err != nil {
-		t.Fatal(err)
-	}
+	withConn(t, suiteDBURL, func(ctx context.Context, c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT sso_user_id, user_email FROM "LiteLLM_UserTable" WHERE user_id = $1`, pre.Spec.UserID).Scan(&sso, &email)
+	})
 	if sso != pre.Spec.UserID || email != pre.Spec.Email {
 		t.Fatalf("created row: sso_user_id %q email %q", sso, email)
 	}

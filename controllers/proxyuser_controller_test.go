@@ -137,15 +137,12 @@ func dbRole(t *testing.T, db *proxydb.DB, userID string) (string, bool) {
 // would change it behind rolesync's back.
 func sqlExec(t testing.TB, url, sql string, args ...any) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	withConn(t, url, func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, sql, args...); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+		return nil
+	})
 }
 
 // setRowRole sets user_role of the row whose user_id is userID.
@@ -323,7 +320,6 @@ spec:
 func TestDeniedUserGetsNoRowAndAnExistingRowIsDowngraded(t *testing.T) {
 	ns := newNamespace(t)
 	createMapping(t, ns, strictMapping, false)
-	ctx := context.Background()
 
 	stranger := createUser(t, newUser(ns, "stranger", map[string]any{"groups": []any{"sales"}}, false))
 	got := waitUser(t, client.ObjectKeyFromObject(stranger), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
@@ -340,7 +336,6 @@ func TestDeniedUserGetsNoRowAndAnExistingRowIsDowngraded(t *testing.T) {
 	// A row the proxy already had (say from before rolesync) loses its privilege.
 	former := newUser(ns, "former", map[string]any{"groups": []any{"sales"}}, false)
 	sqlExec(t, suiteDBURL, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_role) VALUES ($1, $1, 'proxy_admin')`, former.Spec.UserID)
-	_ = ctx
 	createUser(t, former)
 	waitRow(t, suiteDB, former.Spec.UserID, "internal_user_viewer")
 }
