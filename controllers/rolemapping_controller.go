@@ -2,8 +2,12 @@
 package controllers
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -72,18 +76,25 @@ func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if g, seen := r.Registry.Observed(rm.Namespace, rm.Name); !seen || g != rm.Generation || rm.Status.ObservedGeneration != rm.Generation {
 		m, errs := rolemap.Compile(rm)
 		changed := true
-		if m != nil {
+		switch {
+		case m != nil:
 			r.Registry.Set(m)
-		} else {
+		case r.restoreLastValid(rm):
+			// A restarted manager (or another replica) keeps deciding with the
+			// last valid generation recorded in status.
 			invalid = errs
-			changed = r.Registry.SetInvalid(rm.Namespace, rm.Name, rm.Generation)
+		default:
+			invalid = errs
+			r.Registry.SetInvalid(rm.Namespace, rm.Name, rm.Generation)
+			changed = false
 		}
 		if changed {
 			if err := r.notify(ctx, rm.Namespace); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
-		setRoleMappingStatus(rm, m, errs)
+		inForce, _ := r.Registry.InForce(rm.Namespace, rm.Name)
+		setRoleMappingStatus(rm, m, errs, inForce)
 	}
 	rm.Status.Users = 0
 	if apimeta.IsStatusConditionTrue(rm.Status.Conditions, rolesyncv1.ConditionReady) {
@@ -105,6 +116,56 @@ func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{}, nil
 }
 
+// restoreLastValid puts a mapping's last valid generation, as its status
+// recorded it, into the Registry when the Registry has none of its
+// generations (after a restart). It reports whether it did.
+func (r *RoleMappingReconciler) restoreLastValid(rm *rolesyncv1.RoleMapping) bool {
+	if _, ok := r.Registry.InForce(rm.Namespace, rm.Name); ok || rm.Status.GenerationInForce == 0 || len(rm.Status.LastValidSpec) == 0 {
+		return false
+	}
+	spec, err := decodeSpec(rm.Status.LastValidSpec)
+	if err != nil {
+		return false
+	}
+	old := rm.DeepCopy()
+	old.Spec, old.Generation = *spec, rm.Status.GenerationInForce
+	m, errs := rolemap.Compile(old)
+	if len(errs) != 0 || m == nil {
+		return false
+	}
+	r.Registry.SetObserved(m, rm.Generation)
+	return true
+}
+
+// maxLastValidSpec caps status.lastValidSpec (compressed).
+const maxLastValidSpec = 256 << 10
+
+func encodeSpec(spec *rolesyncv1.RoleMappingSpec) []byte {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return nil
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b) // no name or time in the header: equal specs give equal bytes
+	if _, err := zw.Write(raw); err != nil || zw.Close() != nil || b.Len() > maxLastValidSpec {
+		return nil
+	}
+	return b.Bytes()
+}
+
+func decodeSpec(data []byte) (*rolesyncv1.RoleMappingSpec, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	spec := &rolesyncv1.RoleMappingSpec{}
+	return spec, json.Unmarshal(raw, spec)
+}
+
 // countUsers counts the ProxyUsers whose role the mapping decides.
 func (r *RoleMappingReconciler) countUsers(ctx context.Context, rm *rolesyncv1.RoleMapping) (int32, error) {
 	var list rolesyncv1.ProxyUserList
@@ -122,19 +183,29 @@ func (r *RoleMappingReconciler) notify(_ context.Context, namespace string) erro
 	return nil
 }
 
-// setRoleMappingStatus computes the status from the compile result. It is
-// pure, so it is table-tested without an apiserver.
-func setRoleMappingStatus(rm *rolesyncv1.RoleMapping, m *rolemap.Mapping, errs field.ErrorList) {
+// setRoleMappingStatus computes the status from the compile result and the
+// generation the engine decides with (0: none). It is pure, so it is
+// table-tested without an apiserver.
+func setRoleMappingStatus(rm *rolesyncv1.RoleMapping, m *rolemap.Mapping, errs field.ErrorList, inForce int64) {
 	cond := metav1.Condition{Type: rolesyncv1.ConditionReady, ObservedGeneration: rm.Generation}
 	if m != nil {
 		cond.Status, cond.Reason = metav1.ConditionTrue, rolesyncv1.ReasonValid
 		cond.Message = fmt.Sprintf("%d rules compiled", m.Rules())
 		rm.Status.Rules = int32(m.Rules())
+		rm.Status.LastValidSpec = encodeSpec(&rm.Spec)
 	} else {
 		cond.Status, cond.Reason = metav1.ConditionFalse, rolesyncv1.ReasonInvalidSpec
-		cond.Message = truncate(errs.ToAggregate().Error(), 4096)
+		cond.Message = errs.ToAggregate().Error()
+		if inForce != 0 {
+			cond.Message = fmt.Sprintf("generation %d stays in force; ", inForce) + cond.Message
+		} else {
+			cond.Message = "no generation was ever valid: the mapping decides nothing; " + cond.Message
+			rm.Status.LastValidSpec = nil
+		}
+		cond.Message = truncate(cond.Message, 4096)
 		rm.Status.Rules = 0
 	}
+	rm.Status.GenerationInForce = inForce
 	apimeta.SetStatusCondition(&rm.Status.Conditions, cond)
 	rm.Status.ObservedGeneration = rm.Generation
 }

@@ -184,17 +184,86 @@ func TestSetRoleMappingStatus(t *testing.T) {
 	rm := &rolesyncv1.RoleMapping{}
 	rm.Generation = 3
 	m, _ := rolemap.Compile(&rolesyncv1.RoleMapping{Spec: rolesyncv1.RoleMappingSpec{Claim: "g", Rules: []rolesyncv1.RoleRule{{Equals: ptr("a"), Role: rolesyncv1.RoleInternalUser}}}})
-	setRoleMappingStatus(rm, m, nil)
+	rm.Spec = rolesyncv1.RoleMappingSpec{Claim: "g", Rules: []rolesyncv1.RoleRule{{Equals: ptr("a"), Role: rolesyncv1.RoleInternalUser}}}
+	setRoleMappingStatus(rm, m, nil, 3)
 	c := apimeta.FindStatusCondition(rm.Status.Conditions, rolesyncv1.ConditionReady)
-	if c.Status != metav1.ConditionTrue || c.Reason != rolesyncv1.ReasonValid || rm.Status.Rules != 1 || rm.Status.ObservedGeneration != 3 {
+	if c.Status != metav1.ConditionTrue || c.Reason != rolesyncv1.ReasonValid || rm.Status.Rules != 1 || rm.Status.ObservedGeneration != 3 ||
+		rm.Status.GenerationInForce != 3 || len(rm.Status.LastValidSpec) == 0 {
 		t.Fatalf("valid: %+v %+v", c, rm.Status)
+	}
+	if spec, err := decodeSpec(rm.Status.LastValidSpec); err != nil || spec.Claim != "g" || len(spec.Rules) != 1 {
+		t.Fatalf("lastValidSpec: %+v %v", spec, err)
 	}
 	errs := field.ErrorList{field.Invalid(field.NewPath("spec", "rules").Index(0).Child("regex"), "(", "missing closing )")}
 	rm.Generation = 4
-	setRoleMappingStatus(rm, nil, errs)
+	setRoleMappingStatus(rm, nil, errs, 3)
 	c = apimeta.FindStatusCondition(rm.Status.Conditions, rolesyncv1.ConditionReady)
 	if c.Status != metav1.ConditionFalse || c.Reason != rolesyncv1.ReasonInvalidSpec || !strings.Contains(c.Message, "spec.rules[0].regex") || rm.Status.Rules != 0 || rm.Status.ObservedGeneration != 4 {
 		t.Fatalf("invalid: %+v %+v", c, rm.Status)
+	}
+	if rm.Status.GenerationInForce != 3 || len(rm.Status.LastValidSpec) == 0 || !strings.Contains(c.Message, "generation 3 stays in force") {
+		t.Fatalf("the last valid generation must stay in force: %+v", rm.Status)
+	}
+	never := &rolesyncv1.RoleMapping{}
+	never.Generation = 1
+	setRoleMappingStatus(never, nil, errs, 0)
+	if never.Status.GenerationInForce != 0 || never.Status.LastValidSpec != nil {
+		t.Fatalf("never valid: %+v", never.Status)
+	}
+}
+
+// TestBrokenEditNeverWidensAccess: a strict, high-priority mapping edited
+// into something invalid (webhook bypassed, as with the webhook off) keeps
+// deciding with its last valid generation, also for a manager that starts
+// after the edit; users never fall through to the laxer mapping.
+func TestBrokenEditNeverWidensAccess(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	lax := roleMapping(t, ns, "metadata: {name: lax}\nspec:\n  claim: groups\n  rules: [{glob: '*', role: proxy_admin_viewer}]\n")
+	strict := roleMapping(t, ns, "metadata: {name: strict, labels: {"+bypassLabel+": 'true'}}\nspec:\n  priority: 100\n  claim: groups\n  rules: [{equals: ml, role: internal_user_viewer}]\n  onNoMatch: Deny\n")
+	for _, rm := range []*rolesyncv1.RoleMapping{lax, strict} {
+		if err := k8sClient.Create(ctx, rm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decide := func(reg *rolemap.Registry) rolesyncv1.Role {
+		e, _ := reg.Engine(ns)
+		return e.Evaluate(map[string]any{"groups": []any{"ml"}}, "").Role
+	}
+	eventually(t, 20*time.Second, func() error {
+		if got := decide(registry); got != rolesyncv1.RoleInternalUserViewer {
+			return fmt.Errorf("decided %q", got)
+		}
+		return nil
+	})
+	breakIt := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"add","path":"/spec/rules/-","value":{"regex":"(","role":"internal_user"}}]`))
+	if err := k8sClient.Patch(ctx, strict, breakIt); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		rm, c, err := readyCondition(ctx, client.ObjectKeyFromObject(strict))
+		if err != nil {
+			return err
+		}
+		if c.Reason != rolesyncv1.ReasonInvalidSpec || rm.Status.ObservedGeneration != rm.Generation || rm.Status.GenerationInForce != 1 {
+			return fmt.Errorf("status %+v %+v", c, rm.Status)
+		}
+		return nil
+	})
+	if got := decide(registry); got != rolesyncv1.RoleInternalUserViewer {
+		t.Fatalf("after the broken edit the engine decided %q: access widened", got)
+	}
+	// A manager starting now (a fresh Registry) restores generation 1 from status.
+	fresh := rolemap.NewRegistry()
+	startOperator(t, ns, Options{Registry: fresh})
+	eventually(t, 20*time.Second, func() error {
+		if g, ok := fresh.InForce(ns, "strict"); !ok || g != 1 {
+			return fmt.Errorf("in force %d %v", g, ok)
+		}
+		return nil
+	})
+	if got := decide(fresh); got != rolesyncv1.RoleInternalUserViewer {
+		t.Fatalf("a restarted manager decided %q: access widened", got)
 	}
 }
 

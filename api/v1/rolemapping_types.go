@@ -178,6 +178,21 @@ type RoleMappingStatus struct {
 	// users is the number of ProxyUsers whose role this mapping currently decides.
 	// +optional
 	Users int32 `json:"users,omitempty"`
+
+	// generationInForce is the generation of the spec the engine decides
+	// with: observedGeneration when Ready, the last valid one while the
+	// newest spec is invalid (an invalid edit never widens access), 0 when no
+	// generation was ever valid (then the mapping decides nothing).
+	// +optional
+	GenerationInForce int64 `json:"generationInForce,omitempty"`
+
+	// lastValidSpec is the gzip-compressed JSON of the spec at
+	// generationInForce, so a restarted manager (or another replica) keeps
+	// deciding with it while the newest spec is invalid. Absent when it would
+	// exceed 256 KiB compressed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=349528
+	LastValidSpec []byte `json:"lastValidSpec,omitempty"`
 }
 
 // RoleMapping maps the claims of SSO logins to LiteLLM proxy roles for the
@@ -190,6 +205,7 @@ type RoleMappingStatus struct {
 // +kubebuilder:printcolumn:name="Rules",type=integer,JSONPath=".status.rules"
 // +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=".status.users",priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
+// +kubebuilder:printcolumn:name="In Force",type=integer,JSONPath=".status.generationInForce",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type RoleMapping struct {
 	metav1.TypeMeta   `json:",inline"`

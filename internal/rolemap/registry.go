@@ -6,7 +6,10 @@ import "sync"
 // one immutable Engine per namespace, rebuilt only after a change. The
 // RoleMapping controller writes it; the login server and the ProxyUser
 // controller read it. An invalid mapping is never Set, so it never reaches an
-// engine while the namespace's other mappings keep working.
+// engine while the namespace's other mappings keep working; a mapping that
+// was valid and is edited into something invalid keeps deciding with its
+// last valid generation (dropping it could let users fall through to a
+// laxer mapping).
 //
 // The registry also remembers the generation of every RoleMapping it has
 // seen, valid or not, so readers can tell whether it has caught up with the
@@ -30,8 +33,15 @@ func NewRegistry() *Registry {
 	}
 }
 
-// Set stores (or replaces) a valid mapping.
+// Set stores (or replaces) a valid mapping and observes its generation.
 func (r *Registry) Set(m *Mapping) {
+	r.SetObserved(m, m.Generation)
+}
+
+// SetObserved stores a valid mapping that decides for a newer, observed
+// generation: the last valid generation of a mapping whose current one is
+// invalid (restored from its status after a restart).
+func (r *Registry) SetObserved(m *Mapping, observed int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ns := r.byNS[m.Namespace]
@@ -40,18 +50,29 @@ func (r *Registry) Set(m *Mapping) {
 		r.byNS[m.Namespace] = ns
 	}
 	ns[m.Name] = m
-	r.observe(m.Namespace, m.Name, m.Generation)
+	r.observe(m.Namespace, m.Name, observed)
 	r.changed(m.Namespace)
 }
 
-// SetInvalid records that generation of a mapping is invalid: it leaves the
-// engine (if it was in it) but counts as observed. It reports whether the
-// engine changed.
-func (r *Registry) SetInvalid(namespace, name string, generation int64) bool {
+// SetInvalid records that generation of a mapping is invalid: it counts as
+// observed, and the engine keeps the mapping's last valid generation, if
+// any (see InForce). The engine does not change.
+func (r *Registry) SetInvalid(namespace, name string, generation int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.observe(namespace, name, generation)
-	return r.remove(namespace, name)
+}
+
+// InForce returns the generation of a mapping the engine decides with, and
+// false when none of its generations was ever valid (here).
+func (r *Registry) InForce(namespace, name string) (int64, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	m, ok := r.byNS[namespace][name]
+	if !ok {
+		return 0, false
+	}
+	return m.Generation, true
 }
 
 // Delete removes a mapping (deleted from the API) and forgets its

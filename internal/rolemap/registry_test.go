@@ -43,22 +43,26 @@ func TestRegistryObserved(t *testing.T) {
 		t.Fatalf("after Set: generation %d, %v; want 3", g, ok)
 	}
 	_, v := r.Engine("ns")
-	if !r.SetInvalid("ns", "a", 4) {
-		t.Fatal("SetInvalid of a mapping in the engine reported no change")
-	}
+	r.SetInvalid("ns", "a", 4)
 	if g, ok := r.Observed("ns", "a"); !ok || g != 4 {
 		t.Fatalf("after SetInvalid: generation %d, %v; want 4", g, ok)
 	}
-	if e, v2 := r.Engine("ns"); len(e.Mappings()) != 0 || v2 == v {
-		t.Fatal("invalid mapping still in the engine")
+	// The last valid generation keeps deciding: an invalid edit never widens access.
+	if e, v2 := r.Engine("ns"); len(e.Mappings()) != 1 || v2 != v {
+		t.Fatal("an invalid edit dropped the mapping's last valid generation from the engine")
 	}
-	if r.SetInvalid("ns", "a", 5) {
-		t.Fatal("SetInvalid of a mapping not in the engine reported a change")
+	if g, ok := r.InForce("ns", "a"); !ok || g != 3 {
+		t.Fatalf("in force: generation %d, %v; want 3", g, ok)
 	}
-	if r.ObservedCount("ns") != 1 {
-		t.Fatalf("ObservedCount %d, want 1", r.ObservedCount("ns"))
+	r.SetInvalid("ns", "b", 1)
+	if _, ok := r.InForce("ns", "b"); ok {
+		t.Fatal("a never-valid mapping is in force")
+	}
+	if r.ObservedCount("ns") != 2 {
+		t.Fatalf("ObservedCount %d, want 2", r.ObservedCount("ns"))
 	}
 	r.Delete("ns", "a")
+	r.Delete("ns", "b")
 	if _, ok := r.Observed("ns", "a"); ok || r.ObservedCount("ns") != 0 {
 		t.Fatal("deleted mapping still observed")
 	}
