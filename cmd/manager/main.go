@@ -99,6 +99,8 @@ func (o *loginOptions) BindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.RateLimit, "login-rate-limit", 500,
 		"Login events per second allowed per client address (0 = unlimited). One proxy sends every login of its users, so the default only stops a runaway client: it is above what the apiserver can absorb.")
 	fs.IntVar(&o.RateBurst, "login-rate-burst", 1000, "Burst of login events allowed per client address.")
+	fs.BoolVar(&o.RequireNamespace, "login-require-namespace", false,
+		"Refuse login events that do not sign a namespace field (senders from before v0.2). An event that signs one is always held to it. Default false for one release of deprecation; it becomes true after that.")
 }
 
 // enabled reports whether the login server runs.

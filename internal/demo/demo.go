@@ -185,7 +185,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	say("posting signed login events to POST /v1/namespaces/default/login-events")
 	for i, l := range SampleLogins() {
 		body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("demo-%d-%d", time.Now().UnixNano(), i),
-			"time": time.Now().UTC().Format(time.RFC3339Nano), "userID": l.UserID, "email": l.UserID, "issuer": l.Issuer, "claims": l.Claims})
+			"time": time.Now().UTC().Format(time.RFC3339Nano), "userID": l.UserID, "email": l.UserID, "issuer": l.Issuer, "claims": l.Claims, "namespace": "default"})
 		if err := waitFor(ctx, 30*time.Second, func() error {
 			l.Status, l.Answer, err = post("http://"+loginAddr+"/v1/namespaces/default/login-events", secret, body)
 			if err == nil && l.Status == http.StatusServiceUnavailable {

@@ -21,6 +21,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -44,6 +46,9 @@ type Event struct {
 	Email  string         `json:"email,omitempty"`
 	Issuer string         `json:"issuer"`
 	Claims map[string]any `json:"claims"`
+	// Namespace, when set, is the namespace the event was signed for: it
+	// must be the namespace of the URL.
+	Namespace string `json:"namespace,omitempty"`
 	// SignedAt is when the event was signed (the HMAC form's t, the JWT's
 	// iat): Time must lie within MaxSkew of it.
 	SignedAt time.Time `json:"-"`
@@ -52,12 +57,13 @@ type Event struct {
 // wireEvent is the JSON form: time is read as text so its format is ours
 // to check.
 type wireEvent struct {
-	ID     string          `json:"id"`
-	Time   string          `json:"time"`
-	UserID string          `json:"userID"`
-	Email  string          `json:"email,omitempty"`
-	Issuer string          `json:"issuer"`
-	Claims json.RawMessage `json:"claims"`
+	ID        string          `json:"id"`
+	Time      string          `json:"time"`
+	UserID    string          `json:"userID"`
+	Email     string          `json:"email,omitempty"`
+	Issuer    string          `json:"issuer"`
+	Claims    json.RawMessage `json:"claims"`
+	Namespace string          `json:"namespace,omitempty"`
 }
 
 // FieldError is a bad or missing field; the HTTP layer maps it to 400.
@@ -181,7 +187,7 @@ func jsonType(kind string) string {
 }
 
 func (w *wireEvent) event() (*Event, error) {
-	e := &Event{ID: w.ID, UserID: w.UserID, Email: w.Email, Issuer: w.Issuer}
+	e := &Event{ID: w.ID, UserID: w.UserID, Email: w.Email, Issuer: w.Issuer, Namespace: w.Namespace}
 	if w.Time == "" {
 		return nil, &FieldError{"time", "required (RFC 3339)"}
 	}
@@ -220,6 +226,8 @@ func (e *Event) Validate() error {
 		return &FieldError{"issuer", "must be an absolute http(s) URL"}
 	case e.Time.IsZero():
 		return &FieldError{"time", "required (RFC 3339)"}
+	case e.Namespace != "" && len(validation.IsDNS1123Label(e.Namespace)) != 0:
+		return &FieldError{"namespace", "not a namespace name"}
 	}
 	if e.Email != "" {
 		if len(e.Email) > MaxEmail {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // MaxSkew is how far a signature's t (or a JWT's iat) may be from now.
@@ -156,20 +158,32 @@ func (f *fileSource[T]) get(now time.Time, force bool) (T, error) {
 	return f.val, f.err
 }
 
-// parseSecrets reads one secret per line; blank lines and lines starting
-// with # are ignored.
-func parseSecrets(data []byte) ([][]byte, error) {
-	var out [][]byte
+// secret is one HMAC secret, for every namespace or scoped to one.
+type secret struct {
+	namespace string // "" for every namespace
+	key       []byte
+}
+
+// parseSecrets reads one secret per line: `<secret>` (any namespace) or
+// `<namespace>: <secret>` (events for that namespace only); blank lines and
+// lines starting with # are ignored. Every secret is at least 32 bytes.
+func parseSecrets(data []byte) ([]secret, error) {
+	var out []secret
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
+	for n := 1; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		if len(line) < 32 {
-			return nil, errors.New("every secret must be at least 32 bytes")
+		var sec secret
+		if ns, key, ok := bytes.Cut(line, []byte(": ")); ok && len(validation.IsDNS1123Label(string(ns))) == 0 {
+			sec.namespace, line = string(ns), bytes.TrimSpace(key)
 		}
-		out = append(out, bytes.Clone(line))
+		if len(line) < 32 {
+			return nil, fmt.Errorf("line %d: every secret must be at least 32 bytes", n)
+		}
+		sec.key = bytes.Clone(line)
+		out = append(out, sec)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -178,4 +192,15 @@ func parseSecrets(data []byte) ([][]byte, error) {
 		return nil, errors.New("no secret in the file")
 	}
 	return out, nil
+}
+
+// keysFor returns the secrets that may authenticate events for namespace.
+func keysFor(secrets []secret, namespace string) [][]byte {
+	keys := make([][]byte, 0, len(secrets))
+	for _, s := range secrets {
+		if s.namespace == "" || s.namespace == namespace {
+			keys = append(keys, s.key)
+		}
+	}
+	return keys
 }

@@ -179,6 +179,9 @@ func TestHostileRequests(t *testing.T) {
 			h := base64URL(`{"alg":"RS256","kid":"rsa"}`)
 			return h + "." + base64URL(`{"claims":{"pad":"`+strings.Repeat("x", 700<<10)+`"}}`) + "." + base64URL("not a signature")
 		}()), 401, ReasonBadToken},
+		{"namespace not a name", evReq(func(e map[string]any) { e["namespace"] = "Not/A/Namespace" }), 400, ReasonInvalidField},
+		{"signed for another namespace", evReq(func(e map[string]any) { e["namespace"] = "kube-system" }), 401, ReasonNamespace},
+		{"token signed for another namespace", jwtReq(tok(jwt.SigningMethodRS256, rsaKey, "rsa", func(c jwt.MapClaims) { c["namespace"] = "kube-system" })), 401, ReasonNamespace},
 		{"denied new user", evReq(func(e map[string]any) { e["claims"] = map[string]any{"groups": []any{"sales"}} }), 403, rolesyncv1.ReasonNoMatch},
 	}
 	if len(cases) < 40 {

@@ -226,6 +226,7 @@ type tokenClaims struct {
 	Email     string         `json:"email,omitempty"`
 	IdPIssuer string         `json:"issuer"`
 	Claims    map[string]any `json:"claims"`
+	Namespace string         `json:"namespace,omitempty"`
 }
 
 // JWTVerifier verifies login events sent as signed JWTs.
@@ -290,7 +291,7 @@ func (v *JWTVerifier) Verify(token string) (*Event, error) {
 	if c.EventID != "" && c.EventID != c.ID {
 		return nil, &FieldError{"id", "differs from jti"}
 	}
-	w := wireEvent{ID: c.ID, Time: c.Time, UserID: c.UserID, Email: c.Email, Issuer: c.IdPIssuer}
+	w := wireEvent{ID: c.ID, Time: c.Time, UserID: c.UserID, Email: c.Email, Issuer: c.IdPIssuer, Namespace: c.Namespace}
 	if c.Claims != nil {
 		w.Claims, _ = json.Marshal(c.Claims)
 	}

@@ -59,6 +59,7 @@ const (
 	ReasonUserBeingDeleted = "UserBeingDeleted"
 	ReasonInternal         = "InternalError"
 	ReasonNoCredentials    = "NoCredentials"
+	ReasonNamespace        = "NamespaceMismatch"
 )
 
 var (
@@ -88,8 +89,11 @@ type Options struct {
 	JWTAudience    string
 	JWTLeeway      time.Duration
 	KeepClaims     []string
-	RateLimit      float64 // events per second per client; 0 = unlimited
-	RateBurst      int
+	// RequireNamespace refuses events without a signed namespace (senders
+	// from before namespaces were bound into the signed event).
+	RequireNamespace bool
+	RateLimit        float64 // events per second per client; 0 = unlimited
+	RateBurst        int
 }
 
 // +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers,verbs=get;list;watch;create;patch
@@ -107,7 +111,7 @@ type Server struct {
 	log       logr.Logger
 	now       func() time.Time
 
-	secrets    *fileSource[[][]byte]
+	secrets    *fileSource[[]secret]
 	jwt        *JWTVerifier
 	keepClaims []claimpath.Path
 	replay     *replayCache
@@ -354,9 +358,17 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 		return nil, fail(http.StatusBadRequest, ReasonMalformed, "the body could not be read")
 	}
 
-	ev, aerr := s.authenticate(mt, r.Header.Get(SignatureHeader), body, now)
+	ev, aerr := s.authenticate(mt, namespace, r.Header.Get(SignatureHeader), body, now)
 	if aerr != nil {
 		return nil, aerr
+	}
+	// The namespace is part of what was signed: an event signed for one
+	// namespace is never accepted for another (another replica, another path).
+	switch {
+	case ev.Namespace != "" && ev.Namespace != namespace:
+		return nil, fail(http.StatusUnauthorized, ReasonNamespace, "the event was signed for namespace "+ev.Namespace+", not "+namespace)
+	case ev.Namespace == "" && s.opts.RequireNamespace:
+		return nil, fail(http.StatusUnauthorized, ReasonNamespace, "the event names no namespace: sign a namespace field (--login-require-namespace)")
 	}
 	// The time an event claims is bound to when it was signed, so a signed
 	// event cannot carry a far-future time (pinning the user against later
@@ -402,13 +414,13 @@ func route(path string) (string, bool) {
 
 // authenticate verifies the event's signature or token, then bounds and
 // decodes it.
-func (s *Server) authenticate(mediaType, signature string, body []byte, now time.Time) (*Event, *apiError) {
+func (s *Server) authenticate(mediaType, namespace, signature string, body []byte, now time.Time) (*Event, *apiError) {
 	if mediaType == "application/json" {
 		secrets, err := s.secrets.get(now, false)
 		if err != nil {
 			return nil, fail(http.StatusServiceUnavailable, ReasonNoCredentials, "no HMAC secrets: the secrets file is missing, empty or unparseable")
 		}
-		signedAt, err := verifySignature(signature, body, secrets, now)
+		signedAt, err := verifySignature(signature, body, keysFor(secrets, namespace), now)
 		if err != nil {
 			if errors.Is(err, ErrClockSkew) {
 				return nil, fail(http.StatusUnauthorized, ReasonClockSkew, err.Error())

@@ -429,3 +429,50 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// TestEventsAreBoundToTheirNamespace: an event signs the namespace it is
+// for; posted to another namespace (a replay against another replica or
+// path) it is refused, and a secret scoped to one namespace authenticates
+// events for that namespace only.
+func TestEventsAreBoundToTheirNamespace(t *testing.T) {
+	a, b := newNamespace(t), newNamespace(t)
+	withMapping(t, a, strictMapping)
+	withMapping(t, b, strictMapping)
+	ev := event("ns-1", "nina", time.Now(), map[string]any{"groups": []any{"platform"}})
+	ev["namespace"] = a
+	body, _ := json.Marshal(ev)
+	if r := postSigned(t, b, body, secrets[0], time.Time{}); r.status != http.StatusUnauthorized || r.err.Reason != ReasonNamespace {
+		t.Fatalf("an event signed for %s posted to %s: %d %s", a, b, r.status, r.body)
+	}
+	if n := len(snapshot(t, b)); n != 0 {
+		t.Fatalf("%d ProxyUsers created in the wrong namespace", n)
+	}
+	if r := postSigned(t, a, body, secrets[0], time.Time{}); r.status != http.StatusOK {
+		t.Fatalf("the event in its own namespace: %d %s", r.status, r.body)
+	}
+
+	// A secret scoped to namespace a.
+	scoped := "scoped-secret-for-one-namespace-0123456789"
+	secretsUsed.Store(scoped, true)
+	orig, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = writeAtomic(secretFile, orig) })
+	if err := writeAtomic(secretFile, append(append([]byte(nil), orig...), []byte(a+": "+scoped+"\n")...)); err != nil {
+		t.Fatal(err)
+	}
+	plain := func(id string) []byte {
+		b, _ := json.Marshal(event(id, "otto", time.Now(), map[string]any{"groups": []any{"platform"}}))
+		return b
+	}
+	waitUntil(t, 10*time.Second, func() error {
+		if r := postSigned(t, a, plain(fmt.Sprintf("sc-a-%d", time.Now().UnixNano())), scoped, time.Time{}); r.status != http.StatusOK {
+			return fmt.Errorf("scoped secret in its namespace: %d %s", r.status, r.body)
+		}
+		return nil
+	})
+	if r := postSigned(t, b, plain("sc-b"), scoped, time.Time{}); r.status != http.StatusUnauthorized || r.err.Reason != ReasonBadSignature {
+		t.Fatalf("a secret scoped to %s used for %s: %d %s", a, b, r.status, r.body)
+	}
+}
