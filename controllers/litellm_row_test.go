@@ -400,3 +400,48 @@ func TestCompetingWriterReported(t *testing.T) {
 	})
 	waitEvent(t, pu, rolesyncv1.ReasonCompetingWriter, "another writer")
 }
+
+// TestOneUserIDInTwoNamespacesIsARowConflict: LiteLLM keys rows by user_id
+// alone, so two ProxyUsers with one userID (other namespace, or other
+// issuer) would fight over one row. The older owns it; the newer reports
+// RowConflict and writes nothing, and takes over when the older goes.
+func TestOneUserIDInTwoNamespacesIsARowConflict(t *testing.T) {
+	ns1, ns2 := newNamespace(t), newNamespace(t)
+	createMapping(t, ns1, keycloakMapping, false)
+	createMapping(t, ns2, keycloakMapping, false)
+	first := newUser(ns1, "shared", keycloakClaims("team-s"), false)
+	first.Spec.UserID = "shared-" + ns1
+	createUser(t, first)
+	waitUser(t, client.ObjectKeyFromObject(first), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+
+	second := newUser(ns2, "shared", keycloakClaims("litellm-admin"), false)
+	second.Spec.UserID = first.Spec.UserID
+	second.Spec.Issuer = "https://other-idp.example.com"
+	createUser(t, second)
+	// Creation times have second precision: the order is (time, namespace, name).
+	cur := func(pu *rolesyncv1.ProxyUser) *rolesyncv1.ProxyUser {
+		got := &rolesyncv1.ProxyUser{}
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pu), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	owner, other, ownerRole, otherRole := first, second, "internal_user", rolesyncv1.RoleProxyAdmin
+	if cur(second).CreatedBefore(cur(first)) {
+		owner, other, ownerRole, otherRole = second, first, "proxy_admin", rolesyncv1.RoleInternalUser
+	}
+	got := waitUser(t, client.ObjectKeyFromObject(other), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonRowConflict)
+	})
+	if err := conditionIs(got, rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonRowConflict); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, other, rolesyncv1.ReasonRowConflict, owner.Namespace+"/shared")
+	waitRow(t, suiteDB, first.Spec.UserID, ownerRole)
+	// The owner goes (Retain): the other one takes the row over.
+	if err := k8sClient.Delete(context.Background(), owner); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, client.ObjectKeyFromObject(other), 30*time.Second, settled(otherRole))
+	waitRow(t, suiteDB, first.Spec.UserID, string(otherRole))
+}

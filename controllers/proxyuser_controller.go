@@ -213,7 +213,16 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 
 	res := r.resolve(pu)
-	sr := r.sync(ctx, pu, res)
+	rowOwner, err := r.rowOwner(ctx, pu)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var sr syncResult
+	if rowOwner != "" {
+		sr = syncResult{Conflict: rowOwner} // another ProxyUser writes this user's row
+	} else {
+		sr = r.sync(ctx, pu, res)
+	}
 	setProxyUserStatus(pu, res, sr, metav1.Now())
 	r.recordEvents(base, pu, res, sr)
 	if sr.Err != nil {
@@ -257,6 +266,9 @@ func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res
 	if sr.Unmanaged != "" && conditionReason(before.Status.Conditions, rolesyncv1.ConditionDrifted) != rolesyncv1.ReasonUnmanagedRole {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonUnmanagedRole, "Sync", "Row %s holds %s, a role rolesync does not manage; it is left alone", sr.Row, sr.Unmanaged)
 	}
+	if sr.Conflict != "" && conditionReason(before.Status.Conditions, rolesyncv1.ConditionSynced) != rolesyncv1.ReasonRowConflict {
+		r.eventf(pu, "Warning", rolesyncv1.ReasonRowConflict, "Sync", "ProxyUser %s, created earlier, has the same userID and writes its database row; this one is not synced", sr.Conflict)
+	}
 	if sr.Ambiguous != nil && conditionReason(before.Status.Conditions, rolesyncv1.ConditionSynced) != rolesyncv1.ReasonAmbiguousUser {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonAmbiguousUser, "Sync", "No row written: %v", sr.Ambiguous)
 	}
@@ -285,10 +297,13 @@ func (r *ProxyUserReconciler) finalize(ctx context.Context, pu *rolesyncv1.Proxy
 	policy := pu.GetDeletionPolicy()
 	if r.Store != nil && policy != rolesyncv1.DeletionPolicyRetain {
 		owner, err := r.olderTwin(ctx, pu)
+		if err == nil && owner == "" {
+			owner, err = r.rowOwner(ctx, pu)
+		}
 		if err != nil {
 			return err
 		}
-		if owner == "" { // a duplicate never owned the row
+		if owner == "" { // a duplicate or a conflicting user never owned the row
 			if err := r.applyDeletionPolicy(ctx, pu, policy); err != nil {
 				return err
 			}
@@ -398,16 +413,17 @@ func (r *ProxyUserReconciler) usersOfNamespace(ctx context.Context, namespace st
 	return reqs
 }
 
-// twinsOf maps a deleted ProxyUser to the others with its userID and
-// issuer: the next oldest becomes the owner.
+// twinsOf maps a deleted ProxyUser to the others with its userID, in any
+// namespace and issuer (its duplicates and the users its row conflicted
+// with): the next oldest becomes the owner.
 func (r *ProxyUserReconciler) twinsOf(ctx context.Context, obj client.Object) []reconcile.Request {
 	pu, ok := obj.(*rolesyncv1.ProxyUser)
 	if !ok {
 		return nil
 	}
 	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.InNamespace(pu.Namespace), client.MatchingFields{IdentityIndex: pu.IdentityKey()}, client.UnsafeDisableDeepCopy); err != nil {
-		log.FromContext(ctx).Error(err, "Failed to list proxy users with the same identity", "namespace", pu.Namespace)
+	if err := r.List(ctx, &list, client.MatchingFields{UserIDIndex: pu.Spec.UserID}, client.UnsafeDisableDeepCopy); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list proxy users with the same userID", "userID", pu.Spec.UserID)
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -417,6 +433,31 @@ func (r *ProxyUserReconciler) twinsOf(ctx context.Context, obj client.Object) []
 		}
 	}
 	return reqs
+}
+
+// rowOwner returns "namespace/name" of the ProxyUser that writes pu's
+// database row when it is another one: LiteLLM keys rows by user_id alone, so
+// ProxyUsers with one userID in different namespaces or issuers would write
+// one row. The oldest owns it; the others report RowConflict instead of the
+// last writer winning. (Same-namespace same-issuer twins are DuplicateUser.)
+func (r *ProxyUserReconciler) rowOwner(ctx context.Context, pu *rolesyncv1.ProxyUser) (string, error) {
+	if r.Store == nil {
+		return "", nil
+	}
+	var list rolesyncv1.ProxyUserList
+	if err := r.List(ctx, &list, client.MatchingFields{UserIDIndex: pu.Spec.UserID}, client.UnsafeDisableDeepCopy); err != nil {
+		return "", fmt.Errorf("list proxy users with userID %s: %w", pu.Spec.UserID, err)
+	}
+	owner := pu
+	for i := range list.Items {
+		if list.Items[i].CreatedBefore(owner) {
+			owner = &list.Items[i]
+		}
+	}
+	if owner.UID == pu.UID {
+		return "", nil
+	}
+	return owner.Namespace + "/" + owner.Name, nil
 }
 
 // SetupWithManager registers the controller: spec changes (generation),

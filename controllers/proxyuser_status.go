@@ -53,6 +53,9 @@ type syncResult struct {
 	Unmanaged string
 	// Competing: the corrected drift came soon after the previous correction.
 	Competing bool
+	// Conflict names (namespace/name) the older ProxyUser with the same
+	// userID that writes the row; this one is not synced.
+	Conflict string
 }
 
 // setProxyUserStatus writes the resolution and the sync result into the
@@ -79,6 +82,10 @@ func setProxyUserStatus(pu *rolesyncv1.ProxyUser, res resolution, sr syncResult,
 		set(rolesyncv1.ConditionDrifted, metav1.ConditionUnknown, rolesyncv1.ReasonNoDatabase, "no database to compare with")
 	case sr.Err != nil:
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonSyncFailed, sr.Err.Error()+"; retrying with backoff")
+	case sr.Conflict != "":
+		st.DatabaseUserID = ""
+		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonRowConflict, fmt.Sprintf(
+			"ProxyUser %s, created earlier, has the same userID and writes its database row (LiteLLM keys rows by user_id alone); this one is not synced until that one is deleted", sr.Conflict))
 	case sr.Ambiguous != nil:
 		st.DatabaseUserID = ""
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonAmbiguousUser, sr.Ambiguous.Error()+
@@ -120,6 +127,8 @@ func setProxyUserStatus(pu *rolesyncv1.ProxyUser, res resolution, sr syncResult,
 		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonSyncFailed, sr.Err.Error())
 	case sr.Drift == driftReported:
 		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonDriftDetected, "the database role differs from status.role")
+	case sr.Conflict != "":
+		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonRowConflict, "another ProxyUser with this userID writes the row")
 	case sr.Ambiguous != nil:
 		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonAmbiguousUser, "several LiteLLM rows could be this user's")
 	case sr.Waiting:

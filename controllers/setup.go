@@ -21,6 +21,9 @@ const (
 	// SourceMappingIndex indexes ProxyUsers by the RoleMapping that decides
 	// their role (status.source.roleMapping); RoleMappings count their users with it.
 	SourceMappingIndex = "rolesync.dev/source-mapping"
+	// UserIDIndex indexes ProxyUsers by spec.userID across namespaces: one
+	// userID is one LiteLLM row, whatever the namespace or issuer.
+	UserIDIndex = "rolesync.dev/user-id"
 )
 
 // Options configure the controllers as the manager's flags say.
@@ -90,6 +93,11 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		return []string{o.(*rolesyncv1.ProxyUser).IdentityKey()}
 	}); err != nil {
 		return fmt.Errorf("index proxy users by identity: %w", err)
+	}
+	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, UserIDIndex, func(o client.Object) []string {
+		return []string{o.(*rolesyncv1.ProxyUser).Spec.UserID}
+	}); err != nil {
+		return fmt.Errorf("index proxy users by userID: %w", err)
 	}
 	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, SourceMappingIndex, func(o client.Object) []string {
 		if s := o.(*rolesyncv1.ProxyUser).Status.Source; s != nil && s.RoleMapping != "" {

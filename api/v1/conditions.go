@@ -63,6 +63,9 @@ const (
 	// ReasonUnmanagedRole: the row holds a role rolesync never grants
 	// (org_admin, team, customer); it is left alone.
 	ReasonUnmanagedRole = "UnmanagedRole"
+	// ReasonRowConflict: an older ProxyUser with the same userID, in another
+	// namespace or issuer, writes the LiteLLM row; this one is not synced.
+	ReasonRowConflict = "RowConflict"
 	// ReasonCompetingWriter: the row drifted again soon after each
 	// correction: another writer (LiteLLM's own role mapping) is active.
 	ReasonCompetingWriter = "CompetingWriter"

@@ -191,11 +191,15 @@ func (u *ProxyUser) IdentityKey() string {
 	return u.Spec.Issuer + "\x00" + u.Spec.UserID
 }
 
-// CreatedBefore orders ProxyUsers by creation time, then name: of two
-// duplicates, the one created first owns the user.
+// CreatedBefore orders ProxyUsers by creation time, then namespace and
+// name: of two duplicates (or two users of one row), the one created first
+// owns the user.
 func (u *ProxyUser) CreatedBefore(o *ProxyUser) bool {
 	if !u.CreationTimestamp.Equal(&o.CreationTimestamp) {
 		return u.CreationTimestamp.Before(&o.CreationTimestamp)
+	}
+	if u.Namespace != o.Namespace { // creation times have second precision
+		return u.Namespace < o.Namespace
 	}
 	return u.Name < o.Name
 }

@@ -60,6 +60,7 @@ const (
 	ReasonInternal         = "InternalError"
 	ReasonNoCredentials    = "NoCredentials"
 	ReasonNamespace        = "NamespaceMismatch"
+	ReasonNameTaken        = "NameTaken"
 )
 
 var (
@@ -484,6 +485,9 @@ func (s *Server) process(ctx context.Context, namespace string, ev *Event) (*Res
 	live := false
 	for attempt := 0; ; attempt++ {
 		existing, err = s.findUser(ctx, namespace, ev, live)
+		if errors.Is(err, errNameTaken) {
+			return nil, fail(http.StatusConflict, ReasonNameTaken, "ProxyUser "+ProxyUserName(ev.Issuer, ev.UserID)+" exists for another userID or issuer; rename or delete it")
+		}
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -531,8 +535,16 @@ func (s *Server) findUser(ctx context.Context, namespace string, ev *Event, live
 		}
 		return nil, err
 	}
+	if pu.Spec.UserID != ev.UserID || pu.Spec.Issuer != ev.Issuer {
+		// The derived name is taken by a ProxyUser of another identity: never
+		// write this login onto it.
+		return nil, errNameTaken
+	}
 	return pu, nil
 }
+
+// errNameTaken: the ProxyUser name derived for a login belongs to another user.
+var errNameTaken = errors.New("the ProxyUser name of this user is taken by another user")
 
 // record answers the event for the user found (or none), writing the
 // ProxyUser. retry means a write conflicted: read again and redo.

@@ -476,3 +476,23 @@ func TestEventsAreBoundToTheirNamespace(t *testing.T) {
 		t.Fatalf("a secret scoped to %s used for %s: %d %s", a, b, r.status, r.body)
 	}
 }
+
+// TestSquattedNameIsRefused: a ProxyUser of another identity under the name
+// derived for a login is never written with that login.
+func TestSquattedNameIsRefused(t *testing.T) {
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	squat := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ProxyUserName(idpIssuer, "sam")}}
+	squat.Spec.UserID = "someone-else"
+	if err := k8sClient.Create(context.Background(), squat); err != nil {
+		t.Fatal(err)
+	}
+	r := postEvent(t, ns, event("sq-1", "sam", time.Now(), map[string]any{"groups": []any{"admins-all"}}))
+	if r.status != http.StatusConflict || r.err.Reason != ReasonNameTaken {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	after := getUser(t, ns, squat.Name)
+	if after.Generation != 1 || after.Spec.UserID != "someone-else" || after.Spec.Claims != nil || len(snapshot(t, ns)) != 1 {
+		t.Fatalf("the squatted ProxyUser was written: generation %d spec %+v", after.Generation, after.Spec)
+	}
+}
