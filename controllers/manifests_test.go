@@ -1,10 +1,18 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 )
 
 // TestDefaultManifestsApplyOnARealAPIServer renders config/default with
@@ -44,5 +52,60 @@ func TestDefaultManifestsApplyOnARealAPIServer(t *testing.T) {
 		if !strings.Contains(applied, want) {
 			t.Errorf("dry run did not apply %s:\n%s", want, applied)
 		}
+	}
+}
+
+// TestMaxRolePolicyCapsANamespace applies config/policies with kubectl on the
+// real apiserver and checks that a namespace labelled rolesync.dev/max-role
+// refuses RoleMappings (and ProxyUser overrides) above the cap, while other
+// namespaces are not affected.
+func TestMaxRolePolicyCapsANamespace(t *testing.T) {
+	kubectl, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := kubectl.Run("apply", "-k", filepath.Join("..", "config", "policies")); err != nil {
+		t.Fatalf("apply config/policies: %v\n%s", err, readAll(stderr))
+	}
+	ctx := context.Background()
+	capped := newNamespace(t)
+	nsObj := &corev1.Namespace{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Name: capped}, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	nsObj.Labels = map[string]string{"rolesync.dev/max-role": "internal_user"}
+	if err := k8sClient.Update(ctx, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	mapping := func(ns, name, maxRole string) *rolesyncv1.RoleMapping {
+		doc := "metadata: {name: " + name + "}\nspec:\n  claim: groups\n  rules: [{equals: ml, role: internal_user}]\n"
+		if maxRole != "" {
+			doc += "  maxRole: " + maxRole + "\n"
+		}
+		return roleMapping(t, ns, doc)
+	}
+	// The policy takes effect once the apiserver has loaded it.
+	eventually(t, 30*time.Second, func() error {
+		err := k8sClient.Create(ctx, mapping(capped, "probe", "proxy_admin"), client.DryRunAll)
+		if err == nil || !strings.Contains(err.Error(), "must set spec.maxRole at or below internal_user") {
+			return fmt.Errorf("maxRole proxy_admin in a capped namespace: %v", err)
+		}
+		return nil
+	})
+	if err := k8sClient.Create(ctx, mapping(capped, "nomax", "")); err == nil {
+		t.Fatal("a RoleMapping without maxRole was accepted in a capped namespace")
+	}
+	if err := k8sClient.Create(ctx, mapping(capped, "ok", "internal_user")); err != nil {
+		t.Fatalf("a RoleMapping within the cap: %v", err)
+	}
+	pu := newUser(capped, "pinned", nil, false)
+	pu.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin)
+	if err := k8sClient.Create(ctx, pu); err == nil || !strings.Contains(err.Error(), "roleOverride") {
+		t.Fatalf("an override above the cap: %v", err)
+	}
+	// Namespaces without the label are not capped.
+	free := newNamespace(t)
+	if err := k8sClient.Create(ctx, mapping(free, "admins", "proxy_admin")); err != nil {
+		t.Fatalf("an uncapped namespace: %v", err)
 	}
 }
