@@ -46,7 +46,7 @@ func TestMatch(t *testing.T) {
 		{"**x", "abx", false, true},
 		{"*-admins", "sg-ai-admins", false, true},
 		{"*-admins", "sg-ai-admins-old", false, false},
-		{"*K*", "xx\u212axx", true, true}, // Kelvin sign folds to k
+		{"*K*", "xx\u212axx", true, true},   // Kelvin sign folds to k
 		{"*st*", "xx\u017ftxx", true, true}, // long s folds to s
 		{"*ab?d*ab", "xabxdyabcdab", false, true},
 		{"a*b*c", "abcbc", false, true},
