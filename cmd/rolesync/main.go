@@ -295,16 +295,13 @@ func loadClaims(name string, stdin io.Reader) (map[string]any, error) {
 	if name == "-" {
 		label = "claims from stdin"
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var claims map[string]any
-	if err := dec.Decode(&claims); err != nil {
+	// Numbers stay exact, as the login server and the controller decode them.
+	claims, err := rolemap.DecodeClaims(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: not a JSON object: %w", label, err)
 	}
 	if claims == nil {
 		return nil, fmt.Errorf("%s: not a JSON object", label)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: trailing data after the JSON object", label)
 	}
 	return claims, nil
 }
