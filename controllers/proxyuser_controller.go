@@ -30,12 +30,9 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
-
-// ProxyUserFinalizer holds a ProxyUser until its deletionPolicy has been
-// applied to the proxy database.
-const ProxyUserFinalizer = "rolesync.dev/proxy-user"
 
 // DriftPolicy says what the controller does when the database role differs
 // from status.role.
@@ -180,7 +177,7 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if !pu.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, pu)
 	}
-	if !controllerutil.ContainsFinalizer(pu, ProxyUserFinalizer) {
+	if !controllerutil.ContainsFinalizer(pu, proxyuser.Finalizer) {
 		if err := r.patchFinalizers(ctx, pu, controllerutil.AddFinalizer); err != nil {
 			if apierrors.IsConflict(err) { // a stale cache read: look again soon, quietly
 				return ctrl.Result{RequeueAfter: conflictWait}, nil
@@ -236,14 +233,9 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 // resolve decodes the stored claims and decides the role.
 func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser) resolution {
-	var claims map[string]any
-	if pu.Spec.Claims != nil && len(pu.Spec.Claims.Raw) > 0 {
-		// The schema makes claims an object; a decode error leaves no claims
-		// (and so only defaults or a denial), never a crash.
-		claims, _ = rolemap.DecodeClaims(pu.Spec.Claims.Raw)
-	}
 	engine, _ := r.Registry.Engine(pu.Namespace)
-	return resolve(pu, claims, engine)
+	return proxyuser.Decide(proxyuser.Input{Namespace: pu.Namespace, Engine: engine, Issuer: pu.Spec.Issuer,
+		Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}).Resolution
 }
 
 // recordEvents emits the Events of one reconcile: a role change, a drift
@@ -291,7 +283,7 @@ func roleText(r rolesyncv1.Role) string {
 // database is unavailable, or other rows block the delete, the finalizer
 // stays and the attempt is retried with backoff.
 func (r *ProxyUserReconciler) finalize(ctx context.Context, pu *rolesyncv1.ProxyUser) error {
-	if !controllerutil.ContainsFinalizer(pu, ProxyUserFinalizer) {
+	if !controllerutil.ContainsFinalizer(pu, proxyuser.Finalizer) {
 		return nil
 	}
 	policy := pu.GetDeletionPolicy()
@@ -319,7 +311,7 @@ func (r *ProxyUserReconciler) finalize(ctx context.Context, pu *rolesyncv1.Proxy
 
 func (r *ProxyUserReconciler) patchFinalizers(ctx context.Context, pu *rolesyncv1.ProxyUser, change func(client.Object, string) bool) error {
 	patch := client.MergeFromWithOptions(pu.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	change(pu, ProxyUserFinalizer)
+	change(pu, proxyuser.Finalizer)
 	if err := r.Patch(ctx, pu, patch); err != nil {
 		return fmt.Errorf("patch finalizers of proxy user %s/%s: %w", pu.Namespace, pu.Name, err)
 	}
@@ -329,60 +321,17 @@ func (r *ProxyUserReconciler) patchFinalizers(ctx context.Context, pu *rolesyncv
 // mappingsLoaded reports whether the Registry has caught up with the
 // namespace's RoleMappings.
 func (r *ProxyUserReconciler) mappingsLoaded(ctx context.Context, namespace string) (bool, error) {
-	return MappingsLoaded(ctx, r.Client, r.Registry, namespace)
-}
-
-// MappingsLoaded reports whether registry has seen every RoleMapping of the
-// namespace (as reader lists them) at its current generation, and none that
-// is gone. Until it has, a decision could deny users whose mapping is about
-// to load.
-func MappingsLoaded(ctx context.Context, reader client.Reader, registry *rolemap.Registry, namespace string) (bool, error) {
-	var list rolesyncv1.RoleMappingList
-	if err := reader.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return false, fmt.Errorf("list role mappings of %s: %w", namespace, err)
-	}
-	live := 0
-	for i := range list.Items {
-		rm := &list.Items[i]
-		if !rm.DeletionTimestamp.IsZero() {
-			continue
-		}
-		live++
-		if g, ok := registry.Observed(namespace, rm.Name); !ok || g != rm.Generation {
-			return false, nil
-		}
-	}
-	return registry.ObservedCount(namespace) == live, nil
+	return proxyuser.MappingsLoaded(ctx, r.Client, r.Registry, namespace)
 }
 
 // olderTwin returns the name of the ProxyUser that owns pu's identity when
 // it is another, older one, else "".
 func (r *ProxyUserReconciler) olderTwin(ctx context.Context, pu *rolesyncv1.ProxyUser) (string, error) {
-	owner, err := OwnerOf(ctx, r.Client, pu.Namespace, pu.IdentityKey())
+	owner, err := proxyuser.OwnerOf(ctx, r.Client, pu.Namespace, proxyuser.IdentityKey(pu.Spec.Issuer, pu.Spec.UserID))
 	if err != nil || owner == nil || owner.UID == pu.UID {
 		return "", err
 	}
 	return owner.Name, nil
-}
-
-// OwnerOf returns the ProxyUser of namespace that owns an identity key
-// (rolesyncv1.ProxyUser.IdentityKey): the oldest with that key, whatever its
-// name, or nil. It reads through the IdentityIndex and returns a copy.
-func OwnerOf(ctx context.Context, reader client.Reader, namespace, identityKey string) (*rolesyncv1.ProxyUser, error) {
-	var list rolesyncv1.ProxyUserList
-	if err := reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IdentityIndex: identityKey}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("list proxy users of one identity in %s: %w", namespace, err)
-	}
-	var owner *rolesyncv1.ProxyUser
-	for i := range list.Items {
-		if owner == nil || list.Items[i].CreatedBefore(owner) {
-			owner = &list.Items[i]
-		}
-	}
-	if owner == nil {
-		return nil, nil
-	}
-	return owner.DeepCopy(), nil
 }
 
 func (r *ProxyUserReconciler) resyncPeriod() time.Duration {
@@ -422,7 +371,7 @@ func (r *ProxyUserReconciler) twinsOf(ctx context.Context, obj client.Object) []
 		return nil
 	}
 	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.MatchingFields{UserIDIndex: pu.Spec.UserID}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{proxyuser.UserIDIndex: pu.Spec.UserID}, client.UnsafeDisableDeepCopy); err != nil {
 		log.FromContext(ctx).Error(err, "Failed to list proxy users with the same userID", "userID", pu.Spec.UserID)
 		return nil
 	}
@@ -445,7 +394,7 @@ func (r *ProxyUserReconciler) rowOwner(ctx context.Context, pu *rolesyncv1.Proxy
 		return "", nil
 	}
 	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.MatchingFields{UserIDIndex: pu.Spec.UserID}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{proxyuser.UserIDIndex: pu.Spec.UserID}, client.UnsafeDisableDeepCopy); err != nil {
 		return "", fmt.Errorf("list proxy users with userID %s: %w", pu.Spec.UserID, err)
 	}
 	owner := pu

@@ -21,6 +21,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/testing/parallel"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 )
@@ -209,7 +210,7 @@ func TestProxyUserResolvedSyncedAndExplained(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if !controllerutil.ContainsFinalizer(got, ProxyUserFinalizer) {
+	if !controllerutil.ContainsFinalizer(got, proxyuser.Finalizer) {
 		t.Error("no finalizer")
 	}
 	if got.Status.LastSyncTime == nil {
@@ -674,7 +675,7 @@ func TestDeletionWaitsForTheDatabase(t *testing.T) {
 	}
 	waitEvent(t, pu, rolesyncv1.ReasonDeleteFailed, "deletionPolicy Delete")
 	held := &rolesyncv1.ProxyUser{}
-	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pu), held); err != nil || !controllerutil.ContainsFinalizer(held, ProxyUserFinalizer) {
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pu), held); err != nil || !controllerutil.ContainsFinalizer(held, proxyuser.Finalizer) {
 		t.Fatalf("the object should wait for the database with its finalizer: %v %v", err, held.Finalizers)
 	}
 

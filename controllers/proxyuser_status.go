@@ -13,16 +13,6 @@ import (
 // resolution is the role a ProxyUser should hold and why.
 type resolution = rolemap.Resolution
 
-// resolve decides a user's role: roleOverride first, then the engine's
-// decision on the stored claims (the engine enforces each mapping's maxRole).
-func resolve(pu *rolesyncv1.ProxyUser, claims map[string]any, engine *rolemap.Engine) resolution {
-	if o := pu.Spec.RoleOverride; o != nil && *o != "" {
-		return rolemap.Resolve(pu.Namespace, o, nil)
-	}
-	d := engine.Evaluate(claims, pu.Spec.Issuer)
-	return rolemap.Resolve(pu.Namespace, nil, &d)
-}
-
 // driftState is what a drift check found.
 type driftState int
 

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/events"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -59,7 +60,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := resolve(tc.pu, tc.claims, tc.engine)
+			res := proxyuser.Decide(proxyuser.Input{Namespace: tc.pu.Namespace, Engine: tc.engine, Override: tc.pu.Spec.RoleOverride, Stored: tc.claims}).Resolution
 			if res.Role != tc.role || res.Denied != tc.denied || res.Reason != tc.reason {
 				t.Fatalf("got %+v", res)
 			}

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -169,7 +170,7 @@ func decodeSpec(data []byte) (*rolesyncv1.RoleMappingSpec, error) {
 // countUsers counts the ProxyUsers whose role the mapping decides.
 func (r *RoleMappingReconciler) countUsers(ctx context.Context, rm *rolesyncv1.RoleMapping) (int32, error) {
 	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.InNamespace(rm.Namespace), client.MatchingFields{SourceMappingIndex: rm.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(rm.Namespace), client.MatchingFields{proxyuser.SourceMappingIndex: rm.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, fmt.Errorf("count users of role mapping %s/%s: %w", rm.Namespace, rm.Name, err)
 	}
 	return int32(len(list.Items)), nil

@@ -9,21 +9,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
-)
-
-// Cache field indexes on ProxyUsers.
-const (
-	// IdentityIndex indexes ProxyUsers by IdentityKey (issuer and userID):
-	// the ProxyUser controller finds duplicates with it, the login server the
-	// existing user of a login whatever its name.
-	IdentityIndex = "rolesync.dev/identity"
-	// SourceMappingIndex indexes ProxyUsers by the RoleMapping that decides
-	// their role (status.source.roleMapping); RoleMappings count their users with it.
-	SourceMappingIndex = "rolesync.dev/source-mapping"
-	// UserIDIndex indexes ProxyUsers by spec.userID across namespaces: one
-	// userID is one LiteLLM row, whatever the namespace or issuer.
-	UserIDIndex = "rolesync.dev/user-id"
 )
 
 // Options configure the controllers as the manager's flags say.
@@ -89,17 +76,18 @@ func Setup(mgr ctrl.Manager, o Options) error {
 // SetupIndexes registers the ProxyUser field indexes on the manager's cache.
 func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, IdentityIndex, func(o client.Object) []string {
-		return []string{o.(*rolesyncv1.ProxyUser).IdentityKey()}
+	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.IdentityIndex, func(o client.Object) []string {
+		pu := o.(*rolesyncv1.ProxyUser)
+		return []string{proxyuser.IdentityKey(pu.Spec.Issuer, pu.Spec.UserID)}
 	}); err != nil {
 		return fmt.Errorf("index proxy users by identity: %w", err)
 	}
-	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, UserIDIndex, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.UserIDIndex, func(o client.Object) []string {
 		return []string{o.(*rolesyncv1.ProxyUser).Spec.UserID}
 	}); err != nil {
 		return fmt.Errorf("index proxy users by userID: %w", err)
 	}
-	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, SourceMappingIndex, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.SourceMappingIndex, func(o client.Object) []string {
 		if s := o.(*rolesyncv1.ProxyUser).Status.Source; s != nil && s.RoleMapping != "" {
 			return []string{s.RoleMapping}
 		}

@@ -185,12 +185,6 @@ func (u *ProxyUser) GetDeletionPolicy() DeletionPolicy {
 	return u.Spec.DeletionPolicy
 }
 
-// IdentityKey identifies the person behind a ProxyUser: its issuer and
-// userID. Two ProxyUsers of a namespace with the same key are duplicates.
-func (u *ProxyUser) IdentityKey() string {
-	return u.Spec.Issuer + "\x00" + u.Spec.UserID
-}
-
 // CreatedBefore orders ProxyUsers by creation time, then namespace and
 // name: of two duplicates (or two users of one row), the one created first
 // owns the user.

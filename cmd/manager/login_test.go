@@ -14,6 +14,7 @@ import (
 	"time"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/login"
 )
 
@@ -70,7 +71,7 @@ func TestManagerServesLoginEvents(t *testing.T) {
 	if out["role"] != "internal_user" || out["denied"] != false {
 		t.Fatalf("response %v", out)
 	}
-	name := login.ProxyUserName("https://idp.example.com", "zoe")
+	name := proxyuser.Name("https://idp.example.com", "zoe")
 	waitFor(t, 30*time.Second, m.logs, func() error {
 		pu := &rolesyncv1.ProxyUser{}
 		if err := k8s.Get(ctx, keyOf(ns, name), pu); err != nil {
@@ -94,7 +95,7 @@ func TestManagerServesLoginEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	pu := &rolesyncv1.ProxyUser{}
-	if err := k8s.Get(ctx, keyOf(ns, login.ProxyUserName("https://idp.example.com", "yuri")), pu); err == nil {
+	if err := k8s.Get(ctx, keyOf(ns, proxyuser.Name("https://idp.example.com", "yuri")), pu); err == nil {
 		t.Fatal("a ProxyUser was written during the outage")
 	}
 	// The same event id may be retried: a 503 did not consume it.

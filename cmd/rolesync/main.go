@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -101,7 +102,9 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	d := rolemap.NewEngine(mappings...).Evaluate(claims, *issuer)
+	// The same decision the controller and the login server make (for a
+	// user with these claims and no override).
+	d := proxyuser.Decide(proxyuser.Input{Engine: rolemap.NewEngine(mappings...), Issuer: *issuer, Login: claims}).Engine
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/testing/parallel"
 )
 
@@ -57,7 +58,7 @@ func benchLogin(b *testing.B, concurrency int) {
 		user := fmt.Sprintf("bench-user-%d", i)
 		u := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": rolesyncv1.GroupVersion.String(), "kind": "ProxyUser",
-			"metadata": map[string]any{"name": ProxyUserName(idpIssuer, user), "namespace": rawNS, "finalizers": []any{"rolesync.dev/proxy-user"}},
+			"metadata": map[string]any{"name": proxyuser.Name(idpIssuer, user), "namespace": rawNS, "finalizers": []any{"rolesync.dev/proxy-user"}},
 			"spec": map[string]any{"userID": user, "email": user + "@example.com", "issuer": idpIssuer,
 				"lastLoginTime": time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00"), "claims": rawClaims},
 		}}

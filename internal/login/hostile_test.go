@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 )
 
 // TestHostileRequests sends requests an attacker or a broken client could
@@ -33,7 +34,7 @@ func TestHostileRequests(t *testing.T) {
 		t.Fatalf("setup: %d %s", r.status, r.body)
 	}
 	waitUntil(t, 30*time.Second, func() error { // settled: the controller has written status
-		if u := getUser(t, ns, ProxyUserName(idpIssuer, "victim")); u.Status.Role == "" {
+		if u := getUser(t, ns, proxyuser.Name(idpIssuer, "victim")); u.Status.Role == "" {
 			return errNotSettled
 		}
 		return nil

@@ -33,13 +33,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
-	"github.com/rolesync/rolesync/controllers"
 	"github.com/rolesync/rolesync/internal/claimpath"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
-
-// FieldManager owns the fields the login server writes.
-const FieldManager = "rolesync-login"
 
 // Machine-readable reasons of error responses.
 const (
@@ -467,7 +464,7 @@ func (s *Server) process(ctx context.Context, namespace string, ev *Event) (*Res
 		}
 		return nil, unavailable(err)
 	}
-	loaded, err := controllers.MappingsLoaded(ctx, s.client, s.registry, namespace)
+	loaded, err := proxyuser.MappingsLoaded(ctx, s.client, s.registry, namespace)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -475,7 +472,6 @@ func (s *Server) process(ctx context.Context, namespace string, ev *Event) (*Res
 		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the namespace's RoleMappings are still loading")
 	}
 	engine, _ := s.registry.Engine(namespace)
-	d := engine.Evaluate(ev.Claims, ev.Issuer)
 
 	lock := &s.locks[lockIndex(ev.Issuer, ev.UserID)]
 	lock.Lock()
@@ -486,12 +482,12 @@ func (s *Server) process(ctx context.Context, namespace string, ev *Event) (*Res
 	for attempt := 0; ; attempt++ {
 		existing, err = s.findUser(ctx, namespace, ev, live)
 		if errors.Is(err, errNameTaken) {
-			return nil, fail(http.StatusConflict, ReasonNameTaken, "ProxyUser "+ProxyUserName(ev.Issuer, ev.UserID)+" exists for another userID or issuer; rename or delete it")
+			return nil, fail(http.StatusConflict, ReasonNameTaken, "ProxyUser "+proxyuser.Name(ev.Issuer, ev.UserID)+" exists for another userID or issuer; rename or delete it")
 		}
 		if err != nil {
 			return nil, unavailable(err)
 		}
-		resp, aerr, retry := s.record(ctx, namespace, ev, &d, engine, existing)
+		resp, aerr, retry := s.record(ctx, namespace, ev, engine, existing)
 		if !retry {
 			return resp, aerr
 		}
@@ -516,15 +512,14 @@ func lockIndex(issuer, userID string) int {
 // findUser finds the ProxyUser of the event's identity, whatever its name:
 // from the cache's identity index, or (live) from the apiserver.
 func (s *Server) findUser(ctx context.Context, namespace string, ev *Event, live bool) (*rolesyncv1.ProxyUser, error) {
-	key := (&rolesyncv1.ProxyUser{Spec: rolesyncv1.ProxyUserSpec{Issuer: ev.Issuer, UserID: ev.UserID}}).IdentityKey()
-	found, err := controllers.OwnerOf(ctx, s.client, namespace, key)
+	found, err := proxyuser.OwnerOf(ctx, s.client, namespace, proxyuser.IdentityKey(ev.Issuer, ev.UserID))
 	if err != nil {
 		return nil, err
 	}
 	if !live {
 		return found, nil
 	}
-	name := ProxyUserName(ev.Issuer, ev.UserID)
+	name := proxyuser.Name(ev.Issuer, ev.UserID)
 	if found != nil {
 		name = found.Name
 	}
@@ -548,46 +543,28 @@ var errNameTaken = errors.New("the ProxyUser name of this user is taken by anoth
 
 // record answers the event for the user found (or none), writing the
 // ProxyUser. retry means a write conflicted: read again and redo.
-func (s *Server) record(ctx context.Context, namespace string, ev *Event, d *rolemap.Decision, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser) (*Response, *apiError, bool) {
+func (s *Server) record(ctx context.Context, namespace string, ev *Event, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser) (*Response, *apiError, bool) {
 	resp := &Response{UserID: ev.UserID}
+	in := proxyuser.Input{Namespace: namespace, Engine: engine, Issuer: ev.Issuer, Login: ev.Claims}
 	if existing != nil {
 		resp.ProxyUser = &ObjectRef{Namespace: namespace, Name: existing.Name}
 		if !existing.DeletionTimestamp.IsZero() {
 			return nil, fail(http.StatusConflict, ReasonUserBeingDeleted, "the ProxyUser of this user is being deleted; retry later"), false
 		}
-		if last := existing.Spec.LastLoginTime; last != nil && ev.Time.Truncate(time.Microsecond).Before(last.Time) {
-			// An older login than the one recorded: change nothing, and answer
-			// no more than what its own claims give (nor than the user holds).
-			resp.Stale = true
-			own := rolemap.Resolve(namespace, existing.Spec.RoleOverride, d)
-			stored := rolemap.Resolve(namespace, existing.Spec.RoleOverride, ptrTo(engine.Evaluate(storedClaims(existing), ev.Issuer)))
-			resp.Role, resp.Source = stored.Role, stored.Source
-			if own.Denied || own.Role.Rank() < stored.Role.Rank() {
-				resp.Role, resp.Source = own.Role, own.Source
-			}
-			resp.Denied = resp.Role == ""
-			if resp.Denied {
-				reason := own.Reason
-				if !own.Denied {
-					reason = rolesyncv1.ReasonNoMatch
-				}
-				return resp, fail(http.StatusForbidden, reason, "login denied: this (stale) login's claims grant no role"), false
-			}
-			return resp, nil, false
-		}
+		in.Existing, in.Override, in.Stored = true, existing.Spec.RoleOverride, proxyuser.StoredClaims(existing)
+		// An older login than the one recorded changes nothing.
+		in.Stale = existing.Spec.LastLoginTime != nil && ev.Time.Truncate(time.Microsecond).Before(existing.Spec.LastLoginTime.Time)
 	}
-
-	keepStored := existing != nil && d.SyncPolicy == rolesyncv1.SyncPolicyFirstLoginOnly
-	decision := *d
-	if keepStored { // the role stays what the stored claims give
-		decision = engine.Evaluate(storedClaims(existing), ev.Issuer)
-	}
-	var override *rolesyncv1.Role
-	if existing != nil {
-		override = existing.Spec.RoleOverride
-	}
-	res := rolemap.Resolve(namespace, override, &decision)
+	d := proxyuser.Decide(in)
+	res, keepStored := d.Resolution, d.KeepStored
 	resp.Role, resp.Source = res.Role, res.Source
+	if in.Stale {
+		resp.Stale, resp.Denied = true, res.Denied
+		if res.Denied {
+			return resp, fail(http.StatusForbidden, res.Reason, "login denied: this (stale) login's claims grant no role"), false
+		}
+		return resp, nil, false
+	}
 	if res.Denied && existing == nil {
 		// Nobody to demote, and no ProxyUser for someone no mapping admits.
 		resp.Denied = true
@@ -621,17 +598,6 @@ func (s *Server) record(ctx context.Context, namespace string, ev *Event, d *rol
 	return resp, nil, false
 }
 
-// storedClaims decodes the claims a ProxyUser holds (none when unset).
-func storedClaims(pu *rolesyncv1.ProxyUser) map[string]any {
-	if pu.Spec.Claims == nil {
-		return nil
-	}
-	claims, _ := rolemap.DecodeClaims(pu.Spec.Claims.Raw)
-	return claims
-}
-
-func ptrTo[T any](v T) *T { return &v }
-
 // reduce keeps the claims the namespace's mappings read plus
 // --login-keep-claims; a mapping with CEL expressions may read any claim,
 // so then all are kept.
@@ -647,7 +613,7 @@ func (s *Server) reduce(claims map[string]any, engine *rolemap.Engine) map[strin
 			}
 		}
 	}
-	return ReduceClaims(claims, paths)
+	return proxyuser.ReduceClaims(claims, paths)
 }
 
 // write creates the ProxyUser (Create fails if another writer was first)
@@ -656,15 +622,15 @@ func (s *Server) reduce(claims map[string]any, engine *rolemap.Engine) map[strin
 func (s *Server) write(ctx context.Context, namespace string, ev *Event, existing *rolesyncv1.ProxyUser, claims map[string]any, keepClaims bool) (string, error) {
 	lastLogin := metav1.NewMicroTime(ev.Time.UTC().Truncate(time.Microsecond))
 	if existing == nil {
-		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: ProxyUserName(ev.Issuer, ev.UserID),
-			Finalizers: []string{controllers.ProxyUserFinalizer}}} // saves the controller a write
+		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: proxyuser.Name(ev.Issuer, ev.UserID),
+			Finalizers: []string{proxyuser.Finalizer}}} // saves the controller a write
 		pu.Spec = rolesyncv1.ProxyUserSpec{UserID: ev.UserID, Email: ev.Email, Issuer: ev.Issuer, LastLoginTime: &lastLogin}
 		raw, err := json.Marshal(claims)
 		if err != nil {
 			return "", err
 		}
 		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: raw}
-		return pu.Name, s.client.Create(ctx, pu, client.FieldOwner(FieldManager))
+		return pu.Name, s.client.Create(ctx, pu, client.FieldOwner(proxyuser.LoginFieldManager))
 	}
 	spec := map[string]any{"userID": ev.UserID, "issuer": ev.Issuer, "lastLoginTime": lastLogin.Format(metav1.RFC3339Micro)}
 	if ev.Email != "" {
@@ -673,8 +639,7 @@ func (s *Server) write(ctx context.Context, namespace string, ev *Event, existin
 	if !keepClaims {
 		spec["claims"] = claims
 	} else if existing.Spec.Claims != nil {
-		stored, _ := rolemap.DecodeClaims(existing.Spec.Claims.Raw)
-		spec["claims"] = stored // keep owning what is there
+		spec["claims"] = proxyuser.StoredClaims(existing) // keep owning what is there
 	}
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": rolesyncv1.GroupVersion.String(),
@@ -682,7 +647,7 @@ func (s *Server) write(ctx context.Context, namespace string, ev *Event, existin
 		"metadata":   map[string]any{"name": existing.Name, "namespace": namespace, "resourceVersion": existing.ResourceVersion},
 		"spec":       spec,
 	}}
-	return existing.Name, s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+	return existing.Name, s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(proxyuser.LoginFieldManager), client.ForceOwnership)
 }
 
 // unavailable maps an apiserver failure to 503 (with Retry-After).

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
-	"github.com/rolesync/rolesync/controllers"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 )
 
 func getUser(t *testing.T, ns, name string) *rolesyncv1.ProxyUser {
@@ -54,7 +54,7 @@ func TestSignedJSONEventCreatesTheUserAndAnswersTheRole(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	want := ProxyUserName(idpIssuer, "alice")
+	want := proxyuser.Name(idpIssuer, "alice")
 	if r.resp.UserID != "alice" || r.resp.Role != rolesyncv1.RoleProxyAdmin || r.resp.Denied || r.resp.Stale ||
 		r.resp.ProxyUser == nil || *r.resp.ProxyUser != (ObjectRef{Namespace: ns, Name: want}) {
 		t.Fatalf("response %s", r.body)
@@ -71,15 +71,15 @@ func TestSignedJSONEventCreatesTheUserAndAnswersTheRole(t *testing.T) {
 	if len(claims) != 2 || claims["name"] != "Alice" || claims["groups"] == nil {
 		t.Fatalf("stored claims %v: want only the mapped groups and the kept name", claims)
 	}
-	if !controllerutil.ContainsFinalizer(pu, controllers.ProxyUserFinalizer) {
+	if !controllerutil.ContainsFinalizer(pu, proxyuser.Finalizer) {
 		t.Fatal("created without the finalizer")
 	}
 	managed := false
 	for _, mf := range pu.ManagedFields {
-		managed = managed || mf.Manager == FieldManager
+		managed = managed || mf.Manager == proxyuser.LoginFieldManager
 	}
 	if !managed {
-		t.Fatalf("no fields owned by %s", FieldManager)
+		t.Fatalf("no fields owned by %s", proxyuser.LoginFieldManager)
 	}
 	// The controller agrees with the answer.
 	waitUntil(t, 30*time.Second, func() error {
@@ -276,7 +276,7 @@ func TestConcurrentEventsLeaveTheNewest(t *testing.T) {
 	if len(users) != 1 {
 		t.Fatalf("%d ProxyUsers for one person", len(users))
 	}
-	pu := getUser(t, ns, ProxyUserName(idpIssuer, "frank"))
+	pu := getUser(t, ns, proxyuser.Name(idpIssuer, "frank"))
 	newest := base.Add((n - 1) * 100 * time.Millisecond)
 	if !pu.Spec.LastLoginTime.Time.Equal(newest) {
 		t.Fatalf("lastLoginTime %s, want the newest %s", pu.Spec.LastLoginTime.Time, newest)
@@ -482,7 +482,7 @@ func TestEventsAreBoundToTheirNamespace(t *testing.T) {
 func TestSquattedNameIsRefused(t *testing.T) {
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
-	squat := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ProxyUserName(idpIssuer, "sam")}}
+	squat := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: proxyuser.Name(idpIssuer, "sam")}}
 	squat.Spec.UserID = "someone-else"
 	if err := k8sClient.Create(context.Background(), squat); err != nil {
 		t.Fatal(err)
