@@ -169,7 +169,7 @@ type checkMark struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile resolves and syncs one ProxyUser.
-func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	pu := &rolesyncv1.ProxyUser{}
 	if err := r.Get(ctx, req.NamespacedName, pu); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -185,16 +185,30 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			return ctrl.Result{}, err
 		}
 	}
-	if loaded, err := r.mappingsLoaded(ctx, pu.Namespace); err != nil || !loaded {
+	loaded, err := r.mappingsLoaded(ctx, pu.Namespace)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !loaded {
 		// The RoleMapping controller has not caught up: deciding now could
-		// deny users whose mapping is about to load. It notifies us when it has.
-		return ctrl.Result{RequeueAfter: registryWait}, err
+		// deny users whose mapping is about to load. An expected wait, not
+		// an error (an error would back off and log).
+		return ctrl.Result{RequeueAfter: registryWait}, nil
 	}
 
 	base := pu.DeepCopy()
 	defer func() {
 		if !equality.Semantic.DeepEqual(base.Status, pu.Status) { // never write an unchanged status
-			if err := r.Status().Patch(ctx, pu, client.MergeFrom(base)); err != nil {
+			// The controller is the one writer of every condition (see
+			// api/v1 conditions.go); the resourceVersion precondition still
+			// keeps a status computed from a stale read from landing.
+			err := r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+			switch {
+			case apierrors.IsConflict(err): // a newer object is on its way: look again, quietly
+				if retErr == nil {
+					result = ctrl.Result{RequeueAfter: conflictWait}
+				}
+			case err != nil:
 				retErr = errors.Join(retErr, fmt.Errorf("patch proxy user status %s: %w", req, err))
 			}
 		}

@@ -50,71 +50,77 @@ type RoleMappingReconciler struct {
 // +kubebuilder:rbac:groups=rolesync.dev,resources=rolemappings/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers,verbs=get;list;watch
 
-// Reconcile compiles one RoleMapping.
+// Reconcile runs three named steps for one RoleMapping: load it into this
+// replica's Registry (every replica: its login server decides with it),
+// count the users it decides, write the status if it changed. A deleted
+// mapping leaves the Registry.
 func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	rm := &rolesyncv1.RoleMapping{}
 	if err := r.Get(ctx, req.NamespacedName, rm); err != nil {
 		if apierrors.IsNotFound(err) {
-			if r.Registry.Delete(req.Namespace, req.Name) {
-				log.FromContext(ctx).Info("Removed deleted RoleMapping from the engine")
-				return ctrl.Result{}, r.notify(ctx, req.Namespace)
-			}
+			r.unload(ctx, req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get role mapping %s: %w", req, err)
 	}
 	if !rm.DeletionTimestamp.IsZero() {
-		if r.Registry.Delete(rm.Namespace, rm.Name) {
-			return ctrl.Result{}, r.notify(ctx, rm.Namespace)
-		}
+		r.unload(ctx, rm.Namespace, rm.Name)
 		return ctrl.Result{}, nil
 	}
-
-	// A RoleMapping is compiled once per generation; later reconciles (its
-	// users changed) only recount them.
 	base := rm.DeepCopy()
-	var invalid field.ErrorList
-	if g, seen := r.Registry.Observed(rm.Namespace, rm.Name); !seen || g != rm.Generation || rm.Status.ObservedGeneration != rm.Generation {
-		m, errs := rolemap.Compile(rm)
-		changed := true
-		switch {
-		case m != nil:
-			r.Registry.Set(m)
-		case r.restoreLastValid(rm):
-			// A restarted manager (or another replica) keeps deciding with the
-			// last valid generation recorded in status.
-			invalid = errs
-		default:
-			invalid = errs
-			r.Registry.SetInvalid(rm.Namespace, rm.Name, rm.Generation)
-			changed = false
-		}
-		if changed {
-			if err := r.notify(ctx, rm.Namespace); err != nil {
-				return ctrl.Result{}, err
-			}
-		}
-		inForce, _ := r.Registry.InForce(rm.Namespace, rm.Name)
-		setRoleMappingStatus(rm, m, errs, inForce)
+	invalid := r.load(rm)
+	users, err := r.countUsers(ctx, rm)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	rm.Status.Users = 0
-	if apimeta.IsStatusConditionTrue(rm.Status.Conditions, rolesyncv1.ConditionReady) {
-		users, err := r.countUsers(ctx, rm)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		rm.Status.Users = users
-	}
+	rm.Status.Users = users
 	if !equality.Semantic.DeepEqual(base.Status, rm.Status) { // never write an unchanged status
 		if err := r.Status().Patch(ctx, rm, client.MergeFrom(base)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patch role mapping status %s: %w", req, err)
 		}
 	}
-	if invalid != nil {
+	if invalid != nil { // the spec can never work: no retry until it changes
 		log.FromContext(ctx).Info("Refused invalid RoleMapping", "errors", invalid.ToAggregate().Error())
 		return ctrl.Result{}, reconcile.TerminalError(invalid.ToAggregate())
 	}
 	return ctrl.Result{}, nil
+}
+
+// load compiles a generation the Registry has not seen yet (later
+// reconciles, when its users change, only recount them), puts it (or, for
+// an invalid one, its last valid generation) into the Registry, notifies
+// the ProxyUser controller when the engine changed, and sets the status
+// from the result. It returns the errors of an invalid spec.
+func (r *RoleMappingReconciler) load(rm *rolesyncv1.RoleMapping) field.ErrorList {
+	if g, seen := r.Registry.Observed(rm.Namespace, rm.Name); seen && g == rm.Generation && rm.Status.ObservedGeneration == rm.Generation {
+		return nil // refused (or loaded) already: reported once per generation
+	}
+	m, errs := rolemap.Compile(rm)
+	switch {
+	case m != nil:
+		r.Registry.Set(m)
+		r.notify(rm.Namespace)
+	case r.restoreLastValid(rm):
+		// A restarted manager (or another replica) keeps deciding with the
+		// last valid generation recorded in status.
+		r.notify(rm.Namespace)
+	default:
+		r.Registry.SetInvalid(rm.Namespace, rm.Name, rm.Generation) // the engine keeps what it had
+	}
+	inForce, _ := r.Registry.InForce(rm.Namespace, rm.Name)
+	setRoleMappingStatus(rm, m, errs, inForce)
+	if m == nil {
+		return errs
+	}
+	return nil
+}
+
+// unload removes a deleted mapping from the Registry.
+func (r *RoleMappingReconciler) unload(ctx context.Context, namespace, name string) {
+	if r.Registry.Delete(namespace, name) {
+		log.FromContext(ctx).Info("Removed deleted RoleMapping from the engine")
+		r.notify(namespace)
+	}
 }
 
 // restoreLastValid puts a mapping's last valid generation, as its status
@@ -167,8 +173,12 @@ func decodeSpec(data []byte) (*rolesyncv1.RoleMappingSpec, error) {
 	return spec, json.Unmarshal(raw, spec)
 }
 
-// countUsers counts the ProxyUsers whose role the mapping decides.
+// countUsers counts the ProxyUsers whose role the mapping decides (none
+// when no generation of it is in force).
 func (r *RoleMappingReconciler) countUsers(ctx context.Context, rm *rolesyncv1.RoleMapping) (int32, error) {
+	if rm.Status.GenerationInForce == 0 {
+		return 0, nil
+	}
 	var list rolesyncv1.ProxyUserList
 	if err := r.List(ctx, &list, client.InNamespace(rm.Namespace), client.MatchingFields{proxyuser.SourceMappingIndex: rm.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, fmt.Errorf("count users of role mapping %s/%s: %w", rm.Namespace, rm.Name, err)
@@ -177,11 +187,10 @@ func (r *RoleMappingReconciler) countUsers(ctx context.Context, rm *rolesyncv1.R
 }
 
 // notify tells the ProxyUser controller that a namespace's engine changed.
-func (r *RoleMappingReconciler) notify(_ context.Context, namespace string) error {
+func (r *RoleMappingReconciler) notify(namespace string) {
 	if r.Changes != nil {
 		r.Changes.Notify(namespace)
 	}
-	return nil
 }
 
 // setRoleMappingStatus computes the status from the compile result and the

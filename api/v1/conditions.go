@@ -1,6 +1,10 @@
 package v1
 
-// Condition types used on RoleMapping and ProxyUser status.
+// Condition types used on RoleMapping and ProxyUser status. Each has one
+// writer: the RoleMapping controller writes a RoleMapping's Ready; the
+// ProxyUser controller writes every ProxyUser condition (Ready, Synced,
+// Drifted, Denied, DeleteBlocked). The login server writes ProxyUser spec
+// only (claims, login time): the controller derives conditions from it.
 const (
 	// ConditionReady is True when the object is valid and fully reconciled.
 	ConditionReady = "Ready"

@@ -293,11 +293,6 @@ func (p *Pattern) LiteralSuffix() string {
 	return ""
 }
 
-// IsLiteral reports whether the pattern has no wildcards (it matches only
-// its literal text).
-func (p *Pattern) IsLiteral() bool {
-	return len(p.ops) == 0 || (len(p.ops) == 1 && p.ops[0].kind == opLiteral)
-}
 
 func literalOp(lit string, fold bool) op {
 	o := op{kind: opLiteral, lit: lit}

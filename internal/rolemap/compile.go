@@ -324,8 +324,7 @@ func compileRule(rm *rolesyncv1.RoleMapping, i int, maxRank int) (rule, claimpat
 	return r, path, errs
 }
 
-// compileRegex anchors an RE2 pattern to the whole value. Capture groups are
-// kept (Engine.Captures returns them).
+// compileRegex anchors an RE2 pattern to the whole value.
 func compileRegex(pattern string, fold bool) (*regexp.Regexp, error) {
 	if !utf8.ValidString(pattern) {
 		return nil, fmt.Errorf("regex is not valid UTF-8")

@@ -397,15 +397,3 @@ func (d *Decision) checkAll(m *Mapping, rules []int32, val string) {
 	}
 }
 
-// Captures returns the regex capture groups of a match (nil for other
-// matchers), for templating from the matched value.
-func (e *Engine) Captures(mt Match) []string {
-	for _, m := range e.mappings {
-		if m.key == mt.RoleMapping && mt.Rule >= 0 && mt.Rule < len(m.rules) {
-			if r := &m.rules[mt.Rule]; r.re != nil {
-				return r.re.FindStringSubmatch(mt.Value)
-			}
-		}
-	}
-	return nil
-}

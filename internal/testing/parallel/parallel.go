@@ -3,13 +3,14 @@
 package parallel
 
 import (
-	"sync"
-	"sync/atomic"
+	"context"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Do runs op(0..n-1) on workers goroutines and returns the first error
-// (the other workers stop taking new operations once one fails).
+// (operations not started yet are skipped once one fails).
 func Do(n, workers int, op func(i int) error) error {
 	_, _, err := Timed(n, workers, op)
 	return err
@@ -18,23 +19,22 @@ func Do(n, workers int, op func(i int) error) error {
 // Timed is Do that also returns each operation's latency and the wall time.
 func Timed(n, workers int, op func(i int) error) ([]time.Duration, time.Duration, error) {
 	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var failed atomic.Value
-	var wg sync.WaitGroup
+	g, ctx := errgroup.WithContext(context.Background())
+	g.SetLimit(max(1, workers))
 	start := time.Now()
-	for range max(1, workers) {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n && failed.Load() == nil; i = int(next.Add(1)) - 1 {
-				t0 := time.Now()
-				if err := op(i); err != nil {
-					failed.CompareAndSwap(nil, err)
-					return
-				}
-				lat[i] = time.Since(t0)
+	for i := range n {
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return nil // another operation failed
 			}
+			t0 := time.Now()
+			if err := op(i); err != nil {
+				return err
+			}
+			lat[i] = time.Since(t0)
+			return nil
 		})
 	}
-	wg.Wait()
-	err, _ := failed.Load().(error)
+	err := g.Wait()
 	return lat, time.Since(start), err
 }
