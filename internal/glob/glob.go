@@ -51,9 +51,9 @@ type Pattern struct {
 // machine word per character of the value.
 const MaxWildSegment = 32
 
-// MaxLength bounds the pattern length Compile accepts; RoleMapping rules
-// allow 1024 (api/v1), so this is a backstop.
-const MaxLength = 4096
+// MaxLength bounds the pattern length Compile accepts: RoleMapping's limit
+// (api/v1 MaxPatternLength; a test keeps them equal).
+const MaxLength = 1024
 
 // Compile compiles pattern. With fold, letters match regardless of case
 // (Unicode simple folding, as strings.EqualFold).

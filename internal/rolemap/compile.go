@@ -15,15 +15,15 @@ import (
 	"github.com/rolesync/rolesync/internal/glob"
 )
 
-// Limits enforced when compiling, mirroring the CRD's schema so that the CLI
+// Limits enforced when compiling: the CRD's (api/v1 limits.go), so the CLI
 // (which has no apiserver) refuses the same mappings.
 const (
-	MaxRules          = 1000
-	MaxPatternLength  = 1024
-	MaxExpressionLen  = 4096
-	MaxIssuerLength   = 1024
-	MaxPriority       = 1000
-	MaxSplitLength    = 16
+	MaxRules          = rolesyncv1.MaxRules
+	MaxPatternLength  = rolesyncv1.MaxPatternLength
+	MaxExpressionLen  = rolesyncv1.MaxExpressionLength
+	MaxIssuerLength   = rolesyncv1.MaxIssuerLength
+	MaxPriority       = rolesyncv1.MaxPriority
+	MaxSplitLength    = rolesyncv1.MaxSplitLength
 	ExpressionCostMax = 100_000 // CEL runtime cost limit per evaluation
 )
 
