@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${1:-30s}
-# Packages with an envtest suite (internal/login) start it in TestMain.
+# Packages with an envtest suite start it in TestMain (the fuzz targets live in pure packages).
 KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(hack/build-control-plane.sh)}
 export KUBEBUILDER_ASSETS
 for pkg in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do

@@ -14,8 +14,9 @@ import (
 	"time"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
-	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/login"
+	"github.com/rolesync/rolesync/internal/login/authn"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 )
 
 // TestManagerServesLoginEvents runs the binary with the login server on
@@ -46,7 +47,7 @@ func TestManagerServesLoginEvents(t *testing.T) {
 			"issuer": "https://idp.example.com", "claims": map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": []any{"team-x"}}}}})
 		req, _ := http.NewRequest(http.MethodPost, "http://"+loginAddr+"/v1/namespaces/"+ns+"/login-events", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(login.SignatureHeader, login.Sign([]byte(secret), body, time.Now()))
+		req.Header.Set(authn.SignatureHeader, authn.Sign([]byte(secret), body, time.Now()))
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

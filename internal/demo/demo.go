@@ -27,7 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/rolesync/rolesync/internal/login"
+	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 )
 
@@ -256,7 +256,7 @@ func post(url string, secret, body []byte) (int, map[string]any, error) {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(login.SignatureHeader, login.Sign(secret, body, time.Now()))
+	req.Header.Set(authn.SignatureHeader, authn.Sign(secret, body, time.Now()))
 	r, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -293,7 +293,6 @@ func (p *Pattern) LiteralSuffix() string {
 	return ""
 }
 
-
 func literalOp(lit string, fold bool) op {
 	o := op{kind: opLiteral, lit: lit}
 	for _, r := range lit {

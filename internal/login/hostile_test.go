@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 )
 
@@ -50,9 +51,9 @@ func TestHostileRequests(t *testing.T) {
 	}
 	jsonOf := func(v any) []byte { b, _ := json.Marshal(v); return b }
 	signed := func(body []byte) map[string]string {
-		sig := Sign([]byte(secrets[0]), body, time.Now())
+		sig := authn.Sign([]byte(secrets[0]), body, time.Now())
 		recordSignature(sig)
-		return map[string]string{SignatureHeader: sig}
+		return map[string]string{authn.SignatureHeader: sig}
 	}
 	deep := func(levels int) any {
 		var v any = "x"
@@ -81,9 +82,9 @@ func TestHostileRequests(t *testing.T) {
 	jwtReq := func(tok string) req { return req{http.MethodPost, eventsPath(ns), "application/jwt", []byte(tok), nil} }
 	sigAt := func(at time.Time, secret string) req {
 		body := jsonOf(valid(nil))
-		sig := Sign([]byte(secret), body, at)
+		sig := authn.Sign([]byte(secret), body, at)
 		recordSignature(sig)
-		return req{http.MethodPost, eventsPath(ns), "application/json", body, map[string]string{SignatureHeader: sig}}
+		return req{http.MethodPost, eventsPath(ns), "application/json", body, map[string]string{authn.SignatureHeader: sig}}
 	}
 	tok := func(method jwt.SigningMethod, key any, kid string, edit func(jwt.MapClaims)) string {
 		return token(t, valid(nil), method, key, kid, edit)
@@ -117,13 +118,13 @@ func TestHostileRequests(t *testing.T) {
 		{"time in the future", evReq(func(e map[string]any) { e["time"] = time.Now().Add(time.Hour).UTC().Format(time.RFC3339) }), 400, ReasonInvalidField},
 		{"unknown field", evReq(func(e map[string]any) { e["role"] = "proxy_admin" }), 400, ReasonInvalidField},
 		{"trailing data", hmacReq(append(jsonOf(valid(nil)), []byte(` {"more":1}`)...)), 400, ReasonMalformed},
-		{"huge body", hmacReq(jsonOf(valid(func(e map[string]any) { e["claims"] = map[string]any{"pad": strings.Repeat("x", MaxBodyBytes)} }))), 413, ReasonTooLarge},
+		{"huge body", hmacReq(jsonOf(valid(func(e map[string]any) { e["claims"] = map[string]any{"pad": strings.Repeat("x", authn.MaxBodyBytes)} }))), 413, ReasonTooLarge},
 		{"deep nesting", evReq(func(e map[string]any) { e["claims"] = map[string]any{"groups": deep(40)} }), 400, ReasonInvalidField},
 		{"too many claim values", evReq(func(e map[string]any) { e["claims"] = map[string]any{"groups": many} }), 400, ReasonInvalidField},
 		{"oversized string", evReq(func(e map[string]any) { e["claims"] = map[string]any{"groups": strings.Repeat("g", 5000)} }), 400, ReasonInvalidField},
 		{"no signature", req{http.MethodPost, eventsPath(ns), "application/json", jsonOf(valid(nil)), nil}, 401, ReasonBadSignature},
-		{"garbled signature", req{http.MethodPost, eventsPath(ns), "application/json", jsonOf(valid(nil)), map[string]string{SignatureHeader: "nonsense"}}, 401, ReasonBadSignature},
-		{"signature not hex", req{http.MethodPost, eventsPath(ns), "application/json", jsonOf(valid(nil)), map[string]string{SignatureHeader: "t=1,v1=zz"}}, 401, ReasonBadSignature},
+		{"garbled signature", req{http.MethodPost, eventsPath(ns), "application/json", jsonOf(valid(nil)), map[string]string{authn.SignatureHeader: "nonsense"}}, 401, ReasonBadSignature},
+		{"signature not hex", req{http.MethodPost, eventsPath(ns), "application/json", jsonOf(valid(nil)), map[string]string{authn.SignatureHeader: "t=1,v1=zz"}}, 401, ReasonBadSignature},
 		{"expired signature time", sigAt(time.Now().Add(-10*time.Minute), secrets[0]), 401, ReasonClockSkew},
 		{"future signature time", sigAt(time.Now().Add(10*time.Minute), secrets[0]), 401, ReasonClockSkew},
 		{"wrong secret", sigAt(time.Now(), "wrong-secret-0123456789abcdef0123456789ab"), 401, ReasonBadSignature},
@@ -147,7 +148,7 @@ func TestHostileRequests(t *testing.T) {
 		{"garbage token", jwtReq("abc.def"), 401, ReasonBadToken},
 		{"id differs from jti", jwtReq(tok(jwt.SigningMethodRS256, rsaKey, "rsa", func(c jwt.MapClaims) { c["id"] = "other" })), 400, ReasonInvalidField},
 		{"deep nesting in a token", jwtReq(tok(jwt.SigningMethodES256, ecKey, "ec", func(c jwt.MapClaims) { c["claims"] = map[string]any{"groups": deep(40)} })), 400, ReasonInvalidField},
-		{"replayed id", hmacReq(jsonOf(maps.Clone(seen))), 409, ReasonReplay},
+		{"authn.Replayed id", hmacReq(jsonOf(maps.Clone(seen))), 409, ReasonReplay},
 		{"namespace does not exist", func() req {
 			r := evReq(nil)
 			r.path = eventsPath("no-such-namespace")

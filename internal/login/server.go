@@ -34,6 +34,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/claimpath"
+	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
@@ -109,11 +110,11 @@ type Server struct {
 	log       logr.Logger
 	now       func() time.Time
 
-	secrets    *fileSource[[]secret]
-	jwt        *JWTVerifier
+	secrets    *authn.FileSource[[]authn.Secret]
+	jwt        *authn.JWTVerifier
 	keepClaims []claimpath.Path
-	replay     *replayCache
-	limiter    *clientLimiter
+	replay     *authn.ReplayCache
+	limiter    *authn.ClientLimiter
 	locks      [identityLocks]sync.Mutex // per-identity serialisation, striped
 	inFlight   chan struct{}             // bounds the requests being handled at once
 	addr       chan string
@@ -132,7 +133,7 @@ const (
 // NewServer checks the options and loads the secrets and keys.
 func NewServer(o Options, c client.Client, apiReader client.Reader, registry *rolemap.Registry, recorder events.EventRecorder, log logr.Logger) (*Server, error) {
 	s := &Server{opts: o, client: c, apiReader: apiReader, registry: registry, recorder: recorder, log: log,
-		now: time.Now, replay: newReplayCache(), limiter: newClientLimiter(o.RateLimit, o.RateBurst), addr: make(chan string, 1),
+		now: time.Now, replay: authn.NewReplayCache(), limiter: authn.NewClientLimiter(o.RateLimit, o.RateBurst), addr: make(chan string, 1),
 		inFlight: make(chan struct{}, MaxInFlight)}
 	if o.HMACSecretFile == "" && o.JWTKeysFile == "" {
 		return nil, errors.New("login server: set --login-hmac-secret-file or --login-jwt-keys-file: every event must be authenticated")
@@ -141,7 +142,7 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, registry *ro
 		return nil, errors.New("login server: set --login-cert-dir (tls.crt, tls.key), or --login-insecure for local use")
 	}
 	if o.HMACSecretFile != "" {
-		src, err := newFileSource(o.HMACSecretFile, parseSecrets, s.credentialsChanged)
+		src, err := authn.NewFileSource(o.HMACSecretFile, authn.ParseSecrets, s.credentialsChanged)
 		if err != nil {
 			return nil, fmt.Errorf("login server: HMAC secrets: %w", err)
 		}
@@ -151,15 +152,15 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, registry *ro
 		if o.JWTIssuer == "" || o.JWTAudience == "" {
 			return nil, errors.New("login server: --login-jwt-issuer and --login-jwt-audience are required with --login-jwt-keys-file")
 		}
-		if o.JWTLeeway < 0 || o.JWTLeeway > MaxLeeway {
-			return nil, fmt.Errorf("login server: --login-jwt-leeway must be between 0 and %s", MaxLeeway)
+		if o.JWTLeeway < 0 || o.JWTLeeway > authn.MaxLeeway {
+			return nil, fmt.Errorf("login server: --login-jwt-leeway must be between 0 and %s", authn.MaxLeeway)
 		}
-		keys, err := newFileSource(o.JWTKeysFile, ParseKeys, s.credentialsChanged)
+		keys, err := authn.NewFileSource(o.JWTKeysFile, authn.ParseKeys, s.credentialsChanged)
 		if err != nil {
 			return nil, fmt.Errorf("login server: JWT keys: %w", err)
 		}
-		s.jwt = &JWTVerifier{Issuer: o.JWTIssuer, Audience: o.JWTAudience, Leeway: o.JWTLeeway, Now: func() time.Time { return s.now() },
-			Keys: func() ([]verificationKey, error) { return keys.get(s.now(), false) }}
+		s.jwt = &authn.JWTVerifier{Issuer: o.JWTIssuer, Audience: o.JWTAudience, Leeway: o.JWTLeeway, Now: func() time.Time { return s.now() },
+			Keys: func() ([]authn.VerificationKey, error) { return keys.Get(s.now(), false) }}
 	}
 	for _, k := range o.KeepClaims {
 		p, err := claimpath.Parse(k)
@@ -319,7 +320,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // record. A 403 returns both a response (who was denied) and an error.
 func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 	now := s.now()
-	if !s.limiter.allow(r.RemoteAddr, now) {
+	if !s.limiter.Allow(r.RemoteAddr, now) {
 		return nil, fail(http.StatusTooManyRequests, ReasonRateLimited, "too many login events from this client")
 	}
 	// Wait (body unread) for one of the MaxInFlight slots: a burst of
@@ -347,16 +348,16 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 		(mt == "application/json" && s.secrets == nil) || (mt == "application/jwt" && s.jwt == nil) {
 		return nil, fail(http.StatusUnsupportedMediaType, ReasonMediaType, s.mediaTypes())
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, authn.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, fail(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes))
+			return nil, fail(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("the body is larger than %d bytes", authn.MaxBodyBytes))
 		}
 		return nil, fail(http.StatusBadRequest, ReasonMalformed, "the body could not be read")
 	}
 
-	ev, aerr := s.authenticate(mt, namespace, r.Header.Get(SignatureHeader), body, now)
+	ev, aerr := s.authenticate(mt, namespace, r.Header.Get(authn.SignatureHeader), body, now)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -371,18 +372,18 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 	// The time an event claims is bound to when it was signed, so a signed
 	// event cannot carry a far-future time (pinning the user against later
 	// logins) or a far-past one.
-	if d := ev.Time.Sub(ev.SignedAt); d > MaxSkew || d < -MaxSkew {
+	if d := ev.Time.Sub(ev.SignedAt); d > authn.MaxSkew || d < -authn.MaxSkew {
 		return nil, fail(http.StatusBadRequest, ReasonInvalidField, "time: more than 5 minutes from the signature time (t, or the JWT's iat)")
 	}
-	switch s.replay.reserve(ev.ID, now) {
-	case replayed:
+	switch s.replay.Reserve(ev.ID, now) {
+	case authn.Replayed:
 		return nil, fail(http.StatusConflict, ReasonReplay, "this event id was already received in the last 10 minutes")
-	case cacheFull:
+	case authn.CacheFull:
 		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "too many recent events to check for replays")
 	}
 	resp, aerr := s.process(r.Context(), namespace, ev)
 	if aerr != nil && aerr.status >= 500 {
-		s.replay.release(ev.ID) // nothing was done: the client may retry the same event
+		s.replay.Release(ev.ID) // nothing was done: the client may retry the same event
 	}
 	return resp, aerr
 }
@@ -390,7 +391,7 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 func (s *Server) mediaTypes() string {
 	var ts []string
 	if s.secrets != nil {
-		ts = append(ts, "application/json with "+SignatureHeader)
+		ts = append(ts, "application/json with "+authn.SignatureHeader)
 	}
 	if s.jwt != nil {
 		ts = append(ts, "application/jwt")
@@ -412,20 +413,20 @@ func route(path string) (string, bool) {
 
 // authenticate verifies the event's signature or token, then bounds and
 // decodes it.
-func (s *Server) authenticate(mediaType, namespace, signature string, body []byte, now time.Time) (*Event, *apiError) {
+func (s *Server) authenticate(mediaType, namespace, signature string, body []byte, now time.Time) (*authn.Event, *apiError) {
 	if mediaType == "application/json" {
-		secrets, err := s.secrets.get(now, false)
+		secrets, err := s.secrets.Get(now, false)
 		if err != nil {
 			return nil, fail(http.StatusServiceUnavailable, ReasonNoCredentials, "no HMAC secrets: the secrets file is missing, empty or unparseable")
 		}
-		signedAt, err := verifySignature(signature, body, keysFor(secrets, namespace), now)
+		signedAt, err := authn.VerifySignatureAt(signature, body, authn.KeysFor(secrets, namespace), now)
 		if err != nil {
-			if errors.Is(err, ErrClockSkew) {
+			if errors.Is(err, authn.ErrClockSkew) {
 				return nil, fail(http.StatusUnauthorized, ReasonClockSkew, err.Error())
 			}
 			return nil, fail(http.StatusUnauthorized, ReasonBadSignature, err.Error())
 		}
-		ev, err := DecodeJSON(body)
+		ev, err := authn.DecodeJSON(body)
 		if err != nil {
 			return nil, decodeFailure(err)
 		}
@@ -434,20 +435,20 @@ func (s *Server) authenticate(mediaType, namespace, signature string, body []byt
 	}
 	ev, err := s.jwt.Verify(strings.TrimSpace(string(body)))
 	switch {
-	case errors.Is(err, errNoKeys):
+	case errors.Is(err, authn.ErrNoKeys):
 		return nil, fail(http.StatusServiceUnavailable, ReasonNoCredentials, "no JWT verification keys: the keys file is missing, empty or unparseable")
 	case err == nil:
 		return ev, nil
-	case errors.Is(err, ErrClockSkew):
+	case errors.Is(err, authn.ErrClockSkew):
 		return nil, fail(http.StatusUnauthorized, ReasonClockSkew, "iat is more than 5 minutes from now")
-	case errors.Is(err, ErrBadToken):
+	case errors.Is(err, authn.ErrBadToken):
 		return nil, fail(http.StatusUnauthorized, ReasonBadToken, err.Error())
 	}
 	return nil, decodeFailure(err)
 }
 
 func decodeFailure(err error) *apiError {
-	var fe *FieldError
+	var fe *authn.FieldError
 	if errors.As(err, &fe) {
 		return fail(http.StatusBadRequest, ReasonInvalidField, fe.Error())
 	}
@@ -455,7 +456,7 @@ func decodeFailure(err error) *apiError {
 }
 
 // process evaluates an authenticated event and records it.
-func (s *Server) process(ctx context.Context, namespace string, ev *Event) (*Response, *apiError) {
+func (s *Server) process(ctx context.Context, namespace string, ev *authn.Event) (*Response, *apiError) {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(nsGVK)
 	if err := s.client.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
@@ -511,7 +512,7 @@ func lockIndex(issuer, userID string) int {
 
 // findUser finds the ProxyUser of the event's identity, whatever its name:
 // from the cache's identity index, or (live) from the apiserver.
-func (s *Server) findUser(ctx context.Context, namespace string, ev *Event, live bool) (*rolesyncv1.ProxyUser, error) {
+func (s *Server) findUser(ctx context.Context, namespace string, ev *authn.Event, live bool) (*rolesyncv1.ProxyUser, error) {
 	found, err := proxyuser.OwnerOf(ctx, s.client, namespace, proxyuser.IdentityKey(ev.Issuer, ev.UserID))
 	if err != nil {
 		return nil, err
@@ -543,7 +544,7 @@ var errNameTaken = errors.New("the ProxyUser name of this user is taken by anoth
 
 // record answers the event for the user found (or none), writing the
 // ProxyUser. retry means a write conflicted: read again and redo.
-func (s *Server) record(ctx context.Context, namespace string, ev *Event, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser) (*Response, *apiError, bool) {
+func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser) (*Response, *apiError, bool) {
 	resp := &Response{UserID: ev.UserID}
 	in := proxyuser.Input{Namespace: namespace, Engine: engine, Issuer: ev.Issuer, Login: ev.Claims}
 	if existing != nil {
@@ -619,7 +620,7 @@ func (s *Server) reduce(claims map[string]any, engine *rolemap.Engine) map[strin
 // write creates the ProxyUser (Create fails if another writer was first)
 // or server-side applies the event's fields with the existing object's
 // resourceVersion as a precondition (fails if it changed since read).
-func (s *Server) write(ctx context.Context, namespace string, ev *Event, existing *rolesyncv1.ProxyUser, claims map[string]any, keepClaims bool) (string, error) {
+func (s *Server) write(ctx context.Context, namespace string, ev *authn.Event, existing *rolesyncv1.ProxyUser, claims map[string]any, keepClaims bool) (string, error) {
 	lastLogin := metav1.NewMicroTime(ev.Time.UTC().Truncate(time.Microsecond))
 	if existing == nil {
 		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: proxyuser.Name(ev.Issuer, ev.UserID),

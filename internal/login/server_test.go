@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 )
 
@@ -128,7 +129,7 @@ func TestEventForAPreCreatedUserUpdatesItAndKeepsTheOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 30*time.Second, func() error { // the cache has it
-		u, err := srv.findUser(context.Background(), ns, &Event{UserID: "bob", Issuer: idpIssuer}, false)
+		u, err := srv.findUser(context.Background(), ns, &authn.Event{UserID: "bob", Issuer: idpIssuer}, false)
 		if err == nil && u == nil {
 			err = fmt.Errorf("not cached yet")
 		}
@@ -222,7 +223,7 @@ func TestDeniedLoginOfAnExistingUserDemotes(t *testing.T) {
 				return nil
 			}
 		}
-		return fmt.Errorf("no login-denied Event")
+		return fmt.Errorf("no login-denied authn.Event")
 	})
 }
 
@@ -234,7 +235,7 @@ func TestFirstLoginOnlyKeepsTheStoredClaims(t *testing.T) {
 		t.Fatalf("%d %s", first.status, first.body)
 	}
 	waitUntil(t, 30*time.Second, func() error { // the cache has the user
-		u, err := srv.findUser(context.Background(), ns, &Event{UserID: "erin", Issuer: idpIssuer}, false)
+		u, err := srv.findUser(context.Background(), ns, &authn.Event{UserID: "erin", Issuer: idpIssuer}, false)
 		if err == nil && u == nil {
 			err = fmt.Errorf("not cached yet")
 		}

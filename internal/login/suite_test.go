@@ -36,6 +36,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/controllers"
+	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/rolemap"
 	"github.com/rolesync/rolesync/internal/testing/poll"
 	"github.com/rolesync/rolesync/internal/testing/syncbuf"
@@ -282,9 +283,9 @@ func postSigned(t testing.TB, ns string, body []byte, secret string, at time.Tim
 	if at.IsZero() {
 		at = time.Now()
 	}
-	sig := Sign([]byte(secret), body, at)
+	sig := authn.Sign([]byte(secret), body, at)
 	recordSignature(sig)
-	return send(t, http.MethodPost, eventsPath(ns), "application/json", body, map[string]string{SignatureHeader: sig})
+	return send(t, http.MethodPost, eventsPath(ns), "application/json", body, map[string]string{authn.SignatureHeader: sig})
 }
 
 func postEvent(t testing.TB, ns string, ev map[string]any) reply {

@@ -396,4 +396,3 @@ func (d *Decision) checkAll(m *Mapping, rules []int32, val string) {
 		}
 	}
 }
-

@@ -1,4 +1,4 @@
-package login
+package authn
 
 import (
 	"crypto/ecdsa"
@@ -22,15 +22,15 @@ import (
 // ErrBadToken is any JWT that does not verify or lacks a required claim.
 var ErrBadToken = errors.New("the token does not verify")
 
-// errNoKeys: the keys file gives no keys (missing, empty, unparseable).
-var errNoKeys = errors.New("no verification keys")
+// ErrNoKeys: the keys file gives no keys (missing, empty, unparseable).
+var ErrNoKeys = errors.New("no verification keys")
 
 // MaxLeeway bounds the clock leeway on exp, nbf and iat.
 const MaxLeeway = 60 * time.Second
 
-// verificationKey is one key with the algorithms it may verify: pinned per
+// VerificationKey is one key with the algorithms it may verify: pinned per
 // key, so an HS256 token can never be checked against an RSA public key.
-type verificationKey struct {
+type VerificationKey struct {
 	kid  string
 	key  any
 	algs []string
@@ -38,12 +38,12 @@ type verificationKey struct {
 
 // ParseKeys reads PEM public keys (RSA, ECDSA, Ed25519) or a JWKS document.
 // HMAC keys exist only as JWKS "oct" keys: configured as one on purpose.
-func ParseKeys(data []byte) ([]verificationKey, error) {
+func ParseKeys(data []byte) ([]VerificationKey, error) {
 	trimmed := strings.TrimSpace(string(data))
 	if strings.HasPrefix(trimmed, "{") {
 		return parseJWKS([]byte(trimmed))
 	}
-	var keys []verificationKey
+	var keys []VerificationKey
 	rest := data
 	for {
 		var block *pem.Block
@@ -78,17 +78,17 @@ func ParseKeys(data []byte) ([]verificationKey, error) {
 
 // keyFor pins the algorithms of a key: alg if given (and fitting the key),
 // else every algorithm of its kind.
-func keyFor(kid string, key any, alg string) (verificationKey, error) {
+func keyFor(kid string, key any, alg string) (VerificationKey, error) {
 	var algs []string
 	switch k := key.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {
-			return verificationKey{}, errors.New("RSA keys must have at least 2048 bits")
+			return VerificationKey{}, errors.New("RSA keys must have at least 2048 bits")
 		}
 		// A real RSA modulus is odd and its public exponent odd and >= 3: any
 		// other value is a broken or planted key.
 		if k.N.Bit(0) == 0 || k.E < 3 || k.E%2 == 0 {
-			return verificationKey{}, errors.New("not a valid RSA public key (even modulus, or an exponent below 3 or even)")
+			return VerificationKey{}, errors.New("not a valid RSA public key (even modulus, or an exponent below 3 or even)")
 		}
 		algs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 	case *ecdsa.PublicKey:
@@ -100,25 +100,25 @@ func keyFor(kid string, key any, alg string) (verificationKey, error) {
 		case elliptic.P521():
 			algs = []string{"ES512"}
 		default:
-			return verificationKey{}, errors.New("unsupported ECDSA curve")
+			return VerificationKey{}, errors.New("unsupported ECDSA curve")
 		}
 	case ed25519.PublicKey:
 		algs = []string{"EdDSA"}
 	case []byte:
 		if len(k) < 32 {
-			return verificationKey{}, errors.New("HMAC keys must be at least 32 bytes")
+			return VerificationKey{}, errors.New("HMAC keys must be at least 32 bytes")
 		}
 		algs = []string{"HS256", "HS384", "HS512"}
 	default:
-		return verificationKey{}, fmt.Errorf("unsupported key type %T", key)
+		return VerificationKey{}, fmt.Errorf("unsupported key type %T", key)
 	}
 	if alg != "" {
 		if !slices.Contains(algs, alg) {
-			return verificationKey{}, fmt.Errorf("key %q: alg %s does not fit its key type", kid, alg)
+			return VerificationKey{}, fmt.Errorf("key %q: alg %s does not fit its key type", kid, alg)
 		}
 		algs = []string{alg}
 	}
-	return verificationKey{kid: kid, key: key, algs: algs}, nil
+	return VerificationKey{kid: kid, key: key, algs: algs}, nil
 }
 
 type jwk struct {
@@ -134,14 +134,14 @@ type jwk struct {
 	K   string `json:"k"`
 }
 
-func parseJWKS(data []byte) ([]verificationKey, error) {
+func parseJWKS(data []byte) ([]VerificationKey, error) {
 	var doc struct {
 		Keys []jwk `json:"keys"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("JWKS: %w", err)
 	}
-	var keys []verificationKey
+	var keys []VerificationKey
 	for i, j := range doc.Keys {
 		if j.Use != "" && j.Use != "sig" {
 			continue
@@ -231,7 +231,7 @@ type tokenClaims struct {
 
 // JWTVerifier verifies login events sent as signed JWTs.
 type JWTVerifier struct {
-	Keys     func() ([]verificationKey, error)
+	Keys     func() ([]VerificationKey, error)
 	Issuer   string
 	Audience string
 	Leeway   time.Duration
@@ -242,7 +242,7 @@ type JWTVerifier struct {
 func (v *JWTVerifier) Verify(token string) (*Event, error) {
 	keys, err := v.Keys()
 	if err != nil || len(keys) == 0 {
-		return nil, errNoKeys
+		return nil, ErrNoKeys
 	}
 	now := v.Now()
 	// Verify the signature before anything of the payload is decoded: an
@@ -312,7 +312,7 @@ const (
 // verifyCompact checks a compact JWS: a small header without "crit", an
 // algorithm one of the keys accepts (never "none"), and the signature over
 // header.payload; only then is the payload decoded and returned.
-func verifyCompact(token string, keys []verificationKey) ([]byte, error) {
+func verifyCompact(token string, keys []VerificationKey) ([]byte, error) {
 	h, rest, ok1 := strings.Cut(token, ".")
 	p, sig, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.Contains(sig, ".") || h == "" || p == "" {
@@ -364,7 +364,7 @@ func verifyCompact(token string, keys []verificationKey) ([]byte, error) {
 }
 
 // keySet returns the keys that accept alg (and kid, when both name one).
-func keySet(keys []verificationKey, alg, kid string) (jwt.VerificationKeySet, error) {
+func keySet(keys []VerificationKey, alg, kid string) (jwt.VerificationKeySet, error) {
 	var set jwt.VerificationKeySet
 	for _, k := range keys {
 		if (kid == "" || k.kid == "" || k.kid == kid) && slices.Contains(k.algs, alg) {

@@ -1,12 +1,10 @@
-// Package login is the login-event server: an SSO front end (a LiteLLM
-// proxy's custom SSO handler) posts each login, authenticated by an HMAC
-// signature or a signed JWT, and gets the user's role back at once, while
-// the user is recorded as a ProxyUser.
-//
-// The pure steps (decoding and bounding events, names, claim reduction,
-// signature checks) are separate from the HTTP server and the apiserver
-// writes, and are table-tested on their own.
-package login
+// Package authn authenticates and decodes login events, with no I/O but
+// reading its secrets and keys files: HMAC signatures (scoped secrets), signed
+// JWTs (keys pinned to their algorithms, signature verified before the
+// payload is decoded), bounds on what an event may carry, the replay cache
+// and the per-client rate limiter. The login server (package login) calls it
+// and writes to the apiserver; this package is tested with plain go test.
+package authn
 
 import (
 	"bytes"

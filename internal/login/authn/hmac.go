@@ -1,4 +1,4 @@
-package login
+package authn
 
 import (
 	"bufio"
@@ -8,10 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -45,12 +43,12 @@ func mac(secret []byte, t int64, body []byte) []byte {
 // VerifySignature checks header (t=<unix>,v1=<hex>[,v1=...]) over body
 // against every secret, in constant time per comparison, and t against now.
 func VerifySignature(header string, body []byte, secrets [][]byte, now time.Time) error {
-	_, err := verifySignature(header, body, secrets, now)
+	_, err := VerifySignatureAt(header, body, secrets, now)
 	return err
 }
 
-// verifySignature is VerifySignature that also returns the signature's t.
-func verifySignature(header string, body []byte, secrets [][]byte, now time.Time) (time.Time, error) {
+// VerifySignatureAt is VerifySignature that also returns the signature's t.
+func VerifySignatureAt(header string, body []byte, secrets [][]byte, now time.Time) (time.Time, error) {
 	if header == "" {
 		return time.Time{}, fmt.Errorf("%w: no %s header", ErrBadSignature, SignatureHeader)
 	}
@@ -97,85 +95,24 @@ func verifySignature(header string, body []byte, secrets [][]byte, now time.Time
 	return time.Time{}, ErrBadSignature
 }
 
-// fileSource re-reads a file when its modification time or size changes,
-// checking at most once per second, so secrets and keys rotate without a
-// restart. It fails closed: a file that disappears, cannot be read, or no
-// longer parses (an empty file included) means "no credentials" until it is
-// fixed — removing a leaked secret from the file revokes it at once. Each
-// change of state is reported to onChange (nil error: usable again).
-type fileSource[T any] struct {
-	path     string
-	parse    func([]byte) (T, error)
-	onChange func(path string, err error)
-
-	mu      sync.Mutex
-	checked time.Time
-	mod     time.Time
-	size    int64
-	val     T
-	err     error
-}
-
-func newFileSource[T any](path string, parse func([]byte) (T, error), onChange func(string, error)) (*fileSource[T], error) {
-	f := &fileSource[T]{path: path, parse: parse, onChange: onChange}
-	if _, err := f.get(time.Now(), true); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-func (f *fileSource[T]) get(now time.Time, force bool) (T, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !force && now.Sub(f.checked) < time.Second {
-		return f.val, f.err
-	}
-	f.checked = now
-	st, err := os.Stat(f.path)
-	if err == nil && !force && f.err == nil && st.ModTime().Equal(f.mod) && st.Size() == f.size {
-		return f.val, nil
-	}
-	var v T
-	if err == nil {
-		var data []byte
-		if data, err = os.ReadFile(f.path); err == nil {
-			v, err = f.parse(data)
-		}
-	}
-	if err != nil {
-		err = fmt.Errorf("%s: %w", f.path, err)
-		var zero T
-		v = zero
-	}
-	changed := (err == nil) != (f.err == nil) || (err != nil && err.Error() != f.err.Error())
-	f.val, f.err = v, err
-	if st != nil {
-		f.mod, f.size = st.ModTime(), st.Size()
-	}
-	if changed && !force && f.onChange != nil {
-		f.onChange(f.path, err)
-	}
-	return f.val, f.err
-}
-
-// secret is one HMAC secret, for every namespace or scoped to one.
-type secret struct {
+// Secret is one HMAC secret, for every namespace or scoped to one.
+type Secret struct {
 	namespace string // "" for every namespace
 	key       []byte
 }
 
-// parseSecrets reads one secret per line: `<secret>` (any namespace) or
+// ParseSecrets reads one secret per line: `<secret>` (any namespace) or
 // `<namespace>: <secret>` (events for that namespace only); blank lines and
 // lines starting with # are ignored. Every secret is at least 32 bytes.
-func parseSecrets(data []byte) ([]secret, error) {
-	var out []secret
+func ParseSecrets(data []byte) ([]Secret, error) {
+	var out []Secret
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		var sec secret
+		var sec Secret
 		if ns, key, ok := bytes.Cut(line, []byte(": ")); ok && len(validation.IsDNS1123Label(string(ns))) == 0 {
 			sec.namespace, line = string(ns), bytes.TrimSpace(key)
 		}
@@ -194,8 +131,8 @@ func parseSecrets(data []byte) ([]secret, error) {
 	return out, nil
 }
 
-// keysFor returns the secrets that may authenticate events for namespace.
-func keysFor(secrets []secret, namespace string) [][]byte {
+// KeysFor returns the secrets that may authenticate events for namespace.
+func KeysFor(secrets []Secret, namespace string) [][]byte {
 	keys := make([][]byte, 0, len(secrets))
 	for _, s := range secrets {
 		if s.namespace == "" || s.namespace == namespace {

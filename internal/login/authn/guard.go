@@ -1,4 +1,4 @@
-package login
+package authn
 
 import (
 	"crypto/sha256"
@@ -22,10 +22,10 @@ const maxRemembered = 1 << 18
 
 type digest [16]byte
 
-// replayCache remembers event ids (as digests) for ReplayWindow. Ids
+// ReplayCache remembers event ids (as digests) for ReplayWindow. Ids
 // expire in arrival order from a FIFO, so every reserve costs the same at
 // any fill level (no sweep of the whole map under the lock).
-type replayCache struct {
+type ReplayCache struct {
 	mu    sync.Mutex
 	seen  map[digest]int64 // digest -> expiry (unix nanoseconds)
 	queue []queued         // arrival order; a ring would save the slice's regrowth, a slice re-sliced from the front is enough
@@ -37,16 +37,16 @@ type queued struct {
 	exp int64
 }
 
-func newReplayCache() *replayCache {
-	return &replayCache{seen: map[digest]int64{}, limit: maxRemembered}
+func NewReplayCache() *ReplayCache {
+	return &ReplayCache{seen: map[digest]int64{}, limit: maxRemembered}
 }
 
-type reserveResult int
+type ReserveResult int
 
 const (
-	reserved reserveResult = iota
-	replayed
-	cacheFull
+	Reserved ReserveResult = iota
+	Replayed
+	CacheFull
 )
 
 func digestOf(id string) digest {
@@ -57,7 +57,7 @@ func digestOf(id string) digest {
 }
 
 // reserve records id unless it was seen within the window.
-func (c *replayCache) reserve(id string, now time.Time) reserveResult {
+func (c *ReplayCache) Reserve(id string, now time.Time) ReserveResult {
 	d, t := digestOf(id), now.UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -70,28 +70,28 @@ func (c *replayCache) reserve(id string, now time.Time) reserveResult {
 		c.queue = c.queue[1:]
 	}
 	if exp, ok := c.seen[d]; ok && t < exp {
-		return replayed
+		return Replayed
 	}
 	if len(c.seen) >= c.limit {
-		return cacheFull
+		return CacheFull
 	}
 	exp := now.Add(ReplayWindow).UnixNano()
 	c.seen[d] = exp
 	c.queue = append(c.queue, queued{d, exp})
-	return reserved
+	return Reserved
 }
 
 // release forgets id: the event failed in a way the client should retry.
 // Its FIFO entry stays and is skipped when it expires.
-func (c *replayCache) release(id string) {
+func (c *ReplayCache) Release(id string) {
 	d := digestOf(id)
 	c.mu.Lock()
 	delete(c.seen, d)
 	c.mu.Unlock()
 }
 
-// clientLimiter is a token bucket per client address.
-type clientLimiter struct {
+// ClientLimiter is a token bucket per client address.
+type ClientLimiter struct {
 	rate  rate.Limit
 	burst int
 
@@ -105,12 +105,12 @@ type clientBucket struct {
 	seen time.Time
 }
 
-func newClientLimiter(perSecond float64, burst int) *clientLimiter {
-	return &clientLimiter{rate: rate.Limit(perSecond), burst: max(1, burst), clients: map[string]*clientBucket{}}
+func NewClientLimiter(perSecond float64, burst int) *ClientLimiter {
+	return &ClientLimiter{rate: rate.Limit(perSecond), burst: max(1, burst), clients: map[string]*clientBucket{}}
 }
 
 // allow takes a token for the client at remoteAddr (host:port).
-func (l *clientLimiter) allow(remoteAddr string, now time.Time) bool {
+func (l *ClientLimiter) Allow(remoteAddr string, now time.Time) bool {
 	if l.rate <= 0 {
 		return true
 	}
