@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +26,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/testing/freeport"
 	"github.com/rolesync/rolesync/internal/testing/parallel"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 	"github.com/rolesync/rolesync/internal/testing/poll"
@@ -357,12 +356,11 @@ func waitConverged(t testing.TB, ctx context.Context, m *manager, db *proxydb.DB
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = l.Close() }()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return a
 }
 
 func waitFor(t testing.TB, timeout time.Duration, logs *syncbuf.Buffer, cond func() error) {

@@ -14,13 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/rolesync/rolesync/internal/login/authn"
+	"github.com/rolesync/rolesync/internal/testing/freeport"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 )
 
@@ -320,12 +319,11 @@ func indent(s string) string {
 }
 
 func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		return "127.0.0.1:0"
 	}
-	defer func() { _ = l.Close() }()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return a
 }
 
 func waitFor(ctx context.Context, timeout time.Duration, cond func() error) error {

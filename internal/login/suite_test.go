@@ -111,7 +111,14 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "login: %v\n", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	// After every test of the package (so it holds under -run and -shuffle):
+	// no secret, token or signature a test sent may appear in the logs.
+	if err := logsHoldNoSecret(); err != nil {
+		fmt.Fprintln(os.Stderr, "login:", err)
+		return 1
+	}
+	return code
 }
 
 func verboseOut() io.Writer {
@@ -245,9 +252,19 @@ type reply struct {
 
 func send(t testing.TB, method, path, contentType string, body []byte, header map[string]string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, baseURL+path, bytes.NewReader(body))
+	r, err := trySend(method, path, contentType, body, header)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// trySend is send for goroutines: it returns what went wrong instead of
+// failing the test.
+func trySend(method, path, contentType string, body []byte, header map[string]string) (reply, error) {
+	req, err := http.NewRequest(method, baseURL+path, bytes.NewReader(body))
+	if err != nil {
+		return reply{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -257,19 +274,19 @@ func send(t testing.TB, method, path, contentType string, body []byte, header ma
 	}
 	res, err := httpClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return reply{}, err
 	}
 	defer func() { _ = res.Body.Close() }()
 	data, _ := io.ReadAll(res.Body)
 	r := reply{status: res.StatusCode, body: data, header: res.Header}
 	if res.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(data, &r.resp); err != nil {
-			t.Fatalf("200 with a body that is not a response: %s", data)
+			return r, fmt.Errorf("200 with a body that is not a response: %s", data)
 		}
 	} else if err := json.Unmarshal(data, &r.err); err != nil || r.err.Reason == "" {
-		t.Fatalf("%d with a body that is not a JSON error: %s", res.StatusCode, data)
+		return r, fmt.Errorf("%d with a body that is not a JSON error: %s", res.StatusCode, data)
 	}
-	return r
+	return r, nil
 }
 
 // httpClient keeps enough idle connections for 32 concurrent senders.
