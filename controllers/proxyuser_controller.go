@@ -219,7 +219,7 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	if owner != "" {
-		setDuplicateStatus(pu, owner)
+		proxyuser.SetDuplicateStatus(pu, owner)
 		return ctrl.Result{}, nil
 	}
 
@@ -228,13 +228,13 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	var sr syncResult
+	var sr proxyuser.SyncResult
 	if rowOwner != "" {
-		sr = syncResult{Conflict: rowOwner} // another ProxyUser writes this user's row
+		sr = proxyuser.SyncResult{Conflict: rowOwner} // another ProxyUser writes this user's row
 	} else {
 		sr = r.sync(ctx, pu, res)
 	}
-	setProxyUserStatus(pu, res, sr, metav1.Now())
+	proxyuser.SetStatus(pu, res, sr, metav1.Now())
 	r.recordEvents(base, pu, res, sr)
 	if sr.Err != nil {
 		return ctrl.Result{}, sr.Err // transient: retried with backoff
@@ -254,7 +254,7 @@ func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser) resolution {
 
 // recordEvents emits the Events of one reconcile: a role change, a drift
 // correction, a sync failure's first occurrence.
-func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res resolution, sr syncResult) {
+func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res resolution, sr proxyuser.SyncResult) {
 	if before.Status.Role != pu.Status.Role {
 		r.eventf(pu, "Normal", rolesyncv1.ReasonRoleChanged, "Resolve", "Role changed from %s to %s: %s",
 			roleText(before.Status.Role), roleText(pu.Status.Role), res.Message)
@@ -262,11 +262,11 @@ func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res
 	if res.Denied && !conditionTrue(before.Status.Conditions, rolesyncv1.ConditionDenied) {
 		r.eventf(pu, "Warning", res.Reason, "Resolve", "Denied: %s", res.Message)
 	}
-	if sr.Drift == driftCorrected {
-		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftCorrected, "Sync", "The database held %s; rewrote %s", rowText(sr.RowRole), res.RowRole())
+	if sr.Drift == proxyuser.DriftCorrected {
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftCorrected, "Sync", "The database held %s; rewrote %s", proxyuser.RowText(sr.RowRole), res.RowRole())
 		if sr.Competing {
 			r.eventf(pu, "Warning", rolesyncv1.ReasonCompetingWriter, "Sync",
-				"Row %s drifted to %s again soon after a correction: another writer (LiteLLM's own role mapping?) sets user_role; see docs/operations.md", sr.Row, rowText(sr.RowRole))
+				"Row %s drifted to %s again soon after a correction: another writer (LiteLLM's own role mapping?) sets user_role; see docs/operations.md", sr.Row, proxyuser.RowText(sr.RowRole))
 		}
 	}
 	if sr.Unmanaged != "" && conditionReason(before.Status.Conditions, rolesyncv1.ConditionDrifted) != rolesyncv1.ReasonUnmanagedRole {
@@ -278,8 +278,8 @@ func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res
 	if sr.Ambiguous != nil && conditionReason(before.Status.Conditions, rolesyncv1.ConditionSynced) != rolesyncv1.ReasonAmbiguousUser {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonAmbiguousUser, "Sync", "No row written: %v", sr.Ambiguous)
 	}
-	if sr.Drift == driftReported && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionDrifted) != metav1.ConditionTrue {
-		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", rowText(sr.RowRole), res.RowRole())
+	if sr.Drift == proxyuser.DriftReported && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionDrifted) != metav1.ConditionTrue {
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", proxyuser.RowText(sr.RowRole), res.RowRole())
 	}
 	if sr.Err != nil && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionSynced) != metav1.ConditionFalse {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonSyncFailed, "Sync", "Could not write the database: %v", sr.Err)

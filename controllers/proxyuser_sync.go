@@ -16,6 +16,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 )
 
 var competingWrites = prometheus.NewCounter(prometheus.CounterOpts{
@@ -43,9 +44,9 @@ const competingWindow = 3
 // It never creates a row for a user who arrived through a login (LiteLLM
 // creates that row right after its login hook: rolesync waits for it), and
 // creates one the way LiteLLM would for a user an admin pre-provisioned.
-func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) syncResult {
+func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) proxyuser.SyncResult {
 	if r.Store == nil {
-		return syncResult{NoDatabase: true}
+		return proxyuser.SyncResult{NoDatabase: true}
 	}
 	want := res.RowRole()
 	st := &pu.Status
@@ -55,7 +56,7 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 	upToDate := bound != "" && st.SyncedRole == want && st.ObservedGeneration == pu.Generation
 	if upToDate {
 		if m, ok := r.checked.Load(pu.UID); ok && m.(checkMark).role == want && time.Since(m.(checkMark).at) < r.resyncPeriod()*9/10 {
-			return syncResult{Row: bound}
+			return proxyuser.SyncResult{Row: bound}
 		}
 	} else if bound != "" {
 		// The role changed: write the bound row directly (one round trip).
@@ -70,64 +71,64 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 	switch {
 	case errors.As(err, &amb):
 		r.checked.Delete(pu.UID)
-		return syncResult{Ambiguous: amb}
+		return proxyuser.SyncResult{Ambiguous: amb}
 	case err != nil:
-		return syncResult{Err: err}
+		return proxyuser.SyncResult{Err: err}
 	case !found && res.Denied:
 		r.markChecked(pu.UID, want)
-		return syncResult{} // nothing to demote, and never a row for a denied user
+		return proxyuser.SyncResult{} // nothing to demote, and never a row for a denied user
 	case !found && pu.Spec.LastLoginTime != nil:
-		return syncResult{Waiting: true}
+		return proxyuser.SyncResult{Waiting: true}
 	case !found:
 		created, err := r.Store.Create(ctx, pu.Spec.UserID, pu.Spec.Email, string(want), auditReason(res), objectName(pu))
 		if err != nil {
-			return syncResult{Err: err}
+			return proxyuser.SyncResult{Err: err}
 		}
 		if !created { // LiteLLM (or another writer) was first: bind to its row next time
-			return syncResult{Err: fmt.Errorf("a row for %s appeared while creating it; binding to it", pu.Spec.UserID)}
+			return proxyuser.SyncResult{Err: fmt.Errorf("a row for %s appeared while creating it; binding to it", pu.Spec.UserID)}
 		}
 		r.markChecked(pu.UID, want)
-		return syncResult{Wrote: true, Row: pu.Spec.UserID}
+		return proxyuser.SyncResult{Wrote: true, Row: pu.Spec.UserID}
 	case !proxydb.Managed(row.Role):
 		r.checked.Delete(pu.UID)
-		return syncResult{Row: row.UserID, Unmanaged: row.Role}
+		return proxyuser.SyncResult{Row: row.UserID, Unmanaged: row.Role}
 	}
 	if upToDate && row.UserID == bound && rolesyncv1.Role(row.Role) == want && !r.revokes(res) {
 		r.markChecked(pu.UID, want)
-		return syncResult{Row: row.UserID}
+		return proxyuser.SyncResult{Row: row.UserID}
 	}
 	drifted := upToDate && rolesyncv1.Role(row.Role) != want
 	if drifted && r.driftPolicy() == DriftReport {
 		r.checked.Delete(pu.UID)
-		return syncResult{Row: row.UserID, Drift: driftReported, RowRole: row.Role}
+		return proxyuser.SyncResult{Row: row.UserID, Drift: proxyuser.DriftReported, RowRole: row.Role}
 	}
 	sr, gone := r.apply(ctx, pu, res, row.UserID, drifted, row.Role)
 	if gone {
-		return syncResult{Err: fmt.Errorf("row %s disappeared while writing it; looking again", row.UserID)}
+		return proxyuser.SyncResult{Err: fmt.Errorf("row %s disappeared while writing it; looking again", row.UserID)}
 	}
 	return sr
 }
 
 // apply writes the role (and key state) to the row rowUserID. gone is true
 // when the row no longer exists.
-func (r *ProxyUserReconciler) apply(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, rowUserID string, drifted bool, rowRole string) (syncResult, bool) {
+func (r *ProxyUserReconciler) apply(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, rowUserID string, drifted bool, rowRole string) (proxyuser.SyncResult, bool) {
 	o, err := r.Store.Apply(ctx, proxydb.Change{RowUserID: rowUserID, Role: string(res.RowRole()), Keys: r.keys(res),
 		Reason: auditReason(res), Object: objectName(pu)})
 	if err != nil {
 		r.checked.Delete(pu.UID)
-		return syncResult{Err: err}, false
+		return proxyuser.SyncResult{Err: err}, false
 	}
 	if !o.Found {
-		return syncResult{}, true
+		return proxyuser.SyncResult{}, true
 	}
 	if !proxydb.Managed(o.Before) {
 		r.checked.Delete(pu.UID)
-		return syncResult{Row: rowUserID, Unmanaged: o.Before}, false
+		return proxyuser.SyncResult{Row: rowUserID, Unmanaged: o.Before}, false
 	}
 	r.markChecked(pu.UID, res.RowRole())
-	sr := syncResult{Wrote: true, Row: rowUserID}
+	sr := proxyuser.SyncResult{Wrote: true, Row: rowUserID}
 	if drifted && o.RoleChanged {
-		sr.Drift, sr.RowRole = driftCorrected, rowRole
+		sr.Drift, sr.RowRole = proxyuser.DriftCorrected, rowRole
 		sr.Competing = r.noteCorrection(pu.UID)
 	}
 	return sr, false
@@ -219,7 +220,7 @@ func (r *ProxyUserReconciler) applyDeletionPolicy(ctx context.Context, pu *roles
 func (r *ProxyUserReconciler) setDeleteBlocked(ctx context.Context, pu *rolesyncv1.ProxyUser, msg string) error {
 	base := pu.DeepCopy()
 	apimeta.SetStatusCondition(&pu.Status.Conditions, metav1.Condition{Type: rolesyncv1.ConditionDeleteBlocked, Status: metav1.ConditionTrue,
-		Reason: rolesyncv1.ReasonDeleteBlocked, Message: truncate(msg+"; remove those rows (or set deletionPolicy Retain) and the deletion completes", 1024),
+		Reason: rolesyncv1.ReasonDeleteBlocked, Message: proxyuser.Truncate(msg+"; remove those rows (or set deletionPolicy Retain) and the deletion completes", 1024),
 		ObservedGeneration: pu.Generation})
 	if apimeta.IsStatusConditionPresentAndEqual(base.Status.Conditions, rolesyncv1.ConditionDeleteBlocked, metav1.ConditionTrue) &&
 		apimeta.FindStatusCondition(base.Status.Conditions, rolesyncv1.ConditionDeleteBlocked).Message == apimeta.FindStatusCondition(pu.Status.Conditions, rolesyncv1.ConditionDeleteBlocked).Message {

@@ -2,18 +2,12 @@
 package controllers
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/workqueue"
@@ -108,7 +102,7 @@ func (r *RoleMappingReconciler) load(rm *rolesyncv1.RoleMapping) field.ErrorList
 		r.Registry.SetInvalid(rm.Namespace, rm.Name, rm.Generation) // the engine keeps what it had
 	}
 	inForce, _ := r.Registry.InForce(rm.Namespace, rm.Name)
-	setRoleMappingStatus(rm, m, errs, inForce)
+	rolemap.SetStatus(rm, m, errs, inForce)
 	if m == nil {
 		return errs
 	}
@@ -130,7 +124,7 @@ func (r *RoleMappingReconciler) restoreLastValid(rm *rolesyncv1.RoleMapping) boo
 	if _, ok := r.Registry.InForce(rm.Namespace, rm.Name); ok || rm.Status.GenerationInForce == 0 || len(rm.Status.LastValidSpec) == 0 {
 		return false
 	}
-	spec, err := decodeSpec(rm.Status.LastValidSpec)
+	spec, err := rolemap.DecodeSpec(rm.Status.LastValidSpec)
 	if err != nil {
 		return false
 	}
@@ -142,35 +136,6 @@ func (r *RoleMappingReconciler) restoreLastValid(rm *rolesyncv1.RoleMapping) boo
 	}
 	r.Registry.SetObserved(m, rm.Generation)
 	return true
-}
-
-// maxLastValidSpec caps status.lastValidSpec (compressed).
-const maxLastValidSpec = 256 << 10
-
-func encodeSpec(spec *rolesyncv1.RoleMappingSpec) []byte {
-	raw, err := json.Marshal(spec)
-	if err != nil {
-		return nil
-	}
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b) // no name or time in the header: equal specs give equal bytes
-	if _, err := zw.Write(raw); err != nil || zw.Close() != nil || b.Len() > maxLastValidSpec {
-		return nil
-	}
-	return b.Bytes()
-}
-
-func decodeSpec(data []byte) (*rolesyncv1.RoleMappingSpec, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	raw, err := io.ReadAll(io.LimitReader(zr, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	spec := &rolesyncv1.RoleMappingSpec{}
-	return spec, json.Unmarshal(raw, spec)
 }
 
 // countUsers counts the ProxyUsers whose role the mapping decides (none
@@ -191,40 +156,6 @@ func (r *RoleMappingReconciler) notify(namespace string) {
 	if r.Changes != nil {
 		r.Changes.Notify(namespace)
 	}
-}
-
-// setRoleMappingStatus computes the status from the compile result and the
-// generation the engine decides with (0: none). It is pure, so it is
-// table-tested without an apiserver.
-func setRoleMappingStatus(rm *rolesyncv1.RoleMapping, m *rolemap.Mapping, errs field.ErrorList, inForce int64) {
-	cond := metav1.Condition{Type: rolesyncv1.ConditionReady, ObservedGeneration: rm.Generation}
-	if m != nil {
-		cond.Status, cond.Reason = metav1.ConditionTrue, rolesyncv1.ReasonValid
-		cond.Message = fmt.Sprintf("%d rules compiled", m.Rules())
-		rm.Status.Rules = int32(m.Rules())
-		rm.Status.LastValidSpec = encodeSpec(&rm.Spec)
-	} else {
-		cond.Status, cond.Reason = metav1.ConditionFalse, rolesyncv1.ReasonInvalidSpec
-		cond.Message = errs.ToAggregate().Error()
-		if inForce != 0 {
-			cond.Message = fmt.Sprintf("generation %d stays in force; ", inForce) + cond.Message
-		} else {
-			cond.Message = "no generation was ever valid: the mapping decides nothing; " + cond.Message
-			rm.Status.LastValidSpec = nil
-		}
-		cond.Message = truncate(cond.Message, 4096)
-		rm.Status.Rules = 0
-	}
-	rm.Status.GenerationInForce = inForce
-	apimeta.SetStatusCondition(&rm.Status.Conditions, cond)
-	rm.Status.ObservedGeneration = rm.Generation
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }
 
 // SetupWithManager registers the controller; status-only updates are ignored.

@@ -1,0 +1,78 @@
+package rolemap
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+)
+
+// maxLastValidSpec caps status.lastValidSpec (compressed).
+const maxLastValidSpec = 256 << 10
+
+func EncodeSpec(spec *rolesyncv1.RoleMappingSpec) []byte {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return nil
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b) // no name or time in the header: equal specs give equal bytes
+	if _, err := zw.Write(raw); err != nil || zw.Close() != nil || b.Len() > maxLastValidSpec {
+		return nil
+	}
+	return b.Bytes()
+}
+
+func DecodeSpec(data []byte) (*rolesyncv1.RoleMappingSpec, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	spec := &rolesyncv1.RoleMappingSpec{}
+	return spec, json.Unmarshal(raw, spec)
+}
+
+// SetStatus computes the status from the compile result and the
+// generation the engine decides with (0: none). It is pure, so it is
+// table-tested without an apiserver.
+func SetStatus(rm *rolesyncv1.RoleMapping, m *Mapping, errs field.ErrorList, inForce int64) {
+	cond := metav1.Condition{Type: rolesyncv1.ConditionReady, ObservedGeneration: rm.Generation}
+	if m != nil {
+		cond.Status, cond.Reason = metav1.ConditionTrue, rolesyncv1.ReasonValid
+		cond.Message = fmt.Sprintf("%d rules compiled", m.Rules())
+		rm.Status.Rules = int32(m.Rules())
+		rm.Status.LastValidSpec = EncodeSpec(&rm.Spec)
+	} else {
+		cond.Status, cond.Reason = metav1.ConditionFalse, rolesyncv1.ReasonInvalidSpec
+		cond.Message = errs.ToAggregate().Error()
+		if inForce != 0 {
+			cond.Message = fmt.Sprintf("generation %d stays in force; ", inForce) + cond.Message
+		} else {
+			cond.Message = "no generation was ever valid: the mapping decides nothing; " + cond.Message
+			rm.Status.LastValidSpec = nil
+		}
+		cond.Message = truncate(cond.Message, 4096)
+		rm.Status.Rules = 0
+	}
+	rm.Status.GenerationInForce = inForce
+	apimeta.SetStatusCondition(&rm.Status.Conditions, cond)
+	rm.Status.ObservedGeneration = rm.Generation
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
