@@ -55,7 +55,7 @@ func BenchmarkHostileLoad(b *testing.B) {
 		}
 		return err
 	})
-	_, before := procMemory(b, m.cmd.Process.Pid)
+	_, before := procMemory(b, m.Cmd.Process.Pid)
 
 	// About 1 MiB each (the body cap), built to be expensive to decode.
 	var payload strings.Builder
@@ -107,7 +107,7 @@ func BenchmarkHostileLoad(b *testing.B) {
 	wg.Wait()
 	took := time.Since(start)
 	b.StopTimer()
-	rss, peak := procMemory(b, m.cmd.Process.Pid)
+	rss, peak := procMemory(b, m.Cmd.Process.Pid)
 	b.ReportMetric(float64(refused.Load()), "refused-401")
 	b.ReportMetric(float64(other.Load()), "other")
 	b.ReportMetric(before, "MiB-peak-before")

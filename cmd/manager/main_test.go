@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/testing/freeport"
+	"github.com/rolesync/rolesync/internal/testing/managerproc"
 	"github.com/rolesync/rolesync/internal/testing/parallel"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 	"github.com/rolesync/rolesync/internal/testing/poll"
@@ -96,15 +95,15 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// manager is one run of the manager binary.
+// manager is one run of the manager binary, with its output.
 type manager struct {
-	cmd   *exec.Cmd
-	logs  *syncbuf.Buffer
-	probe string
+	*managerproc.Process
+	logs *syncbuf.Buffer
 }
 
 // startManager runs the binary with a kubeconfig pointing at server (the
-// apiserver, or a proxy in front of it) and extra flags.
+// apiserver, or a proxy in front of it) and extra flags, and waits until it
+// is ready; it is killed when the test ends.
 func startManager(t testing.TB, server string, env []string, args ...string) *manager {
 	t.Helper()
 	kc, err := clientcmd.Load(kubeconfig)
@@ -118,35 +117,16 @@ func startManager(t testing.TB, server string, env []string, args ...string) *ma
 	if err := clientcmd.WriteToFile(*kc, kcPath); err != nil {
 		t.Fatal(err)
 	}
-	m := &manager{logs: &syncbuf.Buffer{}, probe: freeAddr(t)}
-	m.cmd = exec.Command(managerBin, append([]string{"--kubeconfig", kcPath, "--metrics-bind-address", "0",
-		"--health-probe-bind-address", m.probe, "--kube-api-qps", "500", "--kube-api-burst", "1000"}, args...)...)
-	m.cmd.Env = append(append(os.Environ(), "ENABLE_WEBHOOKS=false", "DATABASE_URL="), env...)
-	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
+	logs := &syncbuf.Buffer{}
+	p, err := managerproc.Start(context.Background(), managerBin,
+		append([]string{"--kubeconfig", kcPath, "--metrics-bind-address", "0", "--kube-api-qps", "500", "--kube-api-burst", "1000"}, args...),
+		append([]string{"ENABLE_WEBHOOKS=false", "DATABASE_URL="}, env...), logs, 60*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
 	}
-	t.Cleanup(func() { m.kill() })
-	waitFor(t, 60*time.Second, m.logs, func() error {
-		resp, err := http.Get("http://" + m.probe + "/readyz")
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	m := &manager{Process: p, logs: logs}
+	t.Cleanup(m.Kill)
 	return m
-}
-
-// kill stops the manager abruptly (SIGKILL): no graceful shutdown.
-func (m *manager) kill() {
-	if m.cmd.ProcessState == nil {
-		_ = m.cmd.Process.Signal(syscall.SIGKILL)
-		_ = m.cmd.Wait()
-	}
 }
 
 // TestManagerBinary checks that the binary becomes ready and that its
@@ -212,7 +192,7 @@ func TestManagerKilledMidConvergenceConverges(t *testing.T) {
 		}
 		return nil
 	})
-	first.kill()
+	first.Kill()
 	rows := countRows(t, dbURL)
 	t.Logf("killed the manager with %d of %d rows written", rows, n)
 	if rows == n {
@@ -252,7 +232,7 @@ func TestAPIServerOutageConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitConverged(t, ctx, m, db, ns, n, rolesyncv1.RoleProxyAdminViewer)
-	if m.cmd.ProcessState != nil {
+	if m.Exited() {
 		t.Fatalf("the manager exited during the outage:\n%s", m.logs.String())
 	}
 }

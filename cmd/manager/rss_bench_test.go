@@ -24,7 +24,7 @@ func BenchmarkManagerRSS(b *testing.B) {
 	m := startManager(b, cfg.Host, []string{"DATABASE_URL=" + dbURL}, "--max-concurrent-reconciles", "16")
 	createUsers(b, ns, n)
 	waitConverged(b, context.Background(), m, db, ns, n, rolesyncv1.RoleInternalUser)
-	rss, hwm := procMemory(b, m.cmd.Process.Pid)
+	rss, hwm := procMemory(b, m.Cmd.Process.Pid)
 	b.ReportMetric(rss, "MiB-rss")
 	b.ReportMetric(hwm, "MiB-peak-rss")
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/testing/freeport"
+	"github.com/rolesync/rolesync/internal/testing/managerproc"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 )
 
@@ -133,7 +134,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := os.WriteFile(secretFile, append(secret, '\n'), 0o600); err != nil {
 		return nil, err
 	}
-	loginAddr, probeAddr := freeAddr(), freeAddr()
+	loginAddr := freeAddr()
 	logPath := filepath.Join(o.Dir, "manager.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -141,38 +142,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer func() { _ = logFile.Close() }()
 	say("starting the manager (log: %s), login server on http://%s", logPath, loginAddr)
-	mgr := exec.Command(o.ManagerBin, "--kubeconfig", res.Kubeconfig, "--metrics-bind-address", "0",
-		"--health-probe-bind-address", probeAddr, "--login-insecure", "--login-bind-address", loginAddr,
-		"--login-hmac-secret-file", secretFile, "--resync-period", "30s")
-	mgr.Env = append(os.Environ(), "ENABLE_WEBHOOKS=false", "DATABASE_URL="+dbURL)
-	mgr.Stdout, mgr.Stderr = logFile, logFile
-	if err := mgr.Start(); err != nil {
-		return nil, err
+	mgr, err := managerproc.Start(ctx, o.ManagerBin, []string{"--kubeconfig", res.Kubeconfig, "--metrics-bind-address", "0",
+		"--login-insecure", "--login-bind-address", loginAddr, "--login-hmac-secret-file", secretFile, "--resync-period", "30s"},
+		[]string{"ENABLE_WEBHOOKS=false", "DATABASE_URL=" + dbURL}, logFile, 60*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w (see %s)", err, logPath)
 	}
-	defer func() {
-		_ = mgr.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = mgr.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = mgr.Process.Kill()
-			<-done
-		}
-	}()
-	if err := waitFor(ctx, 60*time.Second, func() error {
-		r, err := http.Get("http://" + probeAddr + "/readyz")
-		if err != nil {
-			return err
-		}
-		_ = r.Body.Close()
-		if r.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", r.StatusCode)
-		}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("the manager did not become ready (see %s): %w", logPath, err)
-	}
+	defer mgr.Stop(10 * time.Second)
 
 	say("kubectl apply -f config/samples/  (Keycloak, Entra ID and strict RoleMappings, a break-glass ProxyUser)")
 	out, err := kubectl("apply", "-f", filepath.Join(o.RepoRoot, "config", "samples"))
