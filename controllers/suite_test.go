@@ -40,6 +40,7 @@ import (
 	"github.com/rolesync/rolesync/internal/rolemap"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 	"github.com/rolesync/rolesync/internal/testing/poll"
+	"github.com/rolesync/rolesync/internal/testing/testenv"
 	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
 
@@ -66,45 +67,23 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) int {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "controllers: KUBEBUILDER_ASSETS is not set: run the tests with `make test`, "+
-			"or export KUBEBUILDER_ASSETS=$(make -s envtest)")
-		return 1
-	}
 	webhooks, err := validatingWebhooks(filepath.Join("..", "config", "webhook", "manifests.yaml"))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
 		return 1
 	}
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{ValidatingWebhooks: webhooks},
-	}
-	if cfg, err = testEnv.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "controllers: start envtest: %v\n", err)
-		return 1
-	}
-	defer func() {
-		if err := testEnv.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "controllers: stop envtest: %v\n", err)
-		}
-	}()
-	if admin, err = testEnv.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil); err != nil {
-		fmt.Fprintf(os.Stderr, "controllers: add kubectl user: %v\n", err)
-		return 1
-	}
-	// Tests create users by the thousand: lift client-go's default 5 QPS.
-	cfg.QPS, cfg.Burst = 1000, 2000
-	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintf(os.Stderr, "controllers: client: %v\n", err)
-		return 1
-	}
-	if pgServer, err = pgtest.Start(); err != nil {
+	env, err := testenv.Start(testenv.Options{Scheme: scheme, Postgres: true,
+		Webhooks: envtest.WebhookInstallOptions{ValidatingWebhooks: webhooks}})
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
 		return 1
 	}
-	defer func() { _ = pgServer.Close() }()
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "controllers: stop the control plane: %v\n", err)
+		}
+	}()
+	testEnv, cfg, k8sClient, admin, pgServer = env.Env, env.Config, env.Client, env.Admin, env.Postgres
 	ctx, cancel := context.WithCancel(context.Background())
 	dbURL, err := pgServer.NewDatabase(ctx)
 	suiteDBURL = dbURL

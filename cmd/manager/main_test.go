@@ -31,6 +31,7 @@ import (
 	"github.com/rolesync/rolesync/internal/testing/poll"
 	"github.com/rolesync/rolesync/internal/testing/syncbuf"
 	"github.com/rolesync/rolesync/internal/testing/tcpproxy"
+	"github.com/rolesync/rolesync/internal/testing/testenv"
 )
 
 // The tests run the manager binary as a user would, against a real
@@ -49,30 +50,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "cmd/manager: KUBEBUILDER_ASSETS is not set: run with `make test`")
-		return 1
-	}
-	env = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	var err error
-	if cfg, err = env.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	user, err := env.AddUser(envtest.User{Name: "manager", Groups: []string{"system:masters"}}, nil)
-	if err == nil {
-		kubeconfig, err = user.KubeConfig()
-	}
+	e, err := testenv.Start(testenv.Options{Scheme: scheme, Postgres: true})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
 		return 1
 	}
-	cfg.QPS, cfg.Burst = 1000, 2000
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	defer func() { _ = e.Stop() }()
+	env, cfg, k8s, pg = e.Env, e.Config, e.Client, e.Postgres
+	if kubeconfig, err = e.Admin.KubeConfig(); err != nil {
 		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
 		return 1
 	}
@@ -87,11 +72,6 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "cmd/manager: build: %v\n%s", err, out)
 		return 1
 	}
-	if pg, err = pgtest.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)
-		return 1
-	}
-	defer func() { _ = pg.Close() }()
 	return m.Run()
 }
 

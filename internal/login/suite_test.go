@@ -29,7 +29,6 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
@@ -40,6 +39,7 @@ import (
 	"github.com/rolesync/rolesync/internal/rolemap"
 	"github.com/rolesync/rolesync/internal/testing/poll"
 	"github.com/rolesync/rolesync/internal/testing/syncbuf"
+	"github.com/rolesync/rolesync/internal/testing/testenv"
 )
 
 // The suite runs the login server as the manager does, on a real
@@ -78,23 +78,14 @@ func init() {
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "login: KUBEBUILDER_ASSETS is not set: run the tests with `make test`")
-		return 1
-	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(logs, verboseOut())), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel)))
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	var err error
-	if cfg, err = env.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "login: start envtest: %v\n", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = 1000, 2000
-	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	env, err := testenv.Start(testenv.Options{Scheme: scheme})
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "login: %v\n", err)
 		return 1
 	}
+	defer func() { _ = env.Stop() }()
+	cfg, k8sClient = env.Config, env.Client
 	dir, err := os.MkdirTemp("", "rolesync-login-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
