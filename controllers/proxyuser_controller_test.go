@@ -433,7 +433,8 @@ func TestDriftIsOnlyReportedUnderReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := openDB(t, url)
-	startOperator(t, ns, Options{Store: db, DriftPolicy: DriftReport, ResyncPeriod: time.Second})
+	store := &countingStore{UserStore: db}
+	startOperator(t, ns, Options{Store: store, DriftPolicy: DriftReport, ResyncPeriod: time.Second})
 	createMapping(t, ns, keycloakMapping, true)
 	pu := createUser(t, newUser(ns, "erin", keycloakClaims("team-e"), true))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
@@ -446,7 +447,17 @@ func TestDriftIsOnlyReportedUnderReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, pu, rolesyncv1.ReasonDriftDetected, "holds proxy_admin")
-	time.Sleep(3 * time.Second) // three resync periods: still not rewritten
+	// Three more drift checks (not a fixed sleep): the row is read, never rewritten.
+	reads, writes := store.reads.Load(), store.writes.Load()
+	eventually(t, 30*time.Second, func() error {
+		if n := store.reads.Load() - reads; n < 3 {
+			return fmt.Errorf("%d drift reads so far", n)
+		}
+		return nil
+	})
+	if n := store.writes.Load() - writes; n != 0 {
+		t.Fatalf("Report issued %d writes", n)
+	}
 	if role, _ := dbRole(t, db, pu.Spec.UserID); role != "proxy_admin" {
 		t.Fatalf("Report rewrote the row to %q", role)
 	}
@@ -524,7 +535,14 @@ func TestUnchangedUsersCauseNoWrites(t *testing.T) {
 		got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 		versions[pu.Name] = got.ResourceVersion
 	}
-	time.Sleep(time.Second) // let any write still in flight land
+	// Every user has had a drift check (one happens only once a user is
+	// synced): no write of the creation is still in flight.
+	eventually(t, 30*time.Second, func() error {
+		if r := store.reads.Load(); r < n {
+			return fmt.Errorf("%d drift reads", r)
+		}
+		return nil
+	})
 	for _, pu := range users {
 		got := &rolesyncv1.ProxyUser{}
 		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pu), got); err != nil {
@@ -541,13 +559,19 @@ func TestUnchangedUsersCauseNoWrites(t *testing.T) {
 	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	// Two resync rounds of every user (not a fixed sleep).
+	eventually(t, 30*time.Second, func() error {
+		if r := store.reads.Load() - reads; r < 2*n {
+			return fmt.Errorf("%d drift reads since the edit", r)
+		}
+		return nil
+	})
 
 	if got := store.writes.Load() - writes; got != 0 {
 		t.Fatalf("%d database writes for unchanged users", got)
 	}
 	if store.reads.Load()-reads < n {
-		t.Fatalf("only %d drift reads in six resync periods: the resync did not run", store.reads.Load()-reads)
+		t.Fatalf("only %d drift reads: the resync did not run", store.reads.Load()-reads)
 	}
 	for _, pu := range users {
 		got := &rolesyncv1.ProxyUser{}

@@ -34,13 +34,12 @@ func TestHostileRequests(t *testing.T) {
 	if r := postEvent(t, ns, seen); r.status != http.StatusOK {
 		t.Fatalf("setup: %d %s", r.status, r.body)
 	}
-	waitUntil(t, 30*time.Second, func() error { // settled: the controller has written status
-		if u := getUser(t, ns, proxyuser.Name(idpIssuer, "victim")); u.Status.Role == "" {
+	waitUntil(t, 30*time.Second, func() error { // settled: the controller's last write for this generation is in
+		if u := getUser(t, ns, proxyuser.Name(idpIssuer, "victim")); u.Status.Role == "" || u.Status.ObservedGeneration != u.Generation {
 			return errNotSettled
 		}
 		return nil
 	})
-	time.Sleep(500 * time.Millisecond)
 
 	valid := func(edit func(map[string]any)) map[string]any {
 		ev := event("hostile-"+randID(), "mallory", time.Now(), map[string]any{"groups": []any{"admins-all"}})
