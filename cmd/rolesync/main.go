@@ -125,7 +125,7 @@ type explainJSON struct {
 	Reason  string          `json:"reason"`
 	Message string          `json:"message"`
 	Source  sourceJSON      `json:"source"`
-	Matches []matchJSON     `json:"matches"`
+	Matches []rolemap.Match `json:"matches"`
 }
 
 type sourceJSON struct {
@@ -136,27 +136,18 @@ type sourceJSON struct {
 	Value       string `json:"value,omitempty"`
 }
 
-type matchJSON struct {
-	RoleMapping string          `json:"roleMapping"`
-	Priority    int32           `json:"priority"`
-	Rule        int             `json:"rule"`
-	Claim       string          `json:"claim,omitempty"`
-	Value       string          `json:"value,omitempty"`
-	Role        rolesyncv1.Role `json:"role"`
-}
-
 func toJSON(d rolemap.Decision) explainJSON {
 	out := explainJSON{
 		Role: d.Role, Denied: d.Denied, Reason: d.Reason, Message: d.Message(),
 		Source:  sourceJSON{Type: string(d.Source.Type), RoleMapping: d.Source.RoleMapping, Claim: d.Source.Claim, Value: d.Source.Value},
-		Matches: []matchJSON{},
+		Matches: []rolemap.Match{},
 	}
 	if d.Source.Rule >= 0 {
 		r := d.Source.Rule
 		out.Source.Rule = &r
 	}
 	for _, m := range d.Matches {
-		out.Matches = append(out.Matches, matchJSON(m))
+		out.Matches = append(out.Matches, m)
 	}
 	return out
 }

@@ -13,16 +13,17 @@ import (
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 )
 
-// Decision reasons.
+// Decision reasons: the denials are the condition reasons of api/v1 (one
+// vocabulary from the engine to ProxyUser status and the CLI's JSON).
 const (
 	// ReasonMatched: a rule matched.
 	ReasonMatched = "Matched"
 	// ReasonDefault: no rule matched; the deciding mapping's defaultRole.
 	ReasonDefault = "Default"
 	// ReasonNoMatch: no rule matched and the deciding mapping denies.
-	ReasonNoMatch = "NoMatch"
+	ReasonNoMatch = rolesyncv1.ReasonNoMatch
 	// ReasonNoRoleMapping: no RoleMapping applies to the issuer.
-	ReasonNoRoleMapping = "NoRoleMapping"
+	ReasonNoRoleMapping = rolesyncv1.ReasonNoRoleMapping
 )
 
 // Match is one rule that matched.

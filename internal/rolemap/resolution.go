@@ -24,12 +24,8 @@ func Resolve(namespace string, override *rolesyncv1.Role, d *Decision) Resolutio
 		src := &rolesyncv1.RoleSource{Type: rolesyncv1.SourceOverride, Description: "override"}
 		return Resolution{Role: *override, Reason: rolesyncv1.ReasonOverride, Message: "role " + string(*override) + " from spec.roleOverride", Source: src}
 	}
-	if d.Denied {
-		reason := rolesyncv1.ReasonNoMatch
-		if d.Reason == ReasonNoRoleMapping {
-			reason = rolesyncv1.ReasonNoRoleMapping
-		}
-		return Resolution{Denied: true, Reason: reason, Message: strings.ReplaceAll(d.Message(), namespace+"/", "")}
+	if d.Denied { // d.Reason is the condition reason: NoMatch or NoRoleMapping
+		return Resolution{Denied: true, Reason: d.Reason, Message: strings.ReplaceAll(d.Message(), namespace+"/", "")}
 	}
 	s := d.Source
 	s.RoleMapping = strings.TrimPrefix(s.RoleMapping, namespace+"/") // a user's mappings live in its namespace
