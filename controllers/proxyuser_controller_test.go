@@ -343,11 +343,18 @@ func TestDeniedUserGetsNoRowAndAnExistingRowIsDowngraded(t *testing.T) {
 
 func TestDuplicateUserIsNeverSynced(t *testing.T) {
 	ns := newNamespace(t)
-	createMapping(t, ns, keycloakMapping, false)
-	first := createUser(t, newUser(ns, "carol", keycloakClaims("team-c"), false))
+	url, err := pgServer.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, url)
+	store := &countingStore{UserStore: db}
+	startOperator(t, ns, Options{Store: store, ResyncPeriod: 500 * time.Millisecond})
+	createMapping(t, ns, keycloakMapping, true)
+	first := createUser(t, newUser(ns, "carol", keycloakClaims("team-c"), true))
 	waitUser(t, client.ObjectKeyFromObject(first), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
-	twin := newUser(ns, "carol-again", keycloakClaims("litellm-admin"), false)
+	twin := newUser(ns, "carol-again", keycloakClaims("litellm-admin"), true)
 	twin.Spec.UserID = first.Spec.UserID
 	twin.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin)
 	createUser(t, twin)
@@ -357,8 +364,18 @@ func TestDuplicateUserIsNeverSynced(t *testing.T) {
 	if got.Status.Role != "" || got.Status.SyncedRole != "" {
 		t.Fatalf("duplicate resolved %q / synced %q", got.Status.Role, got.Status.SyncedRole)
 	}
-	time.Sleep(2 * suiteResync) // a resync of both must not let the twin write
-	if role, _ := dbRole(t, suiteDB, first.Spec.UserID); role != "internal_user" {
+	// Two resyncs of the owner (counted, not slept): the twin never writes.
+	reads, writes := store.reads.Load(), store.writes.Load()
+	eventually(t, 30*time.Second, func() error {
+		if n := store.reads.Load() - reads; n < 2 {
+			return fmt.Errorf("%d drift reads", n)
+		}
+		return nil
+	})
+	if n := store.writes.Load() - writes; n != 0 {
+		t.Fatalf("%d writes while the twin exists", n)
+	}
+	if role, _ := dbRole(t, db, first.Spec.UserID); role != "internal_user" {
 		t.Fatalf("the duplicate wrote the row: %q", role)
 	}
 
@@ -367,7 +384,7 @@ func TestDuplicateUserIsNeverSynced(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUser(t, client.ObjectKeyFromObject(twin), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
-	waitRow(t, suiteDB, first.Spec.UserID, "proxy_admin")
+	waitRow(t, db, first.Spec.UserID, "proxy_admin")
 }
 
 func TestDeletionPolicies(t *testing.T) {
