@@ -88,7 +88,7 @@ func TestMaxRolePolicyCapsANamespace(t *testing.T) {
 	eventually(t, 30*time.Second, func() error {
 		err := k8sClient.Create(ctx, mapping(capped, "probe", "proxy_admin"), client.DryRunAll)
 		if err == nil || !strings.Contains(err.Error(), "must set spec.maxRole at or below internal_user") {
-			return fmt.Errorf("maxRole proxy_admin in a capped namespace: %v", err)
+			return fmt.Errorf("maxRole proxy_admin in a capped namespace: %w", err)
 		}
 		return nil
 	})

@@ -146,9 +146,7 @@ func toJSON(d rolemap.Decision) explainJSON {
 		r := d.Source.Rule
 		out.Source.Rule = &r
 	}
-	for _, m := range d.Matches {
-		out.Matches = append(out.Matches, m)
-	}
+	out.Matches = append(out.Matches, d.Matches...)
 	return out
 }
 

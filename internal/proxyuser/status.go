@@ -17,6 +17,7 @@ import (
 // DriftState is what a drift check found.
 type DriftState int
 
+// Drift states.
 const (
 	DriftNone      DriftState = iota // not checked, or the row agreed
 	DriftCorrected                   // the row differed and was rewritten (Enforce)
@@ -146,6 +147,7 @@ func SetDuplicateStatus(pu *rolesyncv1.ProxyUser, owner string) {
 	st.ObservedGeneration = pu.Generation
 }
 
+// RowText names a row role for messages ("no row" when there is none).
 func RowText(role string) string {
 	if role == "" {
 		return "no row"

@@ -17,6 +17,8 @@ import (
 // maxLastValidSpec caps status.lastValidSpec (compressed).
 const maxLastValidSpec = 256 << 10
 
+// EncodeSpec is the gzip-compressed JSON of spec (status.lastValidSpec), or nil
+// when it would exceed 256 KiB.
 func EncodeSpec(spec *rolesyncv1.RoleMappingSpec) []byte {
 	raw, err := json.Marshal(spec)
 	if err != nil {
@@ -30,6 +32,7 @@ func EncodeSpec(spec *rolesyncv1.RoleMappingSpec) []byte {
 	return b.Bytes()
 }
 
+// DecodeSpec reverses EncodeSpec.
 func DecodeSpec(data []byte) (*rolesyncv1.RoleMappingSpec, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {

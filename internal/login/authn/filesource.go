@@ -26,6 +26,8 @@ type FileSource[T any] struct {
 	err     error
 }
 
+// NewFileSource reads path once (an error if it cannot be read or parsed) and
+// re-reads it as Get is called; onChange hears of every later change of state.
 func NewFileSource[T any](path string, parse func([]byte) (T, error), onChange func(string, error)) (*FileSource[T], error) {
 	f := &FileSource[T]{path: path, parse: parse, onChange: onChange}
 	if _, err := f.Get(time.Now(), true); err != nil {

@@ -37,16 +37,19 @@ type queued struct {
 	exp int64
 }
 
+// NewReplayCache returns an empty cache holding up to 2^18 ids.
 func NewReplayCache() *ReplayCache {
 	return &ReplayCache{seen: map[digest]int64{}, limit: maxRemembered}
 }
 
+// ReserveResult says what Reserve did with an id.
 type ReserveResult int
 
+// Reserve outcomes.
 const (
-	Reserved ReserveResult = iota
-	Replayed
-	CacheFull
+	Reserved  ReserveResult = iota // new: remembered for ReplayWindow
+	Replayed                       // seen within the window
+	CacheFull                      // full: refused, never evicting early
 )
 
 func digestOf(id string) digest {
@@ -56,7 +59,7 @@ func digestOf(id string) digest {
 	return d
 }
 
-// reserve records id unless it was seen within the window.
+// Reserve records id unless it was seen within the window.
 func (c *ReplayCache) Reserve(id string, now time.Time) ReserveResult {
 	d, t := digestOf(id), now.UnixNano()
 	c.mu.Lock()
@@ -81,7 +84,7 @@ func (c *ReplayCache) Reserve(id string, now time.Time) ReserveResult {
 	return Reserved
 }
 
-// release forgets id: the event failed in a way the client should retry.
+// Release forgets id: the event failed in a way the client should retry.
 // Its FIFO entry stays and is skipped when it expires.
 func (c *ReplayCache) Release(id string) {
 	d := digestOf(id)
@@ -105,11 +108,12 @@ type clientBucket struct {
 	seen time.Time
 }
 
+// NewClientLimiter allows perSecond events per client (0: unlimited), burst at once.
 func NewClientLimiter(perSecond float64, burst int) *ClientLimiter {
 	return &ClientLimiter{rate: rate.Limit(perSecond), burst: max(1, burst), clients: map[string]*clientBucket{}}
 }
 
-// allow takes a token for the client at remoteAddr (host:port).
+// Allow takes a token for the client at remoteAddr (host:port).
 func (l *ClientLimiter) Allow(remoteAddr string, now time.Time) bool {
 	if l.rate <= 0 {
 		return true

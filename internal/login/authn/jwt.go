@@ -22,7 +22,7 @@ import (
 // ErrBadToken is any JWT that does not verify or lacks a required claim.
 var ErrBadToken = errors.New("the token does not verify")
 
-// ErrNoKeys: the keys file gives no keys (missing, empty, unparseable).
+// ErrNoKeys means the keys file gives no keys (missing, empty, unparseable).
 var ErrNoKeys = errors.New("no verification keys")
 
 // MaxLeeway bounds the clock leeway on exp, nbf and iat.
