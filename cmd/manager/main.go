@@ -88,7 +88,7 @@ type loginOptions struct {
 // BindFlags registers the options on fs.
 func (o *loginOptions) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.BindAddress, "login-bind-address", ":8443",
-		"Address of the login-event server (POST /v1/namespaces/{namespace}/login-events); 0 turns it off. It runs when --login-hmac-secret-file or --login-jwt-keys-file is set.")
+		"Address of the login server (POST /v1/namespaces/{namespace}/login-events and .../login-tokens); 0 turns it off. It runs when --login-hmac-secret-file, --login-jwt-keys-file or --login-oidc-config is set.")
 	fs.StringVar(&o.CertDir, "login-cert-dir", "", "Directory with tls.crt and tls.key for the login server (reloaded when they change).")
 	fs.BoolVar(&o.Insecure, "login-insecure", false, "Serve login events over plain HTTP (local use only; logs a warning).")
 	fs.StringVar(&o.HMACSecretFile, "login-hmac-secret-file", "",
@@ -97,7 +97,9 @@ func (o *loginOptions) BindFlags(fs *flag.FlagSet) {
 		"PEM public keys or a JWKS document (HMAC keys only as JWKS oct keys) for application/jwt events; re-read when it changes.")
 	fs.StringVar(&o.JWTIssuer, "login-jwt-issuer", "", "Required iss of login-event JWTs.")
 	fs.StringVar(&o.JWTAudience, "login-jwt-audience", "", "Required aud of login-event JWTs.")
-	fs.DurationVar(&o.JWTLeeway, "login-jwt-leeway", 30*time.Second, "Clock leeway for exp/nbf/iat of login-event JWTs (at most 60s).")
+	fs.DurationVar(&o.JWTLeeway, "login-jwt-leeway", 30*time.Second, "Clock leeway for exp/nbf/iat of login-event JWTs and identity-provider tokens (at most 60s).")
+	fs.StringVar(&o.OIDCConfigFile, "login-oidc-config", "",
+		"YAML file of trusted identity providers (issuers: [{url, audiences, userIDClaim, emailClaim, certificateAuthority, namespaces}]) whose own ID or access tokens are accepted at POST /v1/namespaces/{namespace}/login-tokens; keys come from each provider's OIDC discovery; re-read when it changes. See docs/integrations.md.")
 	fs.StringVar(&o.keepClaims, "login-keep-claims", "",
 		"Comma-separated claim paths stored on ProxyUsers besides those the namespace's RoleMappings read (e.g. name,department).")
 	fs.Float64Var(&o.RateLimit, "login-rate-limit", 500,
@@ -109,7 +111,7 @@ func (o *loginOptions) BindFlags(fs *flag.FlagSet) {
 
 // enabled reports whether the login server runs.
 func (o *loginOptions) enabled() bool {
-	return o.BindAddress != "0" && (o.HMACSecretFile != "" || o.JWTKeysFile != "")
+	return o.BindAddress != "0" && (o.HMACSecretFile != "" || o.JWTKeysFile != "" || o.OIDCConfigFile != "")
 }
 
 func (o *loginOptions) options() login.Options {
@@ -258,7 +260,7 @@ func main() {
 			os.Exit(1)
 		}
 	} else {
-		log.Info("The login-event server is off: set --login-hmac-secret-file or --login-jwt-keys-file to run it")
+		log.Info("The login server is off: set --login-hmac-secret-file, --login-jwt-keys-file or --login-oidc-config to run it")
 	}
 	if webhooksEnabled {
 		if err := rolesyncwebhook.SetupRoleMappingWebhookWithManager(mgr); err != nil {

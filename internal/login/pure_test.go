@@ -14,7 +14,7 @@ import (
 
 func TestRateLimitPerClient(t *testing.T) {
 	s := &Server{limiter: authn.NewClientLimiter(1, 2), now: time.Now, replay: authn.NewReplayCache(), inFlight: make(chan struct{}, MaxInFlight)}
-	before := testutil.ToFloat64(eventsTotal.WithLabelValues(ReasonRateLimited))
+	before := testutil.ToFloat64(eventsTotal.WithLabelValues(FormUnknown, ReasonRateLimited))
 	codes := []int{}
 	for range 4 {
 		rec := httptest.NewRecorder()
@@ -34,7 +34,7 @@ func TestRateLimitPerClient(t *testing.T) {
 	if other.Code != 405 {
 		t.Fatalf("another client was limited too: %d", other.Code)
 	}
-	if got := testutil.ToFloat64(eventsTotal.WithLabelValues(ReasonRateLimited)) - before; got != 2 {
+	if got := testutil.ToFloat64(eventsTotal.WithLabelValues(FormUnknown, ReasonRateLimited)) - before; got != 2 {
 		t.Fatalf("rolesync_login_events_total{result=RateLimited} grew by %v, want 2", got)
 	}
 }

@@ -35,6 +35,7 @@ import (
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/claimpath"
 	"github.com/rolesync/rolesync/internal/login/authn"
+	"github.com/rolesync/rolesync/internal/login/oidc"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
@@ -59,13 +60,24 @@ const (
 	ReasonNoCredentials    = "NoCredentials"
 	ReasonNamespace        = "NamespaceMismatch"
 	ReasonNameTaken        = "NameTaken"
+	// ReasonNamespaceNotAllowed: the token's identity provider may not
+	// record logins in this namespace (its namespaces list).
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+)
+
+// The forms of a login, the form label of the metrics.
+const (
+	FormHMAC    = "hmac"    // login-events, JSON signed with an HMAC secret
+	FormJWT     = "jwt"     // login-events, an event signed as a JWT by the sender
+	FormToken   = "token"   // login-tokens, the identity provider's own token
+	FormUnknown = "unknown" // refused before the form was known
 )
 
 var (
 	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rolesync_login_events_total",
-		Help: "Login events by result: ok, stale, denied, or the reason of the error response.",
-	}, []string{"result"})
+		Help: "Login events by form (hmac, jwt, token, unknown) and result: ok, stale, denied, or the reason of the error response.",
+	}, []string{"form", "result"})
 	eventDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "rolesync_login_event_duration_seconds",
 		Help:    "Time to answer a login event, end to end.",
@@ -87,6 +99,9 @@ type Options struct {
 	JWTIssuer      string
 	JWTAudience    string
 	JWTLeeway      time.Duration
+	// OIDCConfigFile lists the identity providers whose own tokens are
+	// accepted at login-tokens (see package oidc).
+	OIDCConfigFile string
 	KeepClaims     []string
 	// RequireNamespace refuses events without a signed namespace (senders
 	// from before namespaces were bound into the signed event).
@@ -112,6 +127,7 @@ type Server struct {
 
 	secrets    *authn.FileSource[[]authn.Secret]
 	jwt        *authn.JWTVerifier
+	oidc       *oidc.Verifier
 	keepClaims []claimpath.Path
 	replay     *authn.ReplayCache
 	limiter    *authn.ClientLimiter
@@ -135,8 +151,8 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, registry *ro
 	s := &Server{opts: o, client: c, apiReader: apiReader, registry: registry, recorder: recorder, log: log,
 		now: time.Now, replay: authn.NewReplayCache(), limiter: authn.NewClientLimiter(o.RateLimit, o.RateBurst), addr: make(chan string, 1),
 		inFlight: make(chan struct{}, MaxInFlight)}
-	if o.HMACSecretFile == "" && o.JWTKeysFile == "" {
-		return nil, errors.New("login server: set --login-hmac-secret-file or --login-jwt-keys-file: every event must be authenticated")
+	if o.HMACSecretFile == "" && o.JWTKeysFile == "" && o.OIDCConfigFile == "" {
+		return nil, errors.New("login server: set --login-hmac-secret-file, --login-jwt-keys-file or --login-oidc-config: every event must be authenticated")
 	}
 	if !o.Insecure && o.CertDir == "" {
 		return nil, errors.New("login server: set --login-cert-dir (tls.crt, tls.key), or --login-insecure for local use")
@@ -161,6 +177,14 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, registry *ro
 		}
 		s.jwt = &authn.JWTVerifier{Issuer: o.JWTIssuer, Audience: o.JWTAudience, Leeway: o.JWTLeeway, Now: func() time.Time { return s.now() },
 			Keys: func() ([]authn.VerificationKey, error) { return keys.Get(s.now(), false) }}
+	}
+	if o.OIDCConfigFile != "" {
+		v, err := oidc.NewVerifier(oidc.Options{ConfigFile: o.OIDCConfigFile, Leeway: o.JWTLeeway, Now: func() time.Time { return s.now() },
+			Log: log.WithName("oidc")})
+		if err != nil {
+			return nil, fmt.Errorf("login server: --login-oidc-config: %w", err)
+		}
+		s.oidc = v
 	}
 	for _, k := range o.KeepClaims {
 		p, err := claimpath.Parse(k)
@@ -198,6 +222,9 @@ func (s *Server) Addr(ctx context.Context) (string, error) {
 
 // Start serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
+	if s.oidc != nil {
+		s.oidc.Start(ctx) // discovery and key refreshes, until ctx ends
+	}
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -276,7 +303,8 @@ type errorBody struct {
 // ServeHTTP handles one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	resp, aerr := s.handle(r)
+	form := FormUnknown
+	resp, aerr := s.handle(r, &form)
 	result := "ok"
 	switch {
 	case aerr != nil:
@@ -299,7 +327,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, resp)
 	}
-	eventsTotal.WithLabelValues(result).Inc()
+	eventsTotal.WithLabelValues(form, result).Inc()
 	eventDuration.Observe(s.now().Sub(start).Seconds())
 	if aerr != nil && aerr.status >= 500 {
 		s.log.Info("Refused login event", "status", aerr.status, "reason", aerr.reason, "error", aerr.msg)
@@ -318,7 +346,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // handle runs the steps: route, authenticate, bound, replay, evaluate,
 // record. A 403 returns both a response (who was denied) and an error.
-func (s *Server) handle(r *http.Request) (*Response, *apiError) {
+func (s *Server) handle(r *http.Request, form *string) (*Response, *apiError) {
 	now := s.now()
 	if !s.limiter.Allow(r.RemoteAddr, now) {
 		return nil, fail(http.StatusTooManyRequests, ReasonRateLimited, "too many login events from this client")
@@ -336,17 +364,30 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 		wait.Stop()
 		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the request was cancelled while waiting")
 	}
-	namespace, ok := route(r.URL.EscapedPath())
+	namespace, endpoint, ok := route(r.URL.EscapedPath())
 	if !ok {
-		return nil, fail(http.StatusNotFound, ReasonNotFound, "no such endpoint; POST /v1/namespaces/{namespace}/login-events")
+		return nil, fail(http.StatusNotFound, ReasonNotFound, "no such endpoint; POST /v1/namespaces/{namespace}/login-events or /v1/namespaces/{namespace}/login-tokens")
+	}
+	if endpoint == endpointTokens && s.oidc == nil {
+		return nil, fail(http.StatusNotFound, ReasonNotFound, "login-tokens is off: the server has no --login-oidc-config")
 	}
 	if r.Method != http.MethodPost {
 		return nil, fail(http.StatusMethodNotAllowed, ReasonMethod, "only POST is allowed")
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "application/json" && mt != "application/jwt") ||
-		(mt == "application/json" && s.secrets == nil) || (mt == "application/jwt" && s.jwt == nil) {
+	switch {
+	case endpoint == endpointTokens:
+		if err != nil || mt != "application/jwt" {
+			return nil, fail(http.StatusUnsupportedMediaType, ReasonMediaType, "Content-Type must be application/jwt (the identity provider's ID or access token)")
+		}
+		*form = FormToken
+	case err != nil || (mt != "application/json" && mt != "application/jwt") ||
+		(mt == "application/json" && s.secrets == nil) || (mt == "application/jwt" && s.jwt == nil):
 		return nil, fail(http.StatusUnsupportedMediaType, ReasonMediaType, s.mediaTypes())
+	case mt == "application/json":
+		*form = FormHMAC
+	default:
+		*form = FormJWT
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, authn.MaxBodyBytes))
 	if err != nil {
@@ -357,7 +398,13 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 		return nil, fail(http.StatusBadRequest, ReasonMalformed, "the body could not be read")
 	}
 
-	ev, aerr := s.authenticate(mt, namespace, r.Header.Get(authn.SignatureHeader), body, now)
+	var ev *authn.Event
+	var aerr *apiError
+	if *form == FormToken {
+		ev, aerr = s.authenticateToken(r.Context(), namespace, body)
+	} else {
+		ev, aerr = s.authenticate(mt, namespace, r.Header.Get(authn.SignatureHeader), body, now)
+	}
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -389,6 +436,9 @@ func (s *Server) handle(r *http.Request) (*Response, *apiError) {
 }
 
 func (s *Server) mediaTypes() string {
+	if s.secrets == nil && s.jwt == nil {
+		return "login-events is off (no --login-hmac-secret-file or --login-jwt-keys-file); POST identity-provider tokens to login-tokens"
+	}
 	var ts []string
 	if s.secrets != nil {
 		ts = append(ts, "application/json with "+authn.SignatureHeader)
@@ -399,16 +449,43 @@ func (s *Server) mediaTypes() string {
 	return "Content-Type must be " + strings.Join(ts, " or ")
 }
 
-// route returns the namespace of /v1/namespaces/{namespace}/login-events.
-func route(path string) (string, bool) {
+// The two endpoints.
+const (
+	endpointEvents = "login-events"
+	endpointTokens = "login-tokens"
+)
+
+// route returns the namespace and endpoint of
+// /v1/namespaces/{namespace}/login-events or .../login-tokens.
+func route(path string) (namespace, endpoint string, ok bool) {
 	parts := strings.Split(path, "/")
-	if len(parts) != 5 || parts[0] != "" || parts[1] != "v1" || parts[2] != "namespaces" || parts[4] != "login-events" {
-		return "", false
+	if len(parts) != 5 || parts[0] != "" || parts[1] != "v1" || parts[2] != "namespaces" ||
+		(parts[4] != endpointEvents && parts[4] != endpointTokens) {
+		return "", "", false
 	}
 	if len(validation.IsDNS1123Label(parts[3])) != 0 {
-		return "", false
+		return "", "", false
 	}
-	return parts[3], true
+	return parts[3], parts[4], true
+}
+
+// authenticateToken verifies an identity provider's own token against
+// that provider's keys and builds the event from what the provider signed.
+func (s *Server) authenticateToken(ctx context.Context, namespace string, body []byte) (*authn.Event, *apiError) {
+	ev, err := s.oidc.Verify(ctx, strings.TrimSpace(string(body)), namespace)
+	switch {
+	case err == nil:
+		return ev, nil
+	case errors.Is(err, authn.ErrNoKeys):
+		return nil, fail(http.StatusServiceUnavailable, ReasonNoCredentials, "no identity-provider keys yet: the OIDC configuration is unusable or no provider has been reached")
+	case errors.Is(err, authn.ErrClockSkew):
+		return nil, fail(http.StatusUnauthorized, ReasonClockSkew, "the token's iat is more than 5 minutes from now: post the token when the user logs in")
+	case errors.Is(err, oidc.ErrNamespaceNotAllowed):
+		return nil, fail(http.StatusForbidden, ReasonNamespaceNotAllowed, "the token's issuer may not record logins in namespace "+namespace+" (its namespaces list)")
+	case errors.Is(err, authn.ErrBadToken):
+		return nil, fail(http.StatusUnauthorized, ReasonBadToken, err.Error())
+	}
+	return nil, decodeFailure(err)
 }
 
 // authenticate verifies the event's signature or token, then bounds and

@@ -23,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -37,6 +38,7 @@ import (
 	"github.com/rolesync/rolesync/controllers"
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/rolemap"
+	"github.com/rolesync/rolesync/internal/testing/idp"
 	"github.com/rolesync/rolesync/internal/testing/poll"
 	"github.com/rolesync/rolesync/internal/testing/syncbuf"
 	"github.com/rolesync/rolesync/internal/testing/testenv"
@@ -96,6 +98,12 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "login: keys: %v\n", err)
 		return 1
 	}
+	stopProviders, err := startProviders(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "login: OpenID providers: %v\n", err)
+		return 1
+	}
+	defer stopProviders()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := startManager(ctx, dir); err != nil {
@@ -145,6 +153,81 @@ func writeKeys(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "jwks.json"), data, 0o600)
 }
 
+// The OpenID providers of the suite (real ones: idp, on loopback): the
+// server trusts provider everywhere, scoped only in scopedNamespace, and
+// otherAudience only for an audience its tokens are not issued for;
+// untrusted is not in its configuration.
+var (
+	provider, scoped, otherAudience, untrusted *idp.Provider
+	oidcConfig                                 string
+	oidcIssuers                                []oidcIssuer
+	oidcMu                                     sync.Mutex
+)
+
+const scopedNamespace = "login-scoped"
+
+type oidcIssuer struct {
+	URL        string   `json:"url"`
+	Audiences  []string `json:"audiences"`
+	UserID     string   `json:"userIDClaim"`
+	Namespaces []string `json:"namespaces,omitempty"`
+}
+
+func startProviders(dir string) (func(), error) {
+	var ps []*idp.Provider
+	stop := func() {
+		for _, p := range ps {
+			_ = p.Stop()
+		}
+	}
+	for _, p := range []**idp.Provider{&provider, &scoped, &otherAudience, &untrusted} {
+		var err error
+		if *p, err = idp.Start(); err != nil {
+			stop()
+			return nil, err
+		}
+		ps = append(ps, *p)
+	}
+	if err := k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: scopedNamespace}}); err != nil {
+		stop()
+		return nil, err
+	}
+	oidcConfig = filepath.Join(dir, "oidc.yaml")
+	oidcIssuers = []oidcIssuer{
+		{URL: provider.Issuer(), Audiences: []string{provider.ClientID()}, UserID: "preferred_username"},
+		{URL: scoped.Issuer(), Audiences: []string{scoped.ClientID()}, UserID: "preferred_username", Namespaces: []string{scopedNamespace}},
+		{URL: otherAudience.Issuer(), Audiences: []string{"litellm"}, UserID: "preferred_username"},
+	}
+	return stop, writeOIDCConfig()
+}
+
+func writeOIDCConfig() error {
+	data, err := yaml.Marshal(map[string]any{"issuers": oidcIssuers})
+	if err != nil {
+		return err
+	}
+	tmp := oidcConfig + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, oidcConfig)
+}
+
+// addIssuer trusts one more provider (the server re-reads the file).
+func addIssuer(t testing.TB, url, audience, namespace string) {
+	t.Helper()
+	oidcMu.Lock()
+	defer oidcMu.Unlock()
+	is := oidcIssuer{URL: url, Audiences: []string{audience}, UserID: "preferred_username"}
+	if namespace != "" {
+		is.Namespaces = []string{namespace}
+	}
+	oidcIssuers = append(oidcIssuers, is)
+	if err := writeOIDCConfig(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 var registry = rolemap.NewRegistry()
 
 func startManager(ctx context.Context, dir string) error {
@@ -159,7 +242,8 @@ func startManager(ctx context.Context, dir string) error {
 		BindAddress: "127.0.0.1:0", Insecure: true,
 		HMACSecretFile: secretFile, JWTKeysFile: filepath.Join(dir, "jwks.json"),
 		JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, JWTLeeway: 30 * time.Second,
-		KeepClaims: []string{"name"}, RateLimit: 0,
+		OIDCConfigFile: oidcConfig,
+		KeepClaims:     []string{"name"}, RateLimit: 0,
 	}, mgr.GetClient(), mgr.GetAPIReader(), registry, mgr.GetEventRecorder("rolesync.dev/login-server"), ctrl.Log.WithName("login"))
 	if err != nil {
 		return err

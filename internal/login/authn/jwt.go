@@ -38,6 +38,13 @@ type VerificationKey struct {
 
 // ParseKeys reads PEM public keys (RSA, ECDSA, Ed25519) or a JWKS document.
 // HMAC keys exist only as JWKS "oct" keys: configured as one on purpose.
+//
+// This file form stays on this small parser rather than keyfunc/jwkset
+// (which the login-tokens form uses for providers' keys over HTTP): keyfunc
+// reads JWK Sets only, so PEM files would still need this code, and its
+// keyfunc lets an RSA key without "alg" verify any RSA algorithm golang-jwt
+// knows, without the 2048-bit and exponent checks done here. Both forms
+// end in the same VerificationKey and algorithm pinning (keyFor).
 func ParseKeys(data []byte) ([]VerificationKey, error) {
 	trimmed := strings.TrimSpace(string(data))
 	if strings.HasPrefix(trimmed, "{") {
@@ -248,7 +255,7 @@ func (v *JWTVerifier) Verify(token string) (*Event, error) {
 	// Verify the signature before anything of the payload is decoded: an
 	// unauthenticated token costs its header and signature, never its
 	// (possibly huge, deeply nested) payload.
-	payload, err := verifyCompact(token, keys)
+	payload, err := VerifyCompact(token, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +319,7 @@ const (
 // verifyCompact checks a compact JWS: a small header without "crit", an
 // algorithm one of the keys accepts (never "none"), and the signature over
 // header.payload; only then is the payload decoded and returned.
-func verifyCompact(token string, keys []VerificationKey) ([]byte, error) {
+func VerifyCompact(token string, keys []VerificationKey) ([]byte, error) {
 	h, rest, ok1 := strings.Cut(token, ".")
 	p, sig, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.Contains(sig, ".") || h == "" || p == "" {
@@ -363,6 +370,70 @@ func verifyCompact(token string, keys []VerificationKey) ([]byte, error) {
 	return payload, nil
 }
 
+// TokenHeader returns the alg and kid of a compact JWS, with the bounds and
+// checks of VerifyCompact, before anything else of the token is decoded.
+func TokenHeader(token string) (alg, kid string, err error) {
+	hdr, _, _, _, err := splitCompact(token)
+	if err != nil {
+		return "", "", err
+	}
+	alg, _ = hdr["alg"].(string)
+	return alg, headerKid(hdr), nil
+}
+
+// splitCompact splits a compact JWS and decodes its (bounded) header.
+func splitCompact(token string) (hdr map[string]any, h, p, sig string, err error) {
+	h, rest, ok1 := strings.Cut(token, ".")
+	p, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(sig, ".") || h == "" || p == "" {
+		return nil, "", "", "", fmt.Errorf("%w: malformed token", ErrBadToken)
+	}
+	if len(h) > maxJWTHeader || len(sig) > maxJWTSignature {
+		return nil, "", "", "", fmt.Errorf("%w: malformed token (header or signature too long)", ErrBadToken)
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return nil, "", "", "", fmt.Errorf("%w: malformed token header", ErrBadToken)
+	}
+	if err := json.Unmarshal(hb, &hdr); err != nil || hdr == nil {
+		return nil, "", "", "", fmt.Errorf("%w: malformed token header", ErrBadToken)
+	}
+	if _, ok := hdr["crit"]; ok {
+		return nil, "", "", "", fmt.Errorf("%w: the crit header names extensions rolesync does not understand", ErrBadToken)
+	}
+	return hdr, h, p, sig, nil
+}
+
+// NewVerificationKey pins key to alg, or (alg empty) to every algorithm of
+// its kind; weak or malformed keys are refused.
+func NewVerificationKey(kid string, key any, alg string) (VerificationKey, error) {
+	return keyFor(kid, key, alg)
+}
+
+// Algorithms returns the algorithms key may verify.
+func (k VerificationKey) Algorithms() []string { return slices.Clone(k.algs) }
+
+// CheckNumericDates refuses exp, nbf or iat that are not JSON numbers
+// (a string date would otherwise be read as missing).
+func CheckNumericDates(payload []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &top); err != nil {
+		return fmt.Errorf("%w: the token payload is not a JSON object", ErrMalformed)
+	}
+	return checkNumericDates(top)
+}
+
+func checkNumericDates(top map[string]json.RawMessage) error {
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if raw, ok := top[name]; ok {
+			if t := strings.TrimSpace(string(raw)); t == "" || (t[0] != '-' && (t[0] < '0' || t[0] > '9')) {
+				return fmt.Errorf("%w: %s must be a number (seconds since the epoch)", ErrBadToken, name)
+			}
+		}
+	}
+	return nil
+}
+
 // keySet returns the keys that accept alg (and kid, when both name one).
 func keySet(keys []VerificationKey, alg, kid string) (jwt.VerificationKeySet, error) {
 	var set jwt.VerificationKeySet
@@ -397,14 +468,7 @@ func checkRegisteredClaims(payload []byte) error {
 	if err := checkNameCase(top); err != nil {
 		return err
 	}
-	for _, name := range []string{"exp", "nbf", "iat"} {
-		if raw, ok := top[name]; ok {
-			if t := strings.TrimSpace(string(raw)); t == "" || (t[0] != '-' && (t[0] < '0' || t[0] > '9')) {
-				return fmt.Errorf("%w: %s must be a number (seconds since the epoch)", ErrBadToken, name)
-			}
-		}
-	}
-	return nil
+	return checkNumericDates(top)
 }
 
 // checkNameCase refuses top-level names that equal a known field only up

@@ -1,0 +1,223 @@
+"""LiteLLM custom SSO handler that asks rolesync for the user's role.
+
+LiteLLM calls it after its own OAuth/OIDC flow (``general_settings:
+custom_sso: rolesync_sso.custom_sso_handler``) with a ``CustomOpenID``: the
+user's ``id``, ``email``, ``team_ids`` and ``extra_fields``, a flat dict keyed
+by the dotted claim names listed in ``GENERIC_USER_EXTRA_ATTRIBUTES``. LiteLLM
+keeps no raw claims and no token, so this handler rebuilds the nested claims
+from ``extra_fields`` (``resource_access.litellm.roles`` becomes
+``{"resource_access": {"litellm": {"roles": ...}}}``), adds ``team_ids``,
+signs a login event with the namespace's HMAC secret and posts it to
+rolesync's login server. It returns the role rolesync decided (LiteLLM uses it
+for a new user's row and the UI session; rolesync's controller keeps the
+database row itself), refuses the login when rolesync denies it (403), and
+fails closed when rolesync cannot be reached or answers 5xx, unless
+ROLESYNC_FAIL_OPEN is set.
+
+Standard library only (Python 3.11+); the HTTP call runs in a worker thread
+(asyncio.to_thread) so LiteLLM's event loop never blocks.
+
+Settings (environment):
+  ROLESYNC_URL          base URL of the login server, e.g.
+                        https://rolesync-login.rolesync-system.svc:8443
+  ROLESYNC_NAMESPACE    the namespace of the RoleMappings and ProxyUsers
+  ROLESYNC_SECRET_FILE  file whose first non-comment line is the HMAC secret
+                        (or ROLESYNC_SECRET, the secret itself)
+  ROLESYNC_ISSUER       the identity provider's issuer URL (the issuer your
+                        RoleMappings' spec.issuer names)
+  ROLESYNC_CA_FILE      CA bundle of the login server's certificate (https)
+  ROLESYNC_TIMEOUT      seconds to wait for rolesync (default 5)
+  ROLESYNC_FAIL_OPEN    "true": when rolesync is unreachable or answers 5xx,
+                        let the login through as internal_user_viewer (the
+                        least role) instead of refusing it (default false)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import ssl
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from litellm.proxy._types import SSOUserDefinedValues
+
+try:  # LiteLLM runs on FastAPI: a refused login becomes an error page with this status.
+    from fastapi import HTTPException as _Base
+except ImportError:  # outside LiteLLM (tests)
+
+    class _Base(Exception):  # type: ignore[no-redef]
+        def __init__(self, status_code: int, detail: str) -> None:
+            super().__init__(detail)
+            self.status_code, self.detail = status_code, detail
+
+
+LEAST_ROLE = "internal_user_viewer"
+_MAX_ANSWER = 1 << 20
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class LoginRefused(_Base):
+    """rolesync refused the login: denied (403), or undecided while failing closed (502/503)."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(status_code=status_code, detail=detail)
+
+
+def _refuse(status: int, message: str) -> LoginRefused:
+    return LoginRefused(status, message)
+
+
+def nest_claims(extra_fields: dict[str, Any] | None) -> dict[str, Any]:
+    """Rebuild nested claims from LiteLLM's flat extra_fields.
+
+    ``{"resource_access.litellm.roles": ["admin"], "groups": ["a"]}`` becomes
+    ``{"resource_access": {"litellm": {"roles": ["admin"]}}, "groups": ["a"]}``.
+    A name that is both a value and a prefix of another keeps the value
+    under its own full name (never silently dropped).
+    """
+    claims: dict[str, Any] = {}
+    for name in sorted(extra_fields or {}, key=lambda n: n.count(".")):
+        value = (extra_fields or {})[name]
+        if value is None:
+            continue
+        node = claims
+        parts = name.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                if child is not None:  # a value already sits here: keep both
+                    node = None
+                    break
+                child = node[part] = {}
+            node = child
+        if node is None:
+            claims[name] = value
+        else:
+            node[parts[-1]] = value
+    return claims
+
+
+def _settings() -> dict[str, Any]:
+    env = os.environ
+    secret = env.get("ROLESYNC_SECRET", "")
+    if not secret and env.get("ROLESYNC_SECRET_FILE"):
+        secret = secret_for(env["ROLESYNC_SECRET_FILE"], env.get("ROLESYNC_NAMESPACE", ""))
+    missing = [k for k in ("ROLESYNC_URL", "ROLESYNC_NAMESPACE", "ROLESYNC_ISSUER") if not env.get(k)]
+    if not secret:
+        missing.append("ROLESYNC_SECRET_FILE or ROLESYNC_SECRET")
+    if missing:
+        raise RuntimeError("rolesync_sso: not configured: set " + ", ".join(missing))
+    return {
+        "url": env["ROLESYNC_URL"].rstrip("/") + "/v1/namespaces/" + env["ROLESYNC_NAMESPACE"] + "/login-events",
+        "namespace": env["ROLESYNC_NAMESPACE"],
+        "issuer": env["ROLESYNC_ISSUER"],
+        "secret": secret.encode(),
+        "ca": env.get("ROLESYNC_CA_FILE") or None,
+        "timeout": float(env.get("ROLESYNC_TIMEOUT", "5")),
+        "fail_open": env.get("ROLESYNC_FAIL_OPEN", "").lower() in ("1", "true", "yes"),
+    }
+
+
+def secret_for(path: str, namespace: str) -> str:
+    """The first secret of a rolesync secrets file valid for namespace: a
+    line "<secret>" (every namespace) or "<namespace>: <secret>"."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            ns, sep, rest = line.partition(": ")
+            if sep and _DNS_LABEL.match(ns):
+                if ns == namespace:
+                    return rest.strip()
+                continue
+            return line
+    return ""
+
+
+def build_event(result: Any, namespace: str, issuer: str) -> dict[str, Any]:
+    """The login event for LiteLLM's CustomOpenID ``result``."""
+    claims = nest_claims(getattr(result, "extra_fields", None))
+    team_ids = getattr(result, "team_ids", None)
+    if team_ids:
+        claims["team_ids"] = list(team_ids)
+    email = getattr(result, "email", None)
+    if email:
+        claims.setdefault("email", email)
+    event = {
+        "id": str(uuid.uuid4()),
+        "time": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "userID": result.id,
+        "issuer": issuer,
+        "namespace": namespace,
+        "claims": claims,
+    }
+    if email:
+        event["email"] = email
+    return event
+
+
+def sign(secret: bytes, body: bytes, t: int) -> str:
+    """The Rolesync-Signature header of body, signed at unix time t."""
+    mac = hmac.new(secret, str(t).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def _post(url: str, body: bytes, signature: str, ca: str | None, timeout: float) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "Rolesync-Signature": signature})
+    ctx = ssl.create_default_context(cafile=ca) if url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+            return resp.status, json.loads(resp.read(_MAX_ANSWER) or b"{}")
+    except urllib.error.HTTPError as err:
+        try:
+            answer = json.loads(err.read(_MAX_ANSWER) or b"{}")
+        except ValueError:
+            answer = {}
+        return err.code, answer
+
+
+async def ask_rolesync(result: Any) -> dict[str, Any]:
+    """Post the login and return rolesync's answer; raise LoginRefused
+    (wrapped for LiteLLM) when the login must not proceed."""
+    s = _settings()
+    if not getattr(result, "id", None):
+        raise _refuse(403, "rolesync: the identity provider gave no user id")
+    body = json.dumps(build_event(result, s["namespace"], s["issuer"]), separators=(",", ":")).encode()
+    signature = sign(s["secret"], body, int(time.time()))
+    try:
+        status, answer = await asyncio.to_thread(_post, s["url"], body, signature, s["ca"], s["timeout"])
+    except (OSError, ValueError) as err:  # unreachable, timeout, TLS, not JSON
+        status, answer = 0, {"error": type(err).__name__}
+    if status == 200:
+        return answer
+    if status == 403:
+        raise _refuse(403, "Login denied by rolesync: " + str(answer.get("reason", "")))
+    if (status == 0 or status >= 500) and s["fail_open"]:
+        return {"role": LEAST_ROLE, "failOpen": True}
+    raise _refuse(503 if status == 0 or status >= 500 else 502,
+                  f"rolesync could not decide this login ({status or 'unreachable'} {answer.get('reason', '')}); try again")
+
+
+async def custom_sso_handler(userIDPInfo: Any) -> SSOUserDefinedValues:  # noqa: N803 - LiteLLM's name
+    """LiteLLM's custom_sso hook."""
+    answer = await ask_rolesync(userIDPInfo)
+    values = SSOUserDefinedValues(
+        models=[],
+        user_id=userIDPInfo.id,
+        user_email=getattr(userIDPInfo, "email", None),
+        user_role=answer.get("role") or LEAST_ROLE,
+        max_budget=None,
+        budget_duration=None,
+    )
+    return values

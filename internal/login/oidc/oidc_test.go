@@ -1,0 +1,130 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/rolesync/rolesync/internal/login/authn"
+	"github.com/rolesync/rolesync/internal/testing/idp"
+)
+
+func TestParseConfigNamesTheBadField(t *testing.T) {
+	for _, tc := range []struct{ doc, says string }{
+		{``, "at least one issuer"},
+		{`issuers: []`, "at least one issuer"},
+		{`issuers: [{url: "http://keycloak.example.com/realms/ai", audiences: [a]}]`, "issuers[0]: url: \"http://keycloak.example.com/realms/ai\": only https"},
+		{`issuers: [{url: "https://k.example.com/", audiences: [a]}]`, "ends with /"},
+		{`issuers: [{url: "https://k.example.com"}]`, "issuers[0]: audiences"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], namespaces: [Not_A_Namespace]}]`, "issuers[0]: namespaces[0]"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], userIDClaim: "a..b"}]`, "issuers[0]: userIDClaim"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], certificateAuthority: /does/not/exist}]`, "issuers[0]: certificateAuthority"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], audience: b}]`, "unknown field \"audience\""},
+		{`issuers: [{url: "https://k.example.com", audiences: [a]}, {url: "https://k.example.com", audiences: [b]}]`, "issuers[1].url: https://k.example.com is listed twice"},
+	} {
+		_, err := ParseConfig([]byte(tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: error %v, want one saying %q", tc.doc, err, tc.says)
+		}
+	}
+	c, err := ParseConfig([]byte("issuers:\n- url: http://127.0.0.1:5556/dex\n  audiences: [litellm]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is := c.Issuers[0]; is.UserIDClaim != "sub" || is.EmailClaim != "email" || !is.allows("any") {
+		t.Fatalf("defaults: %+v", is)
+	}
+}
+
+func writeConfig(t *testing.T, doc string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "oidc.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A provider that cannot be reached has no keys: its tokens get 503
+// (retry), never a verdict.
+func TestUnreachableProviderMeansNoKeys(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	p, err := idp.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Stop() }()
+	tok, err := p.Login(idp.User{Subject: "u1", Extra: map[string]any{"email": "u1@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(Options{ConfigFile: writeConfig(t, "issuers:\n- url: http://"+addr+"/oidc\n  audiences: [x]\n"), Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v.Start(ctx)
+	if _, err := v.Verify(ctx, tok.IDToken, "ns"); !errors.Is(err, authn.ErrNoKeys) {
+		t.Fatalf("Verify with the only provider unreachable: %v, want ErrNoKeys", err)
+	}
+}
+
+// A configuration that stops parsing refuses every token (fail closed),
+// not the last good issuers.
+func TestBrokenConfigFailsClosed(t *testing.T) {
+	p, err := idp.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Stop() }()
+	path := writeConfig(t, "issuers:\n- url: "+p.Issuer()+"\n  audiences: ["+p.ClientID()+"]\n")
+	v, err := NewVerifier(Options{ConfigFile: path, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v.Start(ctx)
+	verify := func() (*authn.Event, error) {
+		tok, err := p.Login(idp.User{Subject: "u1", Extra: map[string]any{"email": "u1@example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Verify(ctx, tok.IDToken, "ns")
+	}
+	var ev *authn.Event
+	for range 100 { // discovery runs in the background
+		if ev, err = verify(); !errors.Is(err, authn.ErrNoKeys) {
+			break
+		}
+		waitABit()
+	}
+	if err != nil || ev.UserID != "u1" || ev.Issuer != p.Issuer() || ev.Email != "u1@example.com" || !strings.HasPrefix(ev.ID, "jti:") {
+		t.Fatalf("Verify: %+v, %v", ev, err)
+	}
+	if err := os.WriteFile(path, []byte("issuers: [{url: nope}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 { // re-read within a second
+		if _, err = verify(); errors.Is(err, authn.ErrNoKeys) {
+			return
+		}
+		waitABit()
+	}
+	t.Fatalf("a broken configuration still verified tokens: %v", err)
+}
+
+func waitABit() { time.Sleep(50 * time.Millisecond) }
