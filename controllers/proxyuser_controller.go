@@ -100,6 +100,10 @@ type ProxyUserReconciler struct {
 	// Changes carries the namespaces whose engine changed (from the
 	// RoleMapping controller): their users are all re-evaluated.
 	Changes *EngineChanges
+	// Moves, when set, collects the role changes RoleMapping changes cause
+	// for one UsersMoved Event per mapping (MoveReporter) instead of one
+	// RoleChanged Event per user.
+	Moves *MoveTally
 	// EventRate and EventBurst budget the Events the controller emits;
 	// zero means DefaultEventRate and DefaultEventBurst.
 	EventRate  float64
@@ -252,14 +256,42 @@ func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser) resolution {
 		Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}).Resolution
 }
 
+// tallyMove counts a change caused by a RoleMapping change (the user's spec
+// was already observed: no login, claims or override edit) for the
+// mapping's UsersMoved Event, and reports whether it did.
+func (r *ProxyUserReconciler) tallyMove(before, pu *rolesyncv1.ProxyUser, res resolution) bool {
+	if r.Moves == nil || before.Status.ObservedGeneration == 0 || before.Status.ObservedGeneration != pu.Generation {
+		return false
+	}
+	mapping := ""
+	for _, src := range []*rolesyncv1.RoleSource{pu.Status.Source, before.Status.Source} {
+		if src != nil && src.RoleMapping != "" {
+			mapping = src.RoleMapping
+			break
+		}
+	}
+	if mapping == "" {
+		return false
+	}
+	to := roleText(pu.Status.Role)
+	if res.Denied {
+		to = "denied (" + res.Reason + ")"
+	}
+	r.Moves.Add(pu.Namespace, mapping, roleText(before.Status.Role), to)
+	return true
+}
+
 // recordEvents emits the Events of one reconcile: a role change, a drift
 // correction, a sync failure's first occurrence.
 func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res resolution, sr proxyuser.SyncResult) {
-	if before.Status.Role != pu.Status.Role {
+	newlyDenied := res.Denied && !conditionTrue(before.Status.Conditions, rolesyncv1.ConditionDenied)
+	if (before.Status.Role != pu.Status.Role || newlyDenied) && r.tallyMove(before, pu, res) {
+		newlyDenied = false // counted for the RoleMapping's UsersMoved Event
+	} else if before.Status.Role != pu.Status.Role {
 		r.eventf(pu, "Normal", rolesyncv1.ReasonRoleChanged, "Resolve", "Role changed from %s to %s: %s",
 			roleText(before.Status.Role), roleText(pu.Status.Role), res.Message)
 	}
-	if res.Denied && !conditionTrue(before.Status.Conditions, rolesyncv1.ConditionDenied) {
+	if newlyDenied {
 		r.eventf(pu, "Warning", res.Reason, "Resolve", "Denied: %s", res.Message)
 	}
 	if sr.Drift == proxyuser.DriftCorrected {

@@ -183,6 +183,22 @@ func waitEvent(t *testing.T, obj client.Object, reason, text string) {
 	})
 }
 
+// eventsAbout counts the Events with reason about obj.
+func eventsAbout(t *testing.T, obj client.Object, reason string) int {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := k8sClient.List(context.Background(), &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range list.Items {
+		if e.Regarding.Name == obj.GetName() && e.Reason == reason {
+			n++
+		}
+	}
+	return n
+}
+
 func TestProxyUserResolvedSyncedAndExplained(t *testing.T) {
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
@@ -262,7 +278,11 @@ func TestRoleMappingEditMovesEveryExistingUser(t *testing.T) {
 		}
 		waitRow(t, suiteDB, pu.Spec.UserID, "proxy_admin_viewer")
 	}
-	waitEvent(t, users[0], rolesyncv1.ReasonRoleChanged, "from internal_user to proxy_admin_viewer")
+	// One summary Event on the mapping, not one Event per user.
+	waitEvent(t, rm, rolesyncv1.ReasonUsersMoved, "internal_user → proxy_admin_viewer")
+	if n := eventsAbout(t, users[0], rolesyncv1.ReasonRoleChanged); n != 1 { // the first resolution only
+		t.Fatalf("%d RoleChanged Events for %s, want 1 (its first resolution; the mapping edit is in UsersMoved)", n, users[0].Name)
+	}
 
 	// Deleting the only mapping denies everyone: rows fall to the lowest role.
 	if err := k8sClient.Delete(context.Background(), rm); err != nil {

@@ -30,6 +30,10 @@ type Options struct {
 
 // Setup registers the field indexes and both controllers on mgr, wired as
 // the manager binary runs them.
+// MovesPeriod is how often the UsersMoved Events of RoleMapping changes are
+// emitted.
+const MovesPeriod = 5 * time.Second
+
 func Setup(mgr ctrl.Manager, o Options) error {
 	if err := SetupIndexes(context.Background(), mgr); err != nil {
 		return err
@@ -38,6 +42,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// controller after the Registry holds them, so users are never
 	// re-evaluated against the engine they are leaving.
 	changes := NewEngineChanges()
+	moves := NewMoveTally()
+	recorder := mgr.GetEventRecorder("rolesync.dev/proxyuser-controller")
 	if err := (&RoleMappingReconciler{
 		Client:                  mgr.GetClient(),
 		Registry:                o.Registry,
@@ -50,7 +56,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Client:                  mgr.GetClient(),
 		Registry:                o.Registry,
 		Store:                   o.Store,
-		Recorder:                mgr.GetEventRecorder("rolesync.dev/proxyuser-controller"),
+		Recorder:                recorder,
+		Moves:                   moves,
 		DriftPolicy:             o.DriftPolicy,
 		KeyRevocation:           o.KeyRevocation,
 		ResyncPeriod:            o.ResyncPeriod,
@@ -60,6 +67,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		EventBurst:              o.EventBurst,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ProxyUser controller: %w", err)
+	}
+	if err := mgr.Add(&MoveReporter{Tally: moves, Client: mgr.GetClient(), Recorder: recorder, Period: MovesPeriod}); err != nil {
+		return fmt.Errorf("add the UsersMoved reporter: %w", err)
 	}
 	if w, ok := o.Store.(RoleWriterSource); ok {
 		period := o.ResyncPeriod

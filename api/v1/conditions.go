@@ -53,6 +53,9 @@ const (
 	ReasonDriftCorrected = "DriftCorrected"
 	// ReasonRoleChanged: the resolved role changed (Event reason).
 	ReasonRoleChanged = "RoleChanged"
+	// ReasonUsersMoved (an Event on a RoleMapping) sums up the users a
+	// RoleMapping change moved, instead of one RoleChanged Event per user.
+	ReasonUsersMoved = "UsersMoved"
 	// ReasonDeleteFailed: the deletion policy could not be applied yet.
 	ReasonDeleteFailed = "DeleteFailed"
 	// ReasonDeleteBlocked: rows of another table (named in the message)
