@@ -28,12 +28,12 @@ type Options struct {
 	EventBurst int
 }
 
-// Setup registers the field indexes and both controllers on mgr, wired as
-// the manager binary runs them.
 // MovesPeriod is how often the UsersMoved Events of RoleMapping changes are
 // emitted.
 const MovesPeriod = 5 * time.Second
 
+// Setup registers the field indexes and both controllers on mgr, wired as
+// the manager binary runs them.
 func Setup(mgr ctrl.Manager, o Options) error {
 	if err := SetupIndexes(context.Background(), mgr); err != nil {
 		return err

@@ -316,7 +316,7 @@ const (
 	maxJWTSignature = 1024 // base64 of the largest signature (RSA 4096: 683 characters)
 )
 
-// verifyCompact checks a compact JWS: a small header without "crit", an
+// VerifyCompact checks a compact JWS: a small header without "crit", an
 // algorithm one of the keys accepts (never "none"), and the signature over
 // header.payload; only then is the payload decoded and returned.
 func VerifyCompact(token string, keys []VerificationKey) ([]byte, error) {

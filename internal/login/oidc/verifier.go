@@ -26,8 +26,8 @@ import (
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
-// ErrNamespaceNotAllowed: the token's issuer may not record logins in the
-// namespace of the URL.
+// ErrNamespaceNotAllowed means the token's issuer may not record logins in
+// the namespace of the URL.
 var ErrNamespaceNotAllowed = errors.New("the token's issuer is not allowed in this namespace")
 
 // Defaults of Options.
