@@ -72,9 +72,10 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
 ##@ Build and run
 
 .PHONY: build
-build: ## Build the manager and the rolesync CLI into bin/.
+build: ## Build the manager and the rolesync CLI (also as the kubectl plugin bin/kubectl-rolesync) into bin/.
 	go build -o bin/manager ./cmd/manager
-	@if [ -d cmd/rolesync ]; then go build -o bin/rolesync ./cmd/rolesync; fi
+	go build -o bin/rolesync ./cmd/rolesync
+	cp bin/rolesync bin/kubectl-rolesync # the same binary as a kubectl plugin: kubectl rolesync explain|diff
 
 .PHONY: demo
 demo: build ## Run rolesync end to end locally: control plane, PostgreSQL, manager, samples, signed logins (Ctrl-C stops it).

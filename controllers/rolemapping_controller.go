@@ -121,17 +121,11 @@ func (r *RoleMappingReconciler) unload(ctx context.Context, namespace, name stri
 // recorded it, into the Registry when the Registry has none of its
 // generations (after a restart). It reports whether it did.
 func (r *RoleMappingReconciler) restoreLastValid(rm *rolesyncv1.RoleMapping) bool {
-	if _, ok := r.Registry.InForce(rm.Namespace, rm.Name); ok || rm.Status.GenerationInForce == 0 || len(rm.Status.LastValidSpec) == 0 {
+	if _, ok := r.Registry.InForce(rm.Namespace, rm.Name); ok {
 		return false
 	}
-	spec, err := rolemap.DecodeSpec(rm.Status.LastValidSpec)
-	if err != nil {
-		return false
-	}
-	old := rm.DeepCopy()
-	old.Spec, old.Generation = *spec, rm.Status.GenerationInForce
-	m, errs := rolemap.Compile(old)
-	if len(errs) != 0 || m == nil {
+	m := rolemap.LastValid(rm)
+	if m == nil {
 		return false
 	}
 	r.Registry.SetObserved(m, rm.Generation)

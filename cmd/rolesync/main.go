@@ -1,12 +1,16 @@
-// Command rolesync is the operator's command-line companion.
+// Command rolesync is the operator's command-line companion, and a kubectl
+// plugin when installed as kubectl-rolesync (kubectl rolesync explain|diff).
 //
 //	rolesync explain -f <RoleMapping YAML file or directory> --claims <claims.json|-> [--issuer URL] [-o text|json]
+//	rolesync explain --user NAME [-n NAMESPACE] [-f files] [--users export] [-o text|json]
+//	rolesync diff -f <proposed RoleMappings> [--base files] [--users export] [-n NS | -A] [-o text|json|markdown] [--fail-on escalation]
 //
 // explain prints which role the mappings grant for a set of decoded token
-// claims and why: every rule that matched, the winner and the reason. It
-// exits 0 when a decision was made (a denial included) and 2 on invalid
-// input, naming the file and the field. GitOps pipelines run it on pull
-// requests.
+// claims, or for a live ProxyUser from the claims it stores, and why: every
+// rule that matched, the winner and the reason. diff lists every user whose
+// decision a proposed RoleMapping change moves (docs/review.md). Both make
+// the controller's own decision (proxyuser.Decide), with the mappings in
+// force. Invalid input exits 2, naming the file and the field.
 package main
 
 import (
@@ -47,7 +51,7 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: rolesync explain -f <RoleMapping file or directory> --claims <claims.json|-> [--issuer URL] [-o text|json]")
+		fmt.Fprintln(stderr, usage)
 		if len(args) == 0 {
 			return exitInvalid
 		}
@@ -56,11 +60,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "explain":
 		return explain(args[1:], stdin, stdout, stderr)
+	case "diff":
+		return diff(args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "rolesync: unknown command %q (try: rolesync explain --help)\n", args[0])
+		fmt.Fprintf(stderr, "rolesync: unknown command %q\n%s\n", args[0], usage)
 		return exitInvalid
 	}
 }
+
+const usage = `usage: rolesync explain -f <RoleMapping file or directory> --claims <claims.json|-> [--issuer URL] [-o text|json]
+       rolesync explain --user NAME [-n NAMESPACE] [-f <files>] [--users <export>] [-o text|json]
+       rolesync diff -f <proposed RoleMappings> [--base <files>] [--users <export>] [-n NAMESPACE | -A]
+                     [--prune] [-o text|json|markdown] [--fail-on escalation]
+Cluster flags (kubectl's): --kubeconfig, --context, -n/--namespace, -A/--all-namespaces.
+As a kubectl plugin (the binary named kubectl-rolesync on PATH): kubectl rolesync explain|diff ...`
 
 type stringList []string
 
@@ -71,10 +84,14 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var files stringList
-	fs.Var(&files, "f", "RoleMapping YAML file or directory (repeatable; directories are read recursively)")
+	var kube kubeFlags
+	fs.Var(&files, "f", "RoleMapping YAML file or directory (repeatable; directories are read recursively); with --user, default: the cluster's mappings in force")
 	claimsPath := fs.String("claims", "", "decoded token claims as a JSON object: a file, or - for stdin")
 	issuer := fs.String("issuer", "", "issuer URL of the login (mappings with another issuer do not apply)")
+	user := fs.String("user", "", "explain this ProxyUser (by name) from the claims it stores, its issuer and its roleOverride")
+	usersFile := fs.String("users", "", "with --user: read the ProxyUser from this export (kubectl get proxyusers -o yaml|json) instead of the cluster")
 	output := fs.String("o", "text", "output format: text or json")
+	kube.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -85,14 +102,20 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rolesync explain: "+format+"\n", a...)
 		return exitInvalid
 	}
-	if len(files) == 0 {
-		return fail("-f is required")
-	}
-	if *claimsPath == "" {
-		return fail("--claims is required")
-	}
-	if *output != "text" && *output != "json" {
+	switch {
+	case *output != "text" && *output != "json":
 		return fail("-o must be text or json, not %q", *output)
+	case fs.NArg() > 0:
+		return fail("unexpected argument %q", fs.Arg(0))
+	case *user != "":
+		if *claimsPath != "" || *issuer != "" {
+			return fail("--user explains the stored claims and issuer: drop --claims and --issuer")
+		}
+		return explainUser(*user, files, *usersFile, &kube, *output, stdout, stderr)
+	case len(files) == 0:
+		return fail("-f is required (or --user)")
+	case *claimsPath == "":
+		return fail("--claims is required (or --user)")
 	}
 	mappings, err := loadMappings(files)
 	if err != nil {
@@ -179,6 +202,12 @@ func printText(w io.Writer, d rolemap.Decision, n int) {
 // loadMappings reads every RoleMapping in the files and directories given,
 // validates and compiles them. Other kinds are ignored.
 func loadMappings(paths []string) ([]*rolemap.Mapping, error) {
+	return loadMappingsIn(paths, "default")
+}
+
+// loadMappingsIn is loadMappings with defaultNS for documents that name no
+// namespace (kubectl's rule: -n, else the context's namespace).
+func loadMappingsIn(paths []string, defaultNS string) ([]*rolemap.Mapping, error) {
 	var files []string
 	for _, p := range paths {
 		fi, err := os.Stat(p)
@@ -209,7 +238,7 @@ func loadMappings(paths []string) ([]*rolemap.Mapping, error) {
 	var out []*rolemap.Mapping
 	seen := map[string]string{}
 	for _, f := range files {
-		ms, err := loadFile(f)
+		ms, err := loadFile(f, defaultNS)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +256,7 @@ func loadMappings(paths []string) ([]*rolemap.Mapping, error) {
 	return out, nil
 }
 
-func loadFile(name string) ([]*rolemap.Mapping, error) {
+func loadFile(name, defaultNS string) ([]*rolemap.Mapping, error) {
 	data, err := readBounded(name, nil)
 	if err != nil {
 		return nil, err
@@ -263,7 +292,7 @@ func loadFile(name string) ([]*rolemap.Mapping, error) {
 			return nil, fmt.Errorf("%s: document %d: metadata.name: Required value", name, doc)
 		}
 		if rm.Namespace == "" {
-			rm.Namespace = "default"
+			rm.Namespace = defaultNS
 		}
 		m, errs := rolemap.Compile(rm)
 		if len(errs) > 0 {
@@ -299,6 +328,14 @@ func loadClaims(name string, stdin io.Reader) (map[string]any, error) {
 }
 
 func readBounded(name string, stdin io.Reader) ([]byte, error) {
+	return readBoundedFrom(name, stdin, maxInputBytes)
+}
+
+func readBoundedN(name string, limit int64) ([]byte, error) {
+	return readBoundedFrom(name, nil, limit)
+}
+
+func readBoundedFrom(name string, stdin io.Reader, limit int64) ([]byte, error) {
 	var r io.Reader
 	if name == "-" && stdin != nil {
 		r = stdin
@@ -310,12 +347,12 @@ func readBounded(name string, stdin io.Reader) ([]byte, error) {
 		defer func() { _ = f.Close() }()
 		r = f
 	}
-	data, err := io.ReadAll(io.LimitReader(r, maxInputBytes+1))
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if len(data) > maxInputBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxInputBytes)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
 	}
 	return data, nil
 }

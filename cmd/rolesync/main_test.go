@@ -113,3 +113,155 @@ func TestExplainInvalidInput(t *testing.T) {
 		})
 	}
 }
+
+// diffJSON is the part of diff -o json the tests read.
+type diffJSON struct {
+	Users   int `json:"users"`
+	Gains   int `json:"gains"`
+	Changes []struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+		Gain      bool   `json:"gain"`
+		Old       struct {
+			Role   string `json:"role"`
+			Denied bool   `json:"denied"`
+			Reason string `json:"reason"`
+		} `json:"old"`
+		New struct {
+			Role   string `json:"role"`
+			Denied bool   `json:"denied"`
+			Reason string `json:"reason"`
+			Source string `json:"source"`
+		} `json:"new"`
+	} `json:"changes"`
+	Transitions []struct {
+		From  string `json:"from"`
+		To    string `json:"to"`
+		Users int    `json:"users"`
+		Gain  bool   `json:"gain"`
+	} `json:"transitions"`
+	Overridden []struct {
+		Name string `json:"name"`
+	} `json:"overridden"`
+}
+
+func TestDiffFromFiles(t *testing.T) {
+	code, out, errs := runCLI(t, "", "diff", "-f", "testdata/review/proposed", "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml", "-o", "json")
+	if code != exitChanges {
+		t.Fatalf("exit %d, want 1 (changes): %s", code, errs)
+	}
+	var got diffJSON
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	var order []string
+	for _, c := range got.Changes {
+		to := c.New.Role
+		if c.New.Denied {
+			to = "denied " + c.New.Reason
+		}
+		order = append(order, c.Namespace+"/"+c.Name+" -> "+to)
+	}
+	// Gains first (to proxy_admin first of all), then the rest by namespace and name.
+	want := []string{
+		"ai-a/bo -> proxy_admin",
+		"ai-b/eve -> internal_user",
+		"ai-a/ana -> denied NoMatch",
+		"ai-a/cy -> internal_user_viewer",
+		"ai-b/fay -> denied NoRoleMapping",
+	}
+	if strings.Join(order, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("changes:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
+	}
+	if got.Users != 7 || got.Gains != 2 || !got.Changes[0].Gain || got.Changes[2].Gain {
+		t.Fatalf("users %d gains %d: %s", got.Users, got.Gains, out)
+	}
+	if len(got.Overridden) != 1 || got.Overridden[0].Name != "dee" {
+		t.Fatalf("overridden %+v, want dee (roleOverride) listed as unaffected", got.Overridden)
+	}
+	if len(got.Transitions) != 5 || !got.Transitions[0].Gain || got.Transitions[0].Users != 1 {
+		t.Fatalf("transitions %+v", got.Transitions)
+	}
+
+	// The CI gate: a privilege gain exits 3.
+	if code, _, _ := runCLI(t, "", "diff", "-f", "testdata/review/proposed", "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml", "--fail-on", "escalation", "-o", "markdown"); code != exitEscalation {
+		t.Fatalf("--fail-on escalation: exit %d, want 3", code)
+	}
+	// Markdown reads as a pull-request comment.
+	_, md, _ := runCLI(t, "", "diff", "-f", "testdata/review/proposed", "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml", "-o", "markdown")
+	for _, s := range []string{"5 of 7 users change (2 gain privilege)", "| ⬆️ gain | `bo` | ai-a | proxy_admin_viewer → **proxy_admin** |", "`ai-a/dee`"} {
+		if !strings.Contains(md, s) {
+			t.Fatalf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+	// One namespace only: -n scopes users and mappings.
+	code, out, _ = runCLI(t, "", "diff", "-f", "testdata/review/proposed", "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml", "-n", "ai-b")
+	if code != exitChanges || !strings.Contains(out, "2 of 2 users change (1 gain privilege)") || strings.Contains(out, "ai-a/") {
+		t.Fatalf("-n ai-b: exit %d\n%s", code, out)
+	}
+	// No change: exit 0.
+	if code, out, errs := runCLI(t, "", "diff", "-f", "testdata/review/base.yaml", "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml"); code != exitOK || !strings.Contains(out, "0 of 7 users change") {
+		t.Fatalf("unchanged mappings: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+func TestDiffPrune(t *testing.T) {
+	// With --prune, ai-b's proposal (only ai-a's file given) deletes nothing
+	// there, but a namespace given in -f holds exactly its -f mappings.
+	dir := t.TempDir()
+	doc := "apiVersion: rolesync.dev/v1\nkind: RoleMapping\nmetadata: {name: other, namespace: ai-a}\nspec:\n  claim: groups\n  rules:\n  - {equals: nobody, role: internal_user}\n"
+	if err := os.WriteFile(filepath.Join(dir, "other.yaml"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, overlaid, _ := runCLI(t, "", "diff", "-f", dir, "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml")
+	_, pruned, _ := runCLI(t, "", "diff", "-f", dir, "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml", "--prune")
+	if !strings.Contains(overlaid, "0 of 7 users change") {
+		t.Fatalf("an added mapping that matches nobody changes nobody:\n%s", overlaid)
+	}
+	if !strings.Contains(pruned, "3 of 7 users change") || strings.Contains(pruned, "ai-b/") {
+		t.Fatalf("--prune deletes ai-a's keycloak mapping (3 users lose their role), leaves ai-b:\n%s", pruned)
+	}
+}
+
+func TestDiffInvalidInputNamesFileAndField(t *testing.T) {
+	code, _, errs := runCLI(t, "", "diff", "-f", "testdata/bad/regex.yaml", "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml")
+	if code != exitInvalid || !strings.Contains(errs, "testdata/bad/regex.yaml") || !strings.Contains(errs, "spec.rules[") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	bad := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(bad, []byte(`{"kind":"List","items":[{"kind":"ConfigMap","metadata":{"name":"x"}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCLI(t, "", "diff", "-f", "testdata/review/proposed", "--base", "testdata/review/base.yaml", "--users", bad)
+	if code != exitInvalid || !strings.Contains(errs, "users.json") || !strings.Contains(errs, "item 0") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, "", "diff", "--base", "testdata/review/base.yaml"); code != exitInvalid || !strings.Contains(errs, "-f is required") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+func TestExplainUserFromExport(t *testing.T) {
+	code, out, errs := runCLI(t, "", "explain", "--user", "dee", "-n", "ai-a", "--users", "testdata/review/users.yaml", "-f", "testdata/review/base.yaml", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got struct {
+		Role     string `json:"role"`
+		Override string `json:"roleOverride"`
+		Reason   string `json:"reason"`
+		Claims   struct {
+			Role string `json:"role"`
+		} `json:"claims"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Role != "internal_user" || got.Override != "internal_user" || got.Reason != "Override" || got.Claims.Role != "proxy_admin" {
+		t.Fatalf("dee: %s", out)
+	}
+	_, text, _ := runCLI(t, "", "explain", "--user", "dee", "-n", "ai-a", "--users", "testdata/review/users.yaml", "-f", "testdata/review/base.yaml")
+	if !strings.Contains(text, "spec.roleOverride decides: internal_user") {
+		t.Fatalf("text does not say the override decides:\n%s", text)
+	}
+}

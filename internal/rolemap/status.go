@@ -46,6 +46,39 @@ func DecodeSpec(data []byte) (*rolesyncv1.RoleMappingSpec, error) {
 	return spec, json.Unmarshal(raw, spec)
 }
 
+// MappingInForce is the generation of rm the engine decides with, as the
+// RoleMapping controller loads it: the spec when it compiles, else the last
+// valid generation its status records (nil when there is none, so the
+// mapping decides nothing). errs are the spec's errors (nil when it
+// compiles). The controller, rolesync diff and rolesync explain --user
+// all go through it.
+func MappingInForce(rm *rolesyncv1.RoleMapping) (*Mapping, field.ErrorList) {
+	m, errs := Compile(rm)
+	if m != nil {
+		return m, nil
+	}
+	return LastValid(rm), errs
+}
+
+// LastValid compiles the last valid generation rm's status records
+// (status.generationInForce and lastValidSpec), or returns nil.
+func LastValid(rm *rolesyncv1.RoleMapping) *Mapping {
+	if rm.Status.GenerationInForce == 0 || len(rm.Status.LastValidSpec) == 0 {
+		return nil
+	}
+	spec, err := DecodeSpec(rm.Status.LastValidSpec)
+	if err != nil {
+		return nil
+	}
+	old := rm.DeepCopy()
+	old.Spec, old.Generation = *spec, rm.Status.GenerationInForce
+	m, errs := Compile(old)
+	if len(errs) != 0 {
+		return nil
+	}
+	return m
+}
+
 // SetStatus computes the status from the compile result and the
 // generation the engine decides with (0: none). It is pure, so it is
 // table-tested without an apiserver.
