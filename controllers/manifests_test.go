@@ -55,6 +55,35 @@ func TestDefaultManifestsApplyOnARealAPIServer(t *testing.T) {
 	}
 }
 
+// TestOIDCOverlayApplies renders config/overlays/oidc and dry-runs it on the
+// real apiserver: the manager gets --login-oidc-config and the ConfigMap.
+func TestOIDCOverlayApplies(t *testing.T) {
+	kubectl, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := kubectl.Run("kustomize", filepath.Join("..", "config", "overlays", "oidc"))
+	if err != nil {
+		t.Fatalf("kustomize: %v\n%s", err, readAll(stderr))
+	}
+	rendered := readAll(out)
+	for _, want := range []string{"--login-oidc-config=/etc/rolesync/oidc/config.yaml", "kind: ConfigMap\n", "audiences:"} {
+		if !strings.Contains(rendered, want) {
+			t.Errorf("config/overlays/oidc renders no %q", want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "oidc.yaml")
+	if err := os.WriteFile(file, []byte(rendered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := kubectl.Run("create", "namespace", "rolesync-system"); err != nil && !strings.Contains(readAll(stderr), "AlreadyExists") {
+		t.Fatalf("create namespace: %v", err)
+	}
+	if _, stderr, err := kubectl.Run("apply", "--dry-run=server", "-f", file); err != nil {
+		t.Fatalf("apply --dry-run=server: %v\n%s", err, readAll(stderr))
+	}
+}
+
 // TestMaxRolePolicyCapsANamespace applies config/policies with kubectl on the
 // real apiserver and checks that a namespace labelled rolesync.dev/max-role
 // refuses RoleMappings (and ProxyUser overrides) above the cap, while other
