@@ -18,6 +18,9 @@ const (
 	// ConditionDeleteBlocked (ProxyUser) is True while deletionPolicy Delete
 	// cannot remove the row because other rows still reference the user.
 	ConditionDeleteBlocked = "DeleteBlocked"
+	// ConditionTeamsSynced (ProxyUser) is True when LiteLLM's team rosters
+	// hold status.teams (reason TeamNotFound names teams that do not exist).
+	ConditionTeamsSynced = "TeamsSynced"
 )
 
 // Condition reasons. Reasons are CamelCase and machine readable; the
@@ -56,6 +59,14 @@ const (
 	// ReasonUsersMoved (an Event on a RoleMapping) sums up the users a
 	// RoleMapping change moved, instead of one RoleChanged Event per user.
 	ReasonUsersMoved = "UsersMoved"
+	// ReasonTeamNotFound: a granted team does not exist in LiteLLM (it is
+	// never created); retried until it appears.
+	ReasonTeamNotFound = "TeamNotFound"
+	// ReasonTeamsSynced: every granted membership is in LiteLLM.
+	ReasonTeamsSynced = "TeamsSynced"
+	// ReasonTeamNotAllowed: a templated team fell outside the mapping's
+	// allowedTeams and was dropped (an Event and the condition message name it).
+	ReasonTeamNotAllowed = "TeamNotAllowed"
 	// ReasonDeleteFailed: the deletion policy could not be applied yet.
 	ReasonDeleteFailed = "DeleteFailed"
 	// ReasonDeleteBlocked: rows of another table (named in the message)

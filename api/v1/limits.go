@@ -13,4 +13,7 @@ const (
 	MaxIssuerLength     = 1024 // issuer (bytes)
 	MaxSplitLength      = 16   // split (bytes)
 	MaxPriority         = 1000 // priority
+	MaxTeamRules        = 1000 // spec.teams
+	MaxAllowedTeams     = 64   // spec.allowedTeams
+	MaxTeamLength       = 256  // teams[].team, allowedTeams[] (bytes)
 )

@@ -29,6 +29,7 @@ func loadCRD(t *testing.T, name string) *apiextensionsv1.CustomResourceDefinitio
 func TestCRDAgreesWithLimits(t *testing.T) {
 	spec := loadCRD(t, "rolesync.dev_rolemappings.yaml").Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
 	rule := spec.Properties["rules"].Items.Schema
+	team := spec.Properties["teams"].Items.Schema
 	checks := []struct {
 		name string
 		got  *int64
@@ -43,6 +44,16 @@ func TestCRDAgreesWithLimits(t *testing.T) {
 		{"rules[].split maxLength", rule.Properties["split"].MaxLength, MaxSplitLength},
 		{"spec.claim maxLength", spec.Properties["claim"].MaxLength, MaxClaimPathLength},
 		{"spec.issuer maxLength", spec.Properties["issuer"].MaxLength, MaxIssuerLength},
+		{"spec.teams maxItems", spec.Properties["teams"].MaxItems, MaxTeamRules},
+		{"teams[].team maxLength", team.Properties["team"].MaxLength, MaxTeamLength},
+		{"teams[].equals maxLength", team.Properties["equals"].MaxLength, MaxPatternLength},
+		{"teams[].glob maxLength", team.Properties["glob"].MaxLength, MaxPatternLength},
+		{"teams[].regex maxLength", team.Properties["regex"].MaxLength, MaxPatternLength},
+		{"teams[].expression maxLength", team.Properties["expression"].MaxLength, MaxExpressionLength},
+		{"teams[].claim maxLength", team.Properties["claim"].MaxLength, MaxClaimPathLength},
+		{"teams[].split maxLength", team.Properties["split"].MaxLength, MaxSplitLength},
+		{"spec.allowedTeams maxItems", spec.Properties["allowedTeams"].MaxItems, MaxAllowedTeams},
+		{"allowedTeams[] maxLength", spec.Properties["allowedTeams"].Items.Schema.MaxLength, MaxTeamLength},
 	}
 	for _, c := range checks {
 		if c.got == nil || *c.got != c.want {

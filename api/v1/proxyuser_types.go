@@ -104,6 +104,20 @@ type RoleSource struct {
 	Description string `json:"description,omitempty"`
 }
 
+// TeamMembership is one team a user is granted.
+type TeamMembership struct {
+	// team is the LiteLLM team_id.
+	// +kubebuilder:validation:MaxLength=256
+	Team string `json:"team"`
+	// role is the member's role in the team.
+	Role TeamRole `json:"role"`
+	// source is the rule that grants it, for example
+	// `keycloak#teams[0] groups=/ai/search`.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Source string `json:"source,omitempty"`
+}
+
 // ProxyUserStatus is the observed state of a ProxyUser.
 type ProxyUserStatus struct {
 	// role is the resolved role.
@@ -134,7 +148,15 @@ type ProxyUserStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Synced, Drifted, Denied, DeleteBlocked.
+	// teams are the LiteLLM team memberships the RoleMappings grant the
+	// user, each with the rule that grants it.
+	// +optional
+	// +listType=map
+	// +listMapKey=team
+	// +kubebuilder:validation:MaxItems=256
+	Teams []TeamMembership `json:"teams,omitempty"`
+
+	// conditions: Ready, Synced, Drifted, Denied, DeleteBlocked, TeamsSynced.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -153,6 +175,7 @@ type ProxyUserStatus struct {
 // +kubebuilder:printcolumn:name="Source",type=string,JSONPath=".status.source.description"
 // +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=".status.conditions[?(@.type==\"Synced\")].status"
 // +kubebuilder:printcolumn:name="Row",type=string,JSONPath=".status.databaseUserID",priority=1
+// +kubebuilder:printcolumn:name="Teams",type=string,JSONPath=".status.teams[*].team",priority=1
 // +kubebuilder:printcolumn:name="Last Login",type=date,JSONPath=".spec.lastLoginTime"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ProxyUser struct {

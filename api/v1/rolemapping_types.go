@@ -39,6 +39,107 @@ const (
 	SyncPolicyFirstLoginOnly SyncPolicy = "FirstLoginOnly"
 )
 
+// TeamRole is a member's role in a LiteLLM team.
+// +kubebuilder:validation:Enum=user;admin
+type TeamRole string
+
+const (
+	// TeamRoleUser is a team member.
+	TeamRoleUser TeamRole = "user"
+	// TeamRoleAdmin manages the team's members, keys and settings.
+	TeamRoleAdmin TeamRole = "admin"
+)
+
+// Rank orders team roles: admin above user, 0 for an unknown value.
+func (r TeamRole) Rank() int {
+	switch r {
+	case TeamRoleUser, "":
+		return 1
+	case TeamRoleAdmin:
+		return 2
+	}
+	return 0
+}
+
+// TeamSync says whether a mapping only adds team memberships or keeps them
+// exact.
+// +kubebuilder:validation:Enum=Additive;Exact
+type TeamSync string
+
+const (
+	// TeamSyncAdditive adds the memberships the rules grant and never
+	// removes one.
+	TeamSyncAdditive TeamSync = "Additive"
+	// TeamSyncExact also removes the user from owned teams (allowedTeams)
+	// that no rule grants any more. Teams the mapping does not own are never
+	// touched.
+	TeamSyncExact TeamSync = "Exact"
+)
+
+// TeamRule grants a LiteLLM team membership to the users whose claims it
+// matches. Exactly one of equals, glob, regex and expression is set.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.equals), has(self.glob), has(self.regex), has(self.expression)].filter(x, x).size() == 1",message="exactly one of equals, glob, regex or expression must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.expression) || (!has(self.claim) && !has(self.split) && !has(self.caseInsensitive))",message="claim, split and caseInsensitive do not apply to an expression rule"
+// +kubebuilder:validation:XValidation:rule="has(self.regex) || !self.team.matches('[$][1-9]')",message="$1 to $9 are the captures of a regex rule",fieldPath=".team"
+// +kubebuilder:validation:XValidation:rule="!has(self.expression) || !self.team.matches('[$][0-9]')",message="an expression rule has no matched value: its team cannot use $0 to $9",fieldPath=".team"
+type TeamRule struct {
+	// claim is the claim path this rule reads, overriding spec.claim.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Claim string `json:"claim,omitempty"`
+
+	// equals matches a claim value exactly.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Equals *string `json:"equals,omitempty"`
+
+	// glob matches a claim value with fnmatch patterns (as role rules).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Glob *string `json:"glob,omitempty"`
+
+	// regex matches a claim value with an RE2 regular expression anchored to
+	// the whole value; its captures are $1 to $9 in team.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Regex *string `json:"regex,omitempty"`
+
+	// expression is a CEL expression over `claims` that returns a bool.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Expression *string `json:"expression,omitempty"`
+
+	// caseInsensitive makes equals, glob and regex ignore case.
+	// +optional
+	CaseInsensitive bool `json:"caseInsensitive,omitempty"`
+
+	// split splits a string claim value on this separator before matching.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16
+	Split string `json:"split,omitempty"`
+
+	// team is the LiteLLM team_id granted. `$0` is the matched claim value
+	// and `$1` to `$9` the captures of a regex rule, for example
+	// `ai-$1` with regex `/ai/(.+)`. The team must be one of allowedTeams
+	// (checked here when literal; when templated, a result outside them is
+	// dropped and reported). `$$` is a literal `$`.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Team string `json:"team"`
+
+	// teamRole is the member's role in the team: user (default) or admin.
+	// +optional
+	// +kubebuilder:default=user
+	TeamRole TeamRole `json:"teamRole,omitempty"`
+}
+
 // RoleRule maps claim values to a role. Exactly one of equals, glob, regex
 // and expression is set.
 //
@@ -101,6 +202,8 @@ type RoleRule struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.maxRole) || !has(self.defaultRole) || {'proxy_admin': 4, 'proxy_admin_viewer': 3, 'internal_user': 2, 'internal_user_viewer': 1}[self.defaultRole] <= {'proxy_admin': 4, 'proxy_admin_viewer': 3, 'internal_user': 2, 'internal_user_viewer': 1}[self.maxRole]",message="defaultRole is above maxRole",fieldPath=".defaultRole"
 // +kubebuilder:validation:XValidation:rule="!has(self.maxRole) || !has(self.rules) || self.rules.all(r, {'proxy_admin': 4, 'proxy_admin_viewer': 3, 'internal_user': 2, 'internal_user_viewer': 1}[r.role] <= {'proxy_admin': 4, 'proxy_admin_viewer': 3, 'internal_user': 2, 'internal_user_viewer': 1}[self.maxRole])",message="a rule grants a role above maxRole",fieldPath=".rules"
 // +kubebuilder:validation:XValidation:rule="has(self.claim) || !has(self.rules) || self.rules.all(r, has(r.expression) || has(r.claim))",message="a rule without expression needs a claim path: set rules[].claim or spec.claim",fieldPath=".rules"
+// +kubebuilder:validation:XValidation:rule="has(self.claim) || !has(self.teams) || self.teams.all(r, has(r.expression) || has(r.claim))",message="a team rule without expression needs a claim path: set teams[].claim or spec.claim",fieldPath=".teams"
+// +kubebuilder:validation:XValidation:rule="!has(self.teams) || size(self.teams) == 0 || (has(self.allowedTeams) && size(self.allowedTeams) > 0)",message="team rules need allowedTeams: the globs of the team ids this mapping owns",fieldPath=".allowedTeams"
 type RoleMappingSpec struct {
 	// issuer limits this mapping to logins from this identity provider issuer
 	// URL. Empty applies to every issuer.
@@ -155,6 +258,30 @@ type RoleMappingSpec struct {
 	// defaultRole may be above it.
 	// +optional
 	MaxRole *Role `json:"maxRole,omitempty"`
+
+	// teams grant LiteLLM team memberships: every matching rule of every
+	// applicable mapping applies (a union); when two grant the same team,
+	// the higher teamRole wins.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	Teams []TeamRule `json:"teams,omitempty"`
+
+	// allowedTeams are globs of the team ids this mapping owns: its rules may
+	// only grant these, and teamSync Exact only ever removes members from
+	// these.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	AllowedTeams []string `json:"allowedTeams,omitempty"`
+
+	// teamSync: Additive (default) adds memberships and never removes one;
+	// Exact also removes the user from owned teams no rule grants any more.
+	// +optional
+	// +kubebuilder:default=Additive
+	TeamSync TeamSync `json:"teamSync,omitempty"`
 }
 
 // RoleMappingStatus is the observed state of a RoleMapping.
@@ -243,6 +370,22 @@ func (m *RoleMapping) GetOnNoMatch() OnNoMatch {
 		return OnNoMatchDeny
 	}
 	return m.Spec.OnNoMatch
+}
+
+// GetTeamSync returns spec.teamSync, Additive when unset.
+func (m *RoleMapping) GetTeamSync() TeamSync {
+	if m.Spec.TeamSync == "" {
+		return TeamSyncAdditive
+	}
+	return m.Spec.TeamSync
+}
+
+// TeamClaim returns the claim path team rule i reads: its own, else spec.claim.
+func (m *RoleMapping) TeamClaim(i int) string {
+	if c := m.Spec.Teams[i].Claim; c != "" {
+		return c
+	}
+	return m.Spec.Claim
 }
 
 // GetSyncPolicy returns spec.syncPolicy, EveryLogin when unset.

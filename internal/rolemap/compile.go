@@ -85,6 +85,7 @@ type Mapping struct {
 	sources []*source
 	exprs   []int32
 	paths   []string
+	teams   *teamSet // nil without team rules and allowedTeams
 }
 
 // Key returns "namespace/name".
@@ -98,7 +99,12 @@ func (m *Mapping) ClaimPaths() []string { return m.paths }
 
 // HasExpressions reports whether any rule is a CEL expression (which may
 // read any claim).
-func (m *Mapping) HasExpressions() bool { return len(m.exprs) > 0 }
+func (m *Mapping) HasExpressions() bool {
+	return len(m.exprs) > 0 || (m.teams != nil && len(m.teams.match.mappings[0].exprs) > 0)
+}
+
+// HasTeams reports whether the mapping grants or owns teams.
+func (m *Mapping) HasTeams() bool { return m.teams != nil }
 
 var specPath = field.NewPath("spec")
 
@@ -111,6 +117,20 @@ func Validate(rm *rolesyncv1.RoleMapping) field.ErrorList {
 // Compile validates and compiles a RoleMapping. On any error it returns a
 // nil Mapping and every error found, each with its field path.
 func Compile(rm *rolesyncv1.RoleMapping) (*Mapping, field.ErrorList) {
+	m, errs := compile(rm, true)
+	if terrs := compileTeams(rm, m); len(terrs) > 0 {
+		return nil, append(errs, terrs...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return m, nil
+}
+
+// compile compiles the role rules; dedupe refuses two rules with the same
+// matcher (team rules may share one: a group can grant two teams). The
+// Mapping is returned even with errors (for compileTeams to fill).
+func compile(rm *rolesyncv1.RoleMapping, dedupe bool) (*Mapping, field.ErrorList) {
 	var errs field.ErrorList
 	s := &rm.Spec
 	m := &Mapping{
@@ -176,7 +196,7 @@ func Compile(rm *rolesyncv1.RoleMapping) (*Mapping, field.ErrorList) {
 	}
 	if len(s.Rules) > MaxRules {
 		errs = append(errs, field.TooMany(specPath.Child("rules"), len(s.Rules), MaxRules))
-		return nil, errs
+		return m, errs
 	}
 
 	type srcKey struct{ path, split string }
@@ -190,7 +210,7 @@ func Compile(rm *rolesyncv1.RoleMapping) (*Mapping, field.ErrorList) {
 		}
 		p := specPath.Child("rules").Index(i)
 		dk := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%v", r.kind, r.pattern, r.claim, s.Rules[i].Split, r.fold)
-		if j, dup := seen[dk]; dup {
+		if j, dup := seen[dk]; dup && dedupe {
 			errs = append(errs, field.Duplicate(p, fmt.Sprintf("same matcher, claim and options as spec.rules[%d]", j)))
 			continue
 		}
@@ -213,10 +233,7 @@ func Compile(rm *rolesyncv1.RoleMapping) (*Mapping, field.ErrorList) {
 		}
 		so.add(idx, &m.rules[idx])
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return m, nil
+	return m, errs
 }
 
 func contains(ss []string, s string) bool {

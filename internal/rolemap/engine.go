@@ -60,7 +60,11 @@ type Decision struct {
 
 	seen  []uint32 // per-rule epoch marks, reused across evaluations
 	epoch uint32
+	every bool // keep every matching value of a rule, not only the first (team templates)
 }
+
+// fresh reports whether rule ri may still be recorded as a match.
+func (d *Decision) fresh(ri int32) bool { return d.every || d.seen[ri] != d.epoch }
 
 // Engine decides roles from the RoleMappings of one namespace. It is
 // immutable and safe for concurrent use.
@@ -97,7 +101,7 @@ func (e *Engine) Evaluate(claims map[string]any, issuer string) Decision {
 // EvaluateInto is Evaluate reusing d's memory: with a d reused across calls
 // it does not allocate for equals, glob and regex rules.
 func (e *Engine) EvaluateInto(claims map[string]any, issuer string, d *Decision) {
-	*d = Decision{Matches: d.Matches[:0], seen: d.seen, epoch: d.epoch, SyncPolicy: rolesyncv1.SyncPolicyEveryLogin, Source: Source{Rule: -1}, Issuer: issuer}
+	*d = Decision{Matches: d.Matches[:0], seen: d.seen, epoch: d.epoch, every: d.every, SyncPolicy: rolesyncv1.SyncPolicyEveryLogin, Source: Source{Rule: -1}, Issuer: issuer}
 	if cap(d.seen) < e.maxRules {
 		d.seen = make([]uint32, e.maxRules)
 	}
@@ -313,7 +317,7 @@ func scalarText(v any) string {
 // matchValue checks one claim value against the source's indexed rules.
 func (d *Decision) matchValue(m *Mapping, src *source, val string) {
 	for _, ri := range src.exact[val] {
-		if d.seen[ri] != d.epoch {
+		if d.fresh(ri) {
 			d.addMatch(m, int(ri), val)
 		}
 	}
@@ -325,7 +329,7 @@ func (d *Decision) matchValue(m *Mapping, src *source, val string) {
 					buf[i] = asciiLower(val[i])
 				}
 				for _, ri := range src.exactFold[string(buf[:len(val)])] {
-					if d.seen[ri] != d.epoch {
+					if d.fresh(ri) {
 						d.addMatch(m, int(ri), val)
 					}
 				}
@@ -373,7 +377,7 @@ func (d *Decision) matchValue(m *Mapping, src *source, val string) {
 
 func (d *Decision) checkFoldEquals(m *Mapping, src *source, val string) {
 	for _, ri := range src.foldAll {
-		if d.seen[ri] != d.epoch && strings.EqualFold(m.rules[ri].pattern, val) {
+		if d.fresh(ri) && strings.EqualFold(m.rules[ri].pattern, val) {
 			d.addMatch(m, int(ri), val)
 		}
 	}
@@ -382,7 +386,7 @@ func (d *Decision) checkFoldEquals(m *Mapping, src *source, val string) {
 // checkAll runs the full matcher of candidate glob and regex rules.
 func (d *Decision) checkAll(m *Mapping, rules []int32, val string) {
 	for _, ri := range rules {
-		if d.seen[ri] == d.epoch {
+		if !d.fresh(ri) {
 			continue
 		}
 		r := &m.rules[ri]
