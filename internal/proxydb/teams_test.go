@@ -1,0 +1,160 @@
+package proxydb
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// roster returns team's members_with_roles as user_id -> role.
+func roster(t *testing.T, db *DB, team string) map[string]string {
+	t.Helper()
+	var raw []byte
+	if err := db.pool.QueryRow(context.Background(), `SELECT members_with_roles FROM "LiteLLM_TeamTable" WHERE team_id = $1`, team).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var entries []struct {
+		UserID string `json:"user_id"`
+		Role   string `json:"role"`
+	}
+	_ = json.Unmarshal(raw, &entries) // '{}' (LiteLLM's column default) is no roster
+	out := map[string]string{}
+	for _, e := range entries {
+		if _, dup := out[e.UserID]; dup {
+			t.Fatalf("team %s lists %s twice", team, e.UserID)
+		}
+		out[e.UserID] = e.Role
+	}
+	return out
+}
+
+func userTeams(t *testing.T, db *DB, user string) []string {
+	t.Helper()
+	var teams []string
+	if err := db.pool.QueryRow(context.Background(), `SELECT COALESCE(teams, '{}') FROM "LiteLLM_UserTable" WHERE user_id = $1`, user).Scan(&teams); err != nil {
+		t.Fatal(err)
+	}
+	return teams
+}
+
+func TestTeamMembershipLikeLiteLLM(t *testing.T) {
+	db, raw := newDB(t)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_email, user_role, teams) VALUES ('ana', 'ana@example.com', 'internal_user', '{}')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_BudgetTable" (budget_id, max_budget, created_by, updated_by) VALUES ('b-1', 10, 'admin', 'admin')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, members_with_roles, metadata, updated_at) VALUES
+		('search', '[{"user_id": "admin-1", "role": "admin", "user_email": null}]', '{}', now()),
+		('budgeted', '{}', '{"team_member_budget_id": "b-1"}', now())`)
+
+	res, err := db.ApplyTeams(ctx, "ana", "ana@example.com", []TeamOp{{Team: "search", Role: "user"}, {Team: "budgeted", Role: "admin"}, {Team: "missing", Role: "user"}}, KeysBlock, "keycloak#teams[0]", "ai/ana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Added, []string{"search", "budgeted"}) || !slices.Equal(res.NotFound, []string{"missing"}) {
+		t.Fatalf("result %+v", res)
+	}
+	if r := roster(t, db, "search"); r["ana"] != "user" || r["admin-1"] != "admin" {
+		t.Fatalf("search roster %v: ana added, the hand-added admin kept", r)
+	}
+	if !slices.Equal(userTeams(t, db, "ana"), []string{"search", "budgeted"}) {
+		t.Fatalf("ana's teams %v", userTeams(t, db, "ana"))
+	}
+	// A membership row only where the team gives members a budget.
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamMembership" WHERE user_id = 'ana' AND team_id = 'budgeted' AND budget_id = 'b-1'`); n != 1 {
+		t.Fatalf("%d membership rows for budgeted", n)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamMembership" WHERE team_id = 'search'`); n != 0 {
+		t.Fatalf("%d membership rows for search", n)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamTable" WHERE team_id = 'missing'`); n != 0 {
+		t.Fatal("a missing team was created")
+	}
+	// Again: nothing to do, nothing written.
+	if res, err := db.ApplyTeams(ctx, "ana", "ana@example.com", []TeamOp{{Team: "search", Role: "user"}}, KeysBlock, "", ""); err != nil || len(res.Added)+len(res.RoleChanged) != 0 {
+		t.Fatalf("repeat: %+v %v", res, err)
+	}
+	// A role change is one roster write.
+	if res, err := db.ApplyTeams(ctx, "ana", "ana@example.com", []TeamOp{{Team: "search", Role: "admin"}}, KeysBlock, "", ""); err != nil || !slices.Equal(res.RoleChanged, []string{"search"}) {
+		t.Fatalf("role change: %+v %v", res, err)
+	}
+	if r := roster(t, db, "search"); r["ana"] != "admin" || len(r) != 2 {
+		t.Fatalf("search roster after the role change %v", r)
+	}
+	got, err := db.Memberships(ctx, "ana")
+	if err != nil || len(got) != 2 || got["search"] != "admin" || got["budgeted"] != "admin" {
+		t.Fatalf("Memberships %v %v", got, err)
+	}
+
+	// Removal with keys blocked, then back: the keys come back too.
+	exec(t, raw, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id, team_id) VALUES ('k-search', 'ana', 'search'), ('k-other', 'ana', NULL)`)
+	res, err = db.ApplyTeams(ctx, "ana", "", []TeamOp{{Team: "search", Remove: true}}, KeysBlock, "teamSync Exact", "ai/ana")
+	if err != nil || !slices.Equal(res.Removed, []string{"search"}) || res.KeysChanged != 1 {
+		t.Fatalf("remove: %+v %v", res, err)
+	}
+	if r := roster(t, db, "search"); len(r) != 1 || r["ana"] != "" {
+		t.Fatalf("search roster after removal %v", r)
+	}
+	if slices.Contains(userTeams(t, db, "ana"), "search") {
+		t.Fatal("search still in ana's teams")
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked AND token = 'k-search'`); n != 1 {
+		t.Fatal("the team key was not blocked")
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked AND token = 'k-other'`); n != 0 {
+		t.Fatal("a key of no team was blocked")
+	}
+	if _, err := db.ApplyTeams(ctx, "ana", "", []TeamOp{{Team: "search", Role: "user"}}, KeysBlock, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked IS NOT TRUE AND token = 'k-search'`); n != 1 {
+		t.Fatal("re-adding did not unblock the key rolesync blocked")
+	}
+	// Removal without Block: keys go as member_delete does them.
+	res, err = db.ApplyTeams(ctx, "ana", "", []TeamOp{{Team: "search", Remove: true}, {Team: "budgeted", Remove: true}}, KeysLeave, "", "")
+	if err != nil || len(res.Removed) != 2 || res.KeysChanged != 1 {
+		t.Fatalf("remove (delete keys): %+v %v", res, err)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_DeletedVerificationToken" WHERE token = 'k-search'`); n != 1 {
+		t.Fatal("the deleted key was not copied to LiteLLM_DeletedVerificationToken")
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamMembership" WHERE user_id = 'ana'`); n != 0 {
+		t.Fatal("membership row left behind")
+	}
+	// Every change is in LiteLLM's audit log.
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE table_name = 'LiteLLM_TeamTable' AND changed_by = $1`, ChangedBy); n != 7 {
+		t.Fatalf("%d team audit rows, want 7 (2 adds, role change, removal, re-add, 2 removals)", n)
+	}
+}
+
+// Concurrent adds to one team (LiteLLM's lock serialises them): every
+// member ends in the roster exactly once.
+func TestConcurrentTeamAddsKeepEveryMember(t *testing.T) {
+	db, raw := newDB(t)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, updated_at) VALUES ('crowd', now())`)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := "u" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+			if _, err := db.pool.Exec(context.Background(), `INSERT INTO "LiteLLM_UserTable" (user_id) VALUES ($1)`, user); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := db.ApplyTeams(context.Background(), user, "", []TeamOp{{Team: "crowd", Role: "user"}}, KeysBlock, "", ""); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if r := roster(t, db, "crowd"); len(r) != 40 {
+		t.Fatalf("%d members, want 40", len(r))
+	}
+}
