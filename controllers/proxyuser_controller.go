@@ -238,13 +238,20 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	} else {
 		sr = r.sync(ctx, pu, res)
 	}
+	tr := r.syncTeams(ctx, pu, res, sr)
 	proxyuser.SetStatus(pu, res, sr, metav1.Now())
+	proxyuser.SetTeamsStatus(pu, tr)
 	r.recordEvents(base, pu, res, sr)
-	if sr.Err != nil {
+	r.recordTeamEvents(base, pu, tr)
+	switch {
+	case sr.Err != nil:
 		return ctrl.Result{}, sr.Err // transient: retried with backoff
-	}
-	if sr.Waiting {
+	case sr.Waiting:
 		return ctrl.Result{RequeueAfter: r.rowWait(pu)}, nil
+	case tr.Err != nil:
+		return ctrl.Result{}, tr.Err
+	case len(tr.NotFound) > 0:
+		return ctrl.Result{RequeueAfter: min(teamRetry, r.resyncPeriod())}, nil
 	}
 	return ctrl.Result{RequeueAfter: wait.Jitter(r.resyncPeriod(), 0.1)}, nil
 }
@@ -254,6 +261,23 @@ func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser) resolution {
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	return proxyuser.Decide(proxyuser.Input{Namespace: pu.Namespace, Engine: engine, Issuer: pu.Spec.Issuer,
 		Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}).Resolution
+}
+
+// recordTeamEvents emits a Warning when a templated team is dropped or a
+// granted team is missing, and when drift in an owned team is corrected,
+// each once per change of the TeamsSynced condition.
+func (r *ProxyUserReconciler) recordTeamEvents(before, pu *rolesyncv1.ProxyUser, tr proxyuser.TeamsResult) {
+	now := apimeta.FindStatusCondition(pu.Status.Conditions, rolesyncv1.ConditionTeamsSynced)
+	old := apimeta.FindStatusCondition(before.Status.Conditions, rolesyncv1.ConditionTeamsSynced)
+	if now == nil || (old != nil && old.Reason == now.Reason && old.Message == now.Message) {
+		return
+	}
+	switch now.Reason {
+	case rolesyncv1.ReasonTeamNotFound, rolesyncv1.ReasonTeamNotAllowed, rolesyncv1.ReasonDriftDetected:
+		r.eventf(pu, "Warning", now.Reason, "SyncTeams", "%s", now.Message)
+	case rolesyncv1.ReasonDriftCorrected:
+		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftCorrected, "SyncTeams", "%s", now.Message)
+	}
 }
 
 // tallyMove counts a change caused by a RoleMapping change (the user's spec
