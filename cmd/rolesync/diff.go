@@ -278,7 +278,7 @@ func printDiffText(w io.Writer, r review.Report) error {
 				fmt.Fprintf(&b, "\n%s\n", title)
 				first = false
 			}
-			fmt.Fprintf(&b, "  %s/%s (%s): %s -> %s   [%s -> %s]\n", c.Namespace, c.Name, c.UserID, c.Old, c.New, orNone(c.Old.Source), orNone(c.New.Source))
+			fmt.Fprintf(&b, "  %s/%s (%s): %s -> %s   [%s -> %s]%s\n", c.Namespace, c.Name, c.UserID, c.Old, c.New, orNone(c.Old.Source), orNone(c.New.Source), teamText(c))
 		}
 	}
 	section("PRIVILEGE GAINS", true)
@@ -303,6 +303,21 @@ func printDiffText(w io.Writer, r review.Report) error {
 	return err
 }
 
+// teamText lists the teams a change grants and takes away.
+func teamText(c review.Change) string {
+	var parts []string
+	if len(c.TeamsGained) > 0 {
+		parts = append(parts, "teams +"+strings.Join(c.TeamsGained, ", +"))
+	}
+	if len(c.TeamsLost) > 0 {
+		parts = append(parts, "teams -"+strings.Join(c.TeamsLost, ", -"))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "   " + strings.Join(parts, "; ")
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "none"
@@ -322,14 +337,14 @@ func printMarkdown(w io.Writer, r review.Report) error {
 	}
 	fmt.Fprintf(&b, "### %s rolesync diff: %s\n\n", icon, r.Summary())
 	if len(r.Changes) > 0 {
-		b.WriteString("| | user | namespace | role | decided by |\n|---|---|---|---|---|\n")
+		b.WriteString("| | user | namespace | role | decided by | teams |\n|---|---|---|---|---|---|\n")
 		for _, c := range r.Changes {
 			mark := ""
 			if c.Gain {
 				mark = "⬆️ gain"
 			}
-			fmt.Fprintf(&b, "| %s | `%s` | %s | %s → **%s** | %s → %s |\n", mark, md(c.UserID), md(c.Namespace), md(c.Old.String()), md(c.New.String()),
-				md(orNone(c.Old.Source)), md(orNone(c.New.Source)))
+			fmt.Fprintf(&b, "| %s | `%s` | %s | %s → **%s** | %s → %s | %s |\n", mark, md(c.UserID), md(c.Namespace), md(c.Old.String()), md(c.New.String()),
+				md(orNone(c.Old.Source)), md(orNone(c.New.Source)), md(strings.TrimSpace(teamText(c))))
 		}
 		b.WriteString("\n| users | from | to | |\n|---:|---|---|---|\n")
 		for _, t := range r.Transitions {

@@ -28,6 +28,8 @@ type explainUserJSON struct {
 	// Claims is what the stored claims alone decide (the whole decision
 	// unless roleOverride is set).
 	Claims explainJSON `json:"claims"`
+	// Teams are the LiteLLM team memberships the mappings grant.
+	Teams []rolesyncv1.TeamMembership `json:"teams"`
 }
 
 // explainUser explains a ProxyUser's role from the claims it stores, with
@@ -90,10 +92,13 @@ func explainUser(name string, files []string, usersFile string, kube *kubeFlags,
 	in.Override = nil
 	claims := proxyuser.Decide(in).Engine
 	overridden := pu.Spec.RoleOverride != nil && *pu.Spec.RoleOverride != ""
+	td := engine.EvaluateTeams(in.Stored, pu.Spec.Issuer)
+	teams := proxyuser.TeamGrants(ns, &td, final.Denied)
 
 	if output == "json" {
 		doc := explainUserJSON{Namespace: ns, Name: pu.Name, UserID: pu.Spec.UserID, Issuer: pu.Spec.Issuer,
-			Role: final.Role, Denied: final.Denied, Reason: final.Reason, Message: final.Message, Claims: toJSON(claims)}
+			Role: final.Role, Denied: final.Denied, Reason: final.Reason, Message: final.Message, Claims: toJSON(claims),
+			Teams: append([]rolesyncv1.TeamMembership{}, teams...)}
 		if overridden {
 			doc.Override = pu.Spec.RoleOverride
 		}
@@ -112,5 +117,11 @@ func explainUser(name string, files []string, usersFile string, kube *kubeFlags,
 		fmt.Fprintf(stdout, "Override: spec.roleOverride decides: %s, whatever the claims; what they alone would decide follows\n", *pu.Spec.RoleOverride)
 	}
 	printText(stdout, claims, len(mappings))
+	if len(teams) > 0 {
+		fmt.Fprintln(stdout, "Teams:")
+		for _, m := range teams {
+			fmt.Fprintf(stdout, "  %s (%s) <- %s\n", m.Team, m.Role, m.Source)
+		}
+	}
 	return exitOK
 }

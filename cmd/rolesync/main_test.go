@@ -265,3 +265,41 @@ func TestExplainUserFromExport(t *testing.T) {
 		t.Fatalf("text does not say the override decides:\n%s", text)
 	}
 }
+
+func TestDiffShowsTeamsGainedAndLost(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, teams string) string {
+		doc := "apiVersion: rolesync.dev/v1\nkind: RoleMapping\nmetadata: {name: keycloak, namespace: ai-a}\nspec:\n" +
+			"  issuer: https://kc.example.com/realms/ai\n  claim: groups\n  rules:\n  - {glob: '*', role: internal_user}\n" +
+			"  allowedTeams: [ai-*]\n  teamSync: Exact\n  teams:\n" + teams
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := write("base.yaml", "  - {equals: admins, team: ai-admins}\n")
+	proposed := write("proposed.yaml", "  - {regex: '/ai/(.+)', team: 'ai-$1', teamRole: admin}\n")
+	code, out, errs := runCLI(t, "", "diff", "-f", proposed, "--base", base, "--users", "testdata/review/users.yaml", "-n", "ai-a", "-o", "json")
+	if code != exitChanges {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got struct {
+		Changes []struct {
+			Name        string   `json:"name"`
+			TeamsGained []string `json:"teamsGained"`
+			TeamsLost   []string `json:"teamsLost"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]string{}
+	for _, c := range got.Changes {
+		byName[c.Name] = strings.Join(c.TeamsGained, ",") + "|" + strings.Join(c.TeamsLost, ",")
+	}
+	// ana (admins) loses ai-admins; cy (/ai/research) gains ai-research as admin.
+	if byName["ana"] != "|ai-admins (user)" || byName["cy"] != "ai-research (admin)|" || len(byName) != 2 {
+		t.Fatalf("team changes %v", byName)
+	}
+}

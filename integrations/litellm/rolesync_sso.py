@@ -10,7 +10,8 @@ from ``extra_fields`` (``resource_access.litellm.roles`` becomes
 signs a login event with the namespace's HMAC secret and posts it to
 rolesync's login server. It returns the role rolesync decided (LiteLLM uses it
 for a new user's row and the UI session; rolesync's controller keeps the
-database row itself), refuses the login when rolesync denies it (403), and
+database row itself), sets ``team_ids`` to the teams rolesync's mappings grant
+(LiteLLM adds a new user to them), refuses the login when rolesync denies it (403), and
 fails closed when rolesync cannot be reached or answers 5xx, unless
 ROLESYNC_FAIL_OPEN is set.
 
@@ -212,6 +213,14 @@ async def ask_rolesync(result: Any) -> dict[str, Any]:
 async def custom_sso_handler(userIDPInfo: Any) -> SSOUserDefinedValues:  # noqa: N803 - LiteLLM's name
     """LiteLLM's custom_sso hook."""
     answer = await ask_rolesync(userIDPInfo)
+    teams = [t["team"] for t in answer.get("teams") or [] if isinstance(t, dict) and t.get("team")]
+    if teams:
+        # LiteLLM adds a new user to result.team_ids after this hook: the teams
+        # rolesync's mappings grant (the controller keeps every user's rosters).
+        try:
+            userIDPInfo.team_ids = teams
+        except (AttributeError, TypeError, ValueError):
+            pass
     values = SSOUserDefinedValues(
         models=[],
         user_id=userIDPInfo.id,

@@ -27,6 +27,9 @@ spec:
   - {equals: litellm-admin, role: proxy_admin}
   - {claim: groups, glob: "/ai/*", role: internal_user}
   onNoMatch: Deny
+  allowedTeams: ["ai-*"]
+  teams:
+  - {claim: groups, regex: "/ai/(.+)", team: "ai-$1"}
 ---
 metadata: {name: entra}
 spec:

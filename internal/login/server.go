@@ -278,12 +278,16 @@ func fail(status int, reason, msg string) *apiError { return &apiError{status, r
 
 // Response is the answer to an accepted (or stale) event.
 type Response struct {
-	UserID    string                 `json:"userID"`
-	Role      rolesyncv1.Role        `json:"role"`
-	Denied    bool                   `json:"denied"`
-	Stale     bool                   `json:"stale,omitempty"`
-	Source    *rolesyncv1.RoleSource `json:"source,omitempty"`
-	ProxyUser *ObjectRef             `json:"proxyUser,omitempty"`
+	UserID string                 `json:"userID"`
+	Role   rolesyncv1.Role        `json:"role"`
+	Denied bool                   `json:"denied"`
+	Stale  bool                   `json:"stale,omitempty"`
+	Source *rolesyncv1.RoleSource `json:"source,omitempty"`
+	// Teams are the LiteLLM teams the RoleMappings grant (for LiteLLM's
+	// custom_sso handler to pass on as team_ids for a new user); the
+	// controller keeps the rosters for everyone.
+	Teams     []rolesyncv1.TeamMembership `json:"teams,omitempty"`
+	ProxyUser *ObjectRef                  `json:"proxyUser,omitempty"`
 }
 
 // ObjectRef names the ProxyUser of the event.
@@ -636,6 +640,13 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 	d := proxyuser.Decide(in)
 	res, keepStored := d.Resolution, d.KeepStored
 	resp.Role, resp.Source = res.Role, res.Source
+	teamClaims := ev.Claims
+	if keepStored {
+		teamClaims = in.Stored
+	}
+	var td rolemap.TeamDecision
+	engine.EvaluateTeamsInto(teamClaims, ev.Issuer, &td)
+	resp.Teams = proxyuser.TeamGrants(namespace, &td, res.Denied)
 	if in.Stale {
 		resp.Stale, resp.Denied = true, res.Denied
 		if res.Denied {

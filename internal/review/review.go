@@ -56,6 +56,11 @@ type Change struct {
 	New       Outcome `json:"new"`
 	// Gain: the user gains privilege (denied -> allowed, or a higher role).
 	Gain bool `json:"gain"`
+	// TeamsGained and TeamsLost are LiteLLM team memberships ("team (role)")
+	// the change grants or takes away (removed from LiteLLM only where the
+	// owning mapping's teamSync is Exact).
+	TeamsGained []string `json:"teamsGained,omitempty"`
+	TeamsLost   []string `json:"teamsLost,omitempty"`
 }
 
 // Transition counts the users that move from one outcome to another.
@@ -110,9 +115,12 @@ func Diff(users []rolesyncv1.ProxyUser, base, proposed Engines) Report {
 		}
 		in.Engine = base.of(pu.Namespace)
 		c.Old = outcome(proxyuser.Decide(in))
+		oldTeams := teams(in, c.Old.Denied)
 		in.Engine = proposed.of(pu.Namespace)
 		c.New = outcome(proxyuser.Decide(in))
-		if !c.Old.differs(c.New) {
+		newTeams := teams(in, c.New.Denied)
+		c.TeamsGained, c.TeamsLost = minus(newTeams, oldTeams), minus(oldTeams, newTeams)
+		if !c.Old.differs(c.New) && len(c.TeamsGained) == 0 && len(c.TeamsLost) == 0 {
 			continue
 		}
 		if overridden {
@@ -161,6 +169,27 @@ func gainOrder(c Change) int {
 		return 1
 	}
 	return 2
+}
+
+// teams are the memberships ("team (role)") the engine of in grants.
+func teams(in proxyuser.Input, denied bool) []string {
+	td := in.Engine.EvaluateTeams(in.Stored, in.Issuer)
+	var out []string
+	for _, g := range proxyuser.TeamGrants(in.Namespace, &td, denied) {
+		out = append(out, g.Team+" ("+string(g.Role)+")")
+	}
+	return out
+}
+
+// minus is a without b.
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func outcome(d proxyuser.Decision) Outcome {

@@ -104,6 +104,8 @@ class AgainstTheLoginServer(unittest.TestCase):
         self.assertEqual(got["user_role"], "proxy_admin")
         self.assertEqual(got["user_id"], "kc-ana")
         self.assertEqual(got["user_email"], "kc-ana@example.com")
+        # The mapping's team rule (/ai/(.+) -> ai-$1) decides LiteLLM's team_ids.
+        self.assertEqual(user.team_ids, ["ai-platform"])
 
     def test_entra_shaped_login_gets_the_mapped_role(self) -> None:
         # Entra: app roles in "roles", group object ids in "groups", the user's object id as LiteLLM's id
