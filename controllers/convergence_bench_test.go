@@ -182,6 +182,13 @@ func watchUsers(b *testing.B, ns, resourceVersion string) watch.Interface {
 // and returns the time the last one was seen.
 func waitSettledOnWatch(b *testing.B, w watch.Interface, n int, role rolesyncv1.Role) time.Time {
 	b.Helper()
+	return waitOnWatch(b, w, n, func(pu *rolesyncv1.ProxyUser) bool { return settled(role)(pu) == nil })
+}
+
+// waitOnWatch reads w until done holds for n distinct users and returns
+// the time the last one was seen.
+func waitOnWatch(b *testing.B, w watch.Interface, n int, isDone func(*rolesyncv1.ProxyUser) bool) time.Time {
+	b.Helper()
 	done := make(map[string]bool, n)
 	timeout := time.After(10 * time.Minute)
 	for {
@@ -194,7 +201,7 @@ func waitSettledOnWatch(b *testing.B, w watch.Interface, n int, role rolesyncv1.
 			if !isUser {
 				b.Fatalf("watch: %v %T", ev.Type, ev.Object)
 			}
-			if settled(role)(pu) == nil {
+			if isDone(pu) {
 				done[pu.Name] = true
 			} else {
 				delete(done, pu.Name)
@@ -203,7 +210,7 @@ func waitSettledOnWatch(b *testing.B, w watch.Interface, n int, role rolesyncv1.
 				return time.Now()
 			}
 		case <-timeout:
-			b.Fatalf("%d of %d users settled on %s", len(done), n, role)
+			b.Fatalf("%d of %d users done", len(done), n)
 		}
 	}
 }

@@ -100,6 +100,9 @@ type ProxyUserReconciler struct {
 	// Changes carries the namespaces whose engine changed (from the
 	// RoleMapping controller): their users are all re-evaluated.
 	Changes *EngineChanges
+	batcherOnce sync.Once
+	batcher     *teamBatcher // group commits of team memberships (set on first use)
+
 	// Moves, when set, collects the role changes RoleMapping changes cause
 	// for one UsersMoved Event per mapping (MoveReporter) instead of one
 	// RoleChanged Event per user.

@@ -111,7 +111,24 @@ func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.Prox
 	if r.KeyRevocation == KeyRevocationBlock {
 		keys = proxydb.KeysBlock
 	}
-	out, err := store.ApplyTeams(ctx, sr.Row, pu.Spec.Email, ops, keys, "teams of "+auditReason(res), objectName(pu))
+	reason := "teams of " + auditReason(res)
+	if bs, ok := r.Store.(TeamBatchStore); ok {
+		// Group-committed per team with the other workers' changes.
+		r.batcherOnce.Do(func() { r.batcher = newTeamBatcher(bs) })
+		for _, op := range ops {
+			_, found, err := r.batcher.apply(ctx, op.Team, proxydb.MemberOp{RowUserID: sr.Row, Email: pu.Spec.Email, Role: op.Role,
+				Remove: op.Remove, Reason: reason, Object: objectName(pu)}, keys)
+			if err != nil {
+				tr.Err = err
+				return tr
+			}
+			if !found {
+				tr.NotFound = append(tr.NotFound, op.Team)
+			}
+		}
+		return tr
+	}
+	out, err := store.ApplyTeams(ctx, sr.Row, pu.Spec.Email, ops, keys, reason, objectName(pu))
 	if err != nil {
 		tr.Err = err
 		return tr

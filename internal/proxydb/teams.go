@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -52,9 +53,8 @@ func (d *DB) Memberships(ctx context.Context, rowUserID string) (map[string]stri
 	return out, nil
 }
 
-// ApplyTeams makes each change as LiteLLM's /team/member_add and
-// /team/member_delete do, one transaction per team under LiteLLM's
-// advisory lock on the team (pg_advisory_xact_lock(hashtext(team_id))):
+// ApplyTeams makes each change of one user as LiteLLM's /team/member_add
+// and /team/member_delete do, one transaction per team (ApplyTeamBatch):
 //   - add: the roster entry {user_id, user_email, role} (replacing the
 //     user's entry, so a role change is one write), the team appended to the
 //     user's teams array when absent, a "LiteLLM_TeamMembership" row when
@@ -69,143 +69,257 @@ func (d *DB) Memberships(ctx context.Context, rowUserID string) (map[string]stri
 // created: it is reported in NotFound.
 func (d *DB) ApplyTeams(ctx context.Context, rowUserID, email string, ops []TeamOp, keys Keys, reason, object string) (TeamResult, error) {
 	var res TeamResult
-	st, err := d.statements(ctx)
-	if err != nil {
-		return res, fmt.Errorf("proxydb: teams of %s: %w", rowUserID, err)
-	}
 	for _, op := range ops {
-		changed, keysChanged, found, err := d.applyTeam(ctx, st.audit, rowUserID, email, op, keys, reason, object)
+		out, found, err := d.ApplyTeamBatch(ctx, op.Team, []MemberOp{{RowUserID: rowUserID, Email: email, Role: op.Role, Remove: op.Remove,
+			Reason: reason, Object: object}}, keys)
 		if err != nil {
 			return res, fmt.Errorf("proxydb: team %s of %s: %w", op.Team, rowUserID, err)
 		}
-		res.KeysChanged += keysChanged
-		switch {
-		case !found:
+		if !found {
 			res.NotFound = append(res.NotFound, op.Team)
-		case changed == "added":
+			continue
+		}
+		res.KeysChanged += out[0].KeysChanged
+		switch out[0].Changed {
+		case "added":
 			res.Added = append(res.Added, op.Team)
-		case changed == "removed":
+		case "removed":
 			res.Removed = append(res.Removed, op.Team)
-		case changed == "role":
+		case "role":
 			res.RoleChanged = append(res.RoleChanged, op.Team)
 		}
 	}
 	return res, nil
 }
 
-// rosterWithout is the roster of team $1 without user $2.
-const rosterWithout = `COALESCE((SELECT jsonb_agg(m) FROM jsonb_array_elements(CASE WHEN jsonb_typeof(members_with_roles) = 'array'
-	THEN members_with_roles ELSE '[]'::jsonb END) m WHERE m->>'user_id' IS DISTINCT FROM $2::text), '[]'::jsonb)`
+// MemberOp is one user's change in one team, for ApplyTeamBatch.
+type MemberOp struct {
+	RowUserID, Email string
+	// Role ("user" or "admin") for an add; ignored for a removal.
+	Role   string
+	Remove bool
+	// Reason and Object go into the audit row.
+	Reason, Object string
+}
 
-func (d *DB) applyTeam(ctx context.Context, audit bool, rowUserID, email string, op TeamOp, keys Keys, reason, object string) (changed string, keysChanged int, found bool, err error) {
+// MemberResult is what ApplyTeamBatch did for one MemberOp: "added",
+// "role", "removed" or "" (nothing to do), and the keys it changed.
+type MemberResult struct {
+	Changed     string
+	KeysChanged int
+}
+
+// rosterEntry is one member of members_with_roles; other fields LiteLLM
+// may keep in an entry are preserved.
+type rosterEntry struct {
+	raw    json.RawMessage
+	userID string
+	role   string
+}
+
+// ApplyTeamBatch applies the changes of many users to one team in one
+// transaction under LiteLLM's advisory lock on the team: the roster
+// (members_with_roles, one jsonb array per team) is read and written once,
+// however many members change, the users' teams arrays, membership rows and
+// keys in one statement each, and one audit row per changed member. found
+// is false (and nothing is written) when the team does not exist. The ops
+// of one user must not repeat within a batch.
+func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, keys Keys) (results []MemberResult, found bool, err error) {
+	st, err := d.statements(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
-		return "", 0, false, err
+		return nil, false, err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, op.Team); err != nil {
-		return "", 0, false, err
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, team); err != nil {
+		return nil, false, err
 	}
-	var entry []byte // the user's roster entry now (nil: not a member)
+	var rawRoster []byte
 	var budget *string
-	err = tx.QueryRow(ctx, `SELECT (SELECT m FROM jsonb_array_elements(CASE WHEN jsonb_typeof(members_with_roles) = 'array'
-			THEN members_with_roles ELSE '[]'::jsonb END) m WHERE m->>'user_id' = $2 LIMIT 1),
-		metadata->>'team_member_budget_id'
-		FROM "LiteLLM_TeamTable" WHERE team_id = $1 FOR UPDATE`, op.Team, rowUserID).Scan(&entry, &budget)
+	err = tx.QueryRow(ctx, `SELECT CASE WHEN jsonb_typeof(members_with_roles) = 'array' THEN members_with_roles ELSE '[]'::jsonb END,
+		metadata->>'team_member_budget_id' FROM "LiteLLM_TeamTable" WHERE team_id = $1 FOR UPDATE`, team).Scan(&rawRoster, &budget)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", 0, false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return "", 0, true, err
+		return nil, true, err
 	}
-	var currentRole *string
-	if entry != nil {
-		var m struct {
-			Role string `json:"role"`
+	var raws []json.RawMessage
+	if err := json.Unmarshal(rawRoster, &raws); err != nil {
+		return nil, true, fmt.Errorf("members_with_roles of %s: %w", team, err)
+	}
+	roster := make([]rosterEntry, 0, len(raws)+len(ops))
+	index := make(map[string]int, len(raws)+len(ops))
+	for _, r := range raws {
+		var e struct {
+			UserID string `json:"user_id"`
+			Role   string `json:"role"`
 		}
-		if err := json.Unmarshal(entry, &m); err != nil {
-			return "", 0, true, err
+		_ = json.Unmarshal(r, &e)
+		index[e.UserID] = len(roster)
+		roster = append(roster, rosterEntry{raw: r, userID: e.UserID, role: e.Role})
+	}
+	results = make([]MemberResult, len(ops))
+	var added, removed, roleChanged []string
+	var auditUsers, auditActions, auditBefore []string
+	for i, op := range ops {
+		j, member := index[op.RowUserID]
+		var before string
+		if member {
+			before = string(roster[j].raw)
 		}
-		currentRole = &m.Role
+		switch {
+		case op.Remove && !member:
+			continue
+		case op.Remove:
+			roster[j].userID, roster[j].raw = "", nil // dropped when written
+			delete(index, op.RowUserID)
+			removed = append(removed, op.RowUserID)
+			results[i].Changed = "removed"
+		case member && roster[j].role == op.Role:
+			continue
+		default:
+			entry, _ := json.Marshal(map[string]any{"user_id": op.RowUserID, "user_email": nilIfEmpty(op.Email), "role": op.Role})
+			if member {
+				roster[j].raw, roster[j].role = entry, op.Role
+				roleChanged = append(roleChanged, op.RowUserID)
+				results[i].Changed = "role"
+			} else {
+				index[op.RowUserID] = len(roster)
+				roster = append(roster, rosterEntry{raw: entry, userID: op.RowUserID, role: op.Role})
+				added = append(added, op.RowUserID)
+				results[i].Changed = "added"
+			}
+		}
+		auditUsers = append(auditUsers, op.RowUserID)
+		auditActions = append(auditActions, results[i].Changed)
+		auditBefore = append(auditBefore, before)
+	}
+	if len(auditUsers) == 0 {
+		return results, true, nil
+	}
+	out := make([]json.RawMessage, 0, len(roster))
+	for _, e := range roster {
+		if e.raw != nil {
+			out = append(out, e.raw)
+		}
+	}
+	newRoster, err := json.Marshal(out)
+	if err != nil {
+		return nil, true, err
 	}
 	now := utcNow
-	switch {
-	case op.Remove && entry == nil:
-		return "", 0, true, nil
-	case op.Remove:
-		if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_TeamTable" SET members_with_roles = `+rosterWithout+`,
-			members = array_remove(members, $2), admins = array_remove(admins, $2), updated_at = `+now+` WHERE team_id = $1`, op.Team, rowUserID); err != nil {
-			return "", 0, true, err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET teams = array_remove(teams, $1), updated_at = `+now+`
-			WHERE user_id = $2 AND $1 = ANY(teams)`, op.Team, rowUserID); err != nil {
-			return "", 0, true, err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM "LiteLLM_TeamMembership" WHERE user_id = $2 AND team_id = $1`, op.Team, rowUserID); err != nil {
-			return "", 0, true, err
-		}
-		if keysChanged, err = revokeTeamKeys(ctx, tx, op.Team, rowUserID, keys); err != nil {
-			return "", 0, true, err
-		}
-		changed = "removed"
-	case currentRole != nil && *currentRole == op.Role:
-		return "", 0, true, nil // already a member with that role
-	default:
-		if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_TeamTable" SET members_with_roles = `+rosterWithout+` ||
-			jsonb_build_array(jsonb_build_object('user_id', $2::text, 'user_email', NULLIF($3::text, ''), 'role', $4::text)),
-			updated_at = `+now+` WHERE team_id = $1`, op.Team, rowUserID, email, op.Role); err != nil {
-			return "", 0, true, err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET teams = array_append(COALESCE(teams, '{}'), $1), updated_at = `+now+`
-			WHERE user_id = $2 AND NOT ($1 = ANY(COALESCE(teams, '{}')))`, op.Team, rowUserID); err != nil {
-			return "", 0, true, err
-		}
-		if budget != nil && *budget != "" {
-			if _, err := tx.Exec(ctx, `INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id, spend, total_spend, budget_id)
-				VALUES ($2, $1, 0, 0, $3) ON CONFLICT DO NOTHING`, op.Team, rowUserID, *budget); err != nil {
-				return "", 0, true, err
-			}
-		}
-		if keys == KeysBlock { // keys blocked when an earlier removal blocked them come back
-			if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_VerificationToken" SET blocked = false, metadata = metadata - 'rolesync_team_blocked',
-				updated_at = `+now+`, updated_by = '`+ChangedBy+`' WHERE user_id = $2 AND team_id = $1 AND metadata ? 'rolesync_team_blocked'`, op.Team, rowUserID); err != nil {
-				return "", 0, true, err
-			}
-		}
-		changed = "added"
-		if entry != nil {
-			changed = "role"
+	steps := []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE "LiteLLM_TeamTable" SET members_with_roles = $2::jsonb,
+			members = CASE WHEN cardinality($3::text[]) = 0 THEN members ELSE COALESCE((SELECT array_agg(m) FROM unnest(members) m WHERE m <> ALL($3::text[])), '{}') END,
+			admins = CASE WHEN cardinality($3::text[]) = 0 THEN admins ELSE COALESCE((SELECT array_agg(a) FROM unnest(admins) a WHERE a <> ALL($3::text[])), '{}') END,
+			updated_at = ` + now + ` WHERE team_id = $1`, []any{team, newRoster, removed}},
+		{`UPDATE "LiteLLM_UserTable" SET teams = array_append(COALESCE(teams, '{}'), $1), updated_at = ` + now + `
+			WHERE user_id = ANY($2::text[]) AND NOT ($1 = ANY(COALESCE(teams, '{}')))`, []any{team, added}},
+		{`UPDATE "LiteLLM_UserTable" SET teams = array_remove(teams, $1), updated_at = ` + now + `
+			WHERE user_id = ANY($2::text[]) AND $1 = ANY(teams)`, []any{team, removed}},
+		{`DELETE FROM "LiteLLM_TeamMembership" WHERE team_id = $1 AND user_id = ANY($2::text[])`, []any{team, removed}},
+	}
+	if budget != nil && *budget != "" {
+		steps = append(steps, struct {
+			sql  string
+			args []any
+		}{`INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id, spend, total_spend, budget_id)
+			SELECT u, $1, 0, 0, $3 FROM unnest($2::text[]) u ON CONFLICT DO NOTHING`, []any{team, added, *budget}})
+	}
+	for _, step := range steps {
+		if _, err := tx.Exec(ctx, step.sql, step.args...); err != nil {
+			return nil, true, err
 		}
 	}
-	if audit {
-		after := map[string]any{"member_" + changed: map[string]string{"user_id": rowUserID, "role": op.Role}, "rolesync": auditReason(reason, object), "keys_changed": keysChanged}
-		if op.Remove {
-			after = map[string]any{"member_removed": map[string]string{"user_id": rowUserID}, "rolesync": auditReason(reason, object), "keys_changed": keysChanged}
+	keyCounts, err := teamKeys(ctx, tx, team, added, removed, keys)
+	if err != nil {
+		return nil, true, err
+	}
+	for i, op := range ops {
+		results[i].KeysChanged = keyCounts[op.RowUserID]
+	}
+	if st.audit {
+		reasons := make([]map[string]string, len(auditUsers))
+		keyChanges := make([]int32, len(auditUsers))
+		roles := make([]string, len(auditUsers))
+		k := 0
+		for i, op := range ops {
+			if results[i].Changed == "" {
+				continue
+			}
+			reasons[k], keyChanges[k], roles[k] = auditReason(op.Reason, op.Object), int32(results[i].KeysChanged), op.Role
+			k++
 		}
-		if _, err := tx.Exec(ctx, insertAudit+` VALUES (gen_random_uuid()::text, `+now+`, '`+ChangedBy+`', '', 'updated', 'LiteLLM_TeamTable', $1,
-			jsonb_build_object('member', $2::jsonb), $3::jsonb)`, op.Team, entry, after); err != nil {
-			return "", 0, true, err
+		if _, err := tx.Exec(ctx, insertAudit+`
+			SELECT gen_random_uuid()::text, `+now+`, '`+ChangedBy+`', '', 'updated', 'LiteLLM_TeamTable', $1,
+				jsonb_build_object('member', NULLIF(b, '')::jsonb),
+				jsonb_build_object('member_' || a, jsonb_build_object('user_id', u, 'role', CASE WHEN a = 'removed' THEN NULL ELSE r END),
+					'rolesync', rs, 'keys_changed', kc)
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int[]) AS x(u, a, b, r, rs, kc)`,
+			team, auditUsers, auditActions, auditBefore, roles, reasons, keyChanges); err != nil {
+			return nil, true, err
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return "", 0, true, err
+		return nil, true, err
 	}
-	return changed, keysChanged, true, nil
+	return results, true, nil
 }
 
-// revokeTeamKeys blocks (keys KeysBlock) or deletes, as member_delete does,
-// the user's keys of team.
-func revokeTeamKeys(ctx context.Context, tx pgx.Tx, team, rowUserID string, keys Keys) (int, error) {
-	if keys == KeysBlock {
-		tag, err := tx.Exec(ctx, `UPDATE "LiteLLM_VerificationToken" SET blocked = true,
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// teamKeys handles the keys of team's added and removed members: removed
+// members' keys blocked (KeysBlock, marked rolesync_team_blocked) or copied
+// to "LiteLLM_DeletedVerificationToken" and deleted, as member_delete does;
+// added members' keys that rolesync blocked unblocked (KeysBlock). It
+// returns the keys changed per user.
+func teamKeys(ctx context.Context, tx pgx.Tx, team string, added, removed []string, keys Keys) (map[string]int, error) {
+	counts := map[string]int{}
+	collect := func(rows pgx.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u string
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			counts[u]++
+		}
+		return rows.Err()
+	}
+	if len(removed) > 0 && keys == KeysBlock {
+		if err := collect(tx.Query(ctx, `UPDATE "LiteLLM_VerificationToken" SET blocked = true,
 			metadata = metadata || '{"rolesync_team_blocked": true}'::jsonb, updated_at = `+utcNow+`, updated_by = '`+ChangedBy+`'
-			WHERE user_id = $2 AND team_id = $1 AND blocked IS NOT TRUE`, team, rowUserID)
-		return int(tag.RowsAffected()), err
+			WHERE team_id = $1 AND user_id = ANY($2::text[]) AND blocked IS NOT TRUE RETURNING user_id`, team, removed)); err != nil {
+			return nil, err
+		}
+	} else if len(removed) > 0 {
+		if _, err := tx.Exec(ctx, strings.Replace(deleteSteps[0], "WHERE user_id = $1", "WHERE user_id = ANY($1::text[]) AND team_id = $2", 1), removed, team); err != nil {
+			return nil, err
+		}
+		if err := collect(tx.Query(ctx, `DELETE FROM "LiteLLM_VerificationToken" WHERE team_id = $1 AND user_id = ANY($2::text[]) RETURNING user_id`, team, removed)); err != nil {
+			return nil, err
+		}
 	}
-	copyKeys := deleteSteps[0] + ` AND team_id = $2`
-	if _, err := tx.Exec(ctx, copyKeys, rowUserID, team); err != nil {
-		return 0, err
+	if len(added) > 0 && keys == KeysBlock {
+		if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_VerificationToken" SET blocked = false, metadata = metadata - 'rolesync_team_blocked',
+			updated_at = `+utcNow+`, updated_by = '`+ChangedBy+`' WHERE team_id = $1 AND user_id = ANY($2::text[]) AND metadata ? 'rolesync_team_blocked'`, team, added); err != nil {
+			return nil, err
+		}
 	}
-	tag, err := tx.Exec(ctx, `DELETE FROM "LiteLLM_VerificationToken" WHERE user_id = $1 AND team_id = $2`, rowUserID, team)
-	return int(tag.RowsAffected()), err
+	return counts, nil
 }

@@ -3,6 +3,7 @@ package proxydb
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -158,3 +159,54 @@ func TestConcurrentTeamAddsKeepEveryMember(t *testing.T) {
 		t.Fatalf("%d members, want 40", len(r))
 	}
 }
+
+// One batch adds and removes many members with one roster write; members
+// an admin added by hand and fields LiteLLM keeps in an entry are preserved.
+func TestTeamBatchWritesTheRosterOnce(t *testing.T) {
+	db, raw := newDB(t)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, members_with_roles, updated_at) VALUES
+		('big', '[{"user_id": "hand", "role": "admin", "user_email": "h@example.com", "extra": 1}, {"user_id": "gone", "role": "user"}]', now())`)
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, teams) SELECT 'm' || g, '{}' FROM generate_series(1, 500) g`)
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, teams) VALUES ('gone', '{big}')`)
+	ops := []MemberOp{{RowUserID: "gone", Remove: true}}
+	for i := 1; i <= 500; i++ {
+		ops = append(ops, MemberOp{RowUserID: "m" + itoa(i), Role: "user"})
+	}
+	xmin := func() string {
+		var x string
+		if err := raw.QueryRow(ctx, `SELECT xmin::text FROM "LiteLLM_TeamTable" WHERE team_id = 'big'`).Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	before := xmin()
+	res, found, err := db.ApplyTeamBatch(ctx, "big", ops, KeysBlock)
+	if err != nil || !found || res[0].Changed != "removed" || res[500].Changed != "added" {
+		t.Fatalf("batch: %v %v %+v", found, err, res[:2])
+	}
+	if xmin() == before {
+		t.Fatal("the roster was not written")
+	}
+	r := roster(t, db, "big")
+	if len(r) != 501 || r["hand"] != "admin" || r["gone"] != "" {
+		t.Fatalf("roster has %d members (hand %q)", len(r), r["hand"])
+	}
+	var extra int
+	if err := raw.QueryRow(ctx, `SELECT (m->>'extra')::int FROM "LiteLLM_TeamTable", jsonb_array_elements(members_with_roles) m WHERE team_id = 'big' AND m->>'user_id' = 'hand'`).Scan(&extra); err != nil || extra != 1 {
+		t.Fatalf("the hand-added entry lost its fields: %v %d", err, extra)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE 'big' = ANY(teams)`); n != 500 {
+		t.Fatalf("%d users list big in their teams", n)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE object_id = 'big'`); n != 501 {
+		t.Fatalf("%d audit rows, want 501 (one per changed member)", n)
+	}
+	// The same batch again changes nothing and writes nothing.
+	before = xmin()
+	if _, _, err := db.ApplyTeamBatch(ctx, "big", ops[1:], KeysBlock); err != nil || xmin() != before {
+		t.Fatalf("a no-op batch wrote the roster (%v)", err)
+	}
+}
+
+func itoa(i int) string { return fmt.Sprint(i) }
