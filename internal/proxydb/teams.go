@@ -163,7 +163,7 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 		roster = append(roster, rosterEntry{raw: r, userID: e.UserID, role: e.Role})
 	}
 	results = make([]MemberResult, len(ops))
-	var added, removed, roleChanged []string
+	var added, removed []string
 	var auditUsers, auditActions, auditBefore []string
 	for i, op := range ops {
 		j, member := index[op.RowUserID]
@@ -185,7 +185,6 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 			entry, _ := json.Marshal(map[string]any{"user_id": op.RowUserID, "user_email": nilIfEmpty(op.Email), "role": op.Role})
 			if member {
 				roster[j].raw, roster[j].role = entry, op.Role
-				roleChanged = append(roleChanged, op.RowUserID)
 				results[i].Changed = "role"
 			} else {
 				index[op.RowUserID] = len(roster)
