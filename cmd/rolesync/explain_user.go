@@ -99,6 +99,7 @@ func explainUser(name string, files []string, usersFile string, kube *kubeFlags,
 		doc := explainUserJSON{Namespace: ns, Name: pu.Name, UserID: pu.Spec.UserID, Issuer: pu.Spec.Issuer,
 			Role: final.Role, Denied: final.Denied, Reason: final.Reason, Message: final.Message, Claims: toJSON(claims),
 			Teams: append([]rolesyncv1.TeamMembership{}, teams...)}
+		doc.Claims.Teams = doc.Teams
 		if overridden {
 			doc.Override = pu.Spec.RoleOverride
 		}
@@ -117,11 +118,6 @@ func explainUser(name string, files []string, usersFile string, kube *kubeFlags,
 		fmt.Fprintf(stdout, "Override: spec.roleOverride decides: %s, whatever the claims; what they alone would decide follows\n", *pu.Spec.RoleOverride)
 	}
 	printText(stdout, claims, len(mappings))
-	if len(teams) > 0 {
-		fmt.Fprintln(stdout, "Teams:")
-		for _, m := range teams {
-			fmt.Fprintf(stdout, "  %s (%s) <- %s\n", m.Team, m.Role, m.Source)
-		}
-	}
+	printTeams(stdout, teams, &td)
 	return exitOK
 }

@@ -127,18 +127,41 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// The same decision the controller and the login server make (for a
 	// user with these claims and no override).
-	d := proxyuser.Decide(proxyuser.Input{Engine: rolemap.NewEngine(mappings...), Issuer: *issuer, Login: claims}).Engine
+	engine := rolemap.NewEngine(mappings...)
+	d := proxyuser.Decide(proxyuser.Input{Engine: engine, Issuer: *issuer, Login: claims}).Engine
+	td := engine.EvaluateTeams(claims, *issuer)
+	teams := proxyuser.TeamGrants("", &td, d.Denied)
 	if *output == "json" {
+		doc := toJSON(d)
+		doc.Teams = append(doc.Teams, teams...)
+		for _, g := range td.Dropped {
+			doc.DroppedTeams = append(doc.DroppedTeams, g.Team)
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(toJSON(d)); err != nil {
+		if err := enc.Encode(doc); err != nil {
 			fmt.Fprintf(stderr, "rolesync explain: %v\n", err)
 			return exitFailure
 		}
 		return exitOK
 	}
 	printText(stdout, d, len(mappings))
+	printTeams(stdout, teams, &td)
 	return exitOK
+}
+
+// printTeams lists the teams granted, and those dropped for being outside
+// the granting mapping's allowedTeams.
+func printTeams(w io.Writer, teams []rolesyncv1.TeamMembership, td *rolemap.TeamDecision) {
+	if len(teams) > 0 {
+		fmt.Fprintln(w, "Teams:")
+		for _, m := range teams {
+			fmt.Fprintf(w, "  %s (%s) <- %s\n", m.Team, m.Role, m.Source)
+		}
+	}
+	for _, g := range td.Dropped {
+		fmt.Fprintf(w, "Dropped:  team %s from %s: not in that mapping's allowedTeams\n", g.Team, g.Describe())
+	}
 }
 
 // explainJSON is the -o json document; its keys are a stable interface.
@@ -149,6 +172,10 @@ type explainJSON struct {
 	Message string          `json:"message"`
 	Source  sourceJSON      `json:"source"`
 	Matches []rolemap.Match `json:"matches"`
+	// Teams are the LiteLLM team memberships granted (empty when denied).
+	Teams []rolesyncv1.TeamMembership `json:"teams"`
+	// DroppedTeams are templated teams outside their mapping's allowedTeams.
+	DroppedTeams []string `json:"droppedTeams,omitempty"`
 }
 
 type sourceJSON struct {
@@ -164,6 +191,7 @@ func toJSON(d rolemap.Decision) explainJSON {
 		Role: d.Role, Denied: d.Denied, Reason: d.Reason, Message: d.Message(),
 		Source:  sourceJSON{Type: string(d.Source.Type), RoleMapping: d.Source.RoleMapping, Claim: d.Source.Claim, Value: d.Source.Value},
 		Matches: []rolemap.Match{},
+		Teams:   []rolesyncv1.TeamMembership{},
 	}
 	if d.Source.Rule >= 0 {
 		r := d.Source.Rule

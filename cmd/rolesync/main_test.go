@@ -303,3 +303,29 @@ func TestDiffShowsTeamsGainedAndLost(t *testing.T) {
 		t.Fatalf("team changes %v", byName)
 	}
 }
+
+func TestExplainShowsTeams(t *testing.T) {
+	dir := t.TempDir()
+	doc := "apiVersion: rolesync.dev/v1\nkind: RoleMapping\nmetadata: {name: keycloak, namespace: ai}\nspec:\n  claim: groups\n" +
+		"  rules: [{glob: '/ai/*', role: internal_user}]\n  allowedTeams: ['ai-s*']\n  teams:\n  - {regex: '/ai/(.+)', team: 'ai-$1'}\n"
+	f := filepath.Join(dir, "m.yaml")
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, `{"groups": ["/ai/search", "/ai/labs"]}`, "explain", "-f", f, "--claims", "-", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got struct {
+		Teams []struct {
+			Team, Role, Source string
+		} `json:"teams"`
+		Dropped []string `json:"droppedTeams"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Teams) != 1 || got.Teams[0].Team != "ai-search" || got.Teams[0].Role != "user" || len(got.Dropped) != 1 || got.Dropped[0] != "ai-labs" {
+		t.Fatalf("teams %+v dropped %v", got.Teams, got.Dropped)
+	}
+}
