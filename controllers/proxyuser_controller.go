@@ -100,8 +100,9 @@ type ProxyUserReconciler struct {
 	// Changes carries the namespaces whose engine changed (from the
 	// RoleMapping controller): their users are all re-evaluated.
 	Changes     *EngineChanges
-	batcherOnce sync.Once
-	batcher     *teamBatcher // group commits of team memberships (set on first use)
+	batcherOnce  sync.Once
+	batcher      *teamBatcher // group commits of team memberships (set on first use)
+	teamsChecked sync.Map     // UID -> time.Time the user's memberships were last confirmed
 
 	// Moves, when set, collects the role changes RoleMapping changes cause
 	// for one UsersMoved Event per mapping (MoveReporter) instead of one

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
@@ -14,8 +16,11 @@ import (
 // TeamStore is the part of the proxy database team memberships need
 // (proxydb.DB implements it).
 type TeamStore interface {
-	Memberships(ctx context.Context, rowUserID string) (map[string]string, error)
-	ApplyTeams(ctx context.Context, rowUserID, email string, ops []proxydb.TeamOp, keys proxydb.Keys, reason, object string) (proxydb.TeamResult, error)
+	// UserTeams reads the user's teams array (one row).
+	UserTeams(ctx context.Context, rowUserID string) ([]string, error)
+	// ApplyTeamBatch applies many users' changes to one team in one
+	// transaction, reading and writing its roster once.
+	ApplyTeamBatch(ctx context.Context, team string, ops []proxydb.MemberOp, keys proxydb.Keys) ([]proxydb.MemberResult, bool, error)
 }
 
 // teamRetry is how soon a user granted a team that does not exist yet is
@@ -23,17 +28,21 @@ type TeamStore interface {
 const teamRetry = 30 * time.Second
 
 // syncTeams decides the user's teams and keeps LiteLLM's rosters exact for
-// them: every granted membership added (or its role set); with teamSync
-// Exact, memberships of owned teams that no rule grants removed; teams the
-// mappings do not own never touched. A membership changed behind
-// rolesync's back in an owned team is drift: put back (Enforce) or reported.
-// One read of the user's memberships per reconcile; writes only for changes.
+// them: every granted membership added (or its role set; Additive never
+// lowers one); with teamSync Exact, the user removed from owned teams no
+// rule grants; teams the mappings do not own never touched. A membership
+// changed behind rolesync's back in an owned team is drift: put back
+// (Enforce) or reported (Report). The rosters are read and written by the
+// team batcher (one transaction per team for many users); a user whose
+// teams were checked within the resync period and did not change costs
+// nothing.
 func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, sr proxyuser.SyncResult) proxyuser.TeamsResult {
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	var td rolemap.TeamDecision
 	engine.EvaluateTeamsInto(proxyuser.StoredClaims(pu), pu.Spec.Issuer, &td)
 	tr := proxyuser.TeamsResult{Active: len(td.Owners) > 0 || len(pu.Status.Teams) > 0}
 	if !tr.Active {
+		r.teamsChecked.Delete(pu.UID)
 		return tr
 	}
 	tr.Grants = proxyuser.TeamGrants(pu.Namespace, &td, res.Denied)
@@ -51,99 +60,91 @@ func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.Prox
 		tr.Waiting = true
 		return tr
 	}
-	current, err := store.Memberships(ctx, sr.Row)
-	if err != nil {
-		tr.Err = err
+	synced := conditionTrue(pu.Status.Conditions, rolesyncv1.ConditionTeamsSynced)
+	if synced && slices.Equal(pu.Status.Teams, tr.Grants) && r.teamsCheckedRecently(pu.UID) {
 		return tr
 	}
 	previous := map[string]bool{} // granted and synced by the last reconcile
-	if conditionTrue(pu.Status.Conditions, rolesyncv1.ConditionTeamsSynced) {
+	if synced {
 		for _, m := range pu.Status.Teams {
 			previous[m.Team] = true
 		}
 	}
+	held, err := store.UserTeams(ctx, sr.Row)
+	if err != nil {
+		tr.Err = err
+		return tr
+	}
 	report := r.driftPolicy() == DriftReport
-	var ops []proxydb.TeamOp
+	reason := "teams of " + auditReason(res)
+	var ops []proxydb.MemberOp
+	var teams []string
 	granted := map[string]bool{}
 	for _, g := range tr.Grants {
 		granted[g.Team] = true
-		cur, member := current[g.Team]
 		_, exact := td.Owned(g.Team)
-		switch {
-		case member && (cur == string(g.Role) || (!exact && rolesyncv1.TeamRole(cur).Rank() > g.Role.Rank())):
-			continue // held (Additive never lowers a role an admin raised)
-		case !member && previous[g.Team] && hadRole(pu, g.Team, g.Role):
-			// Granted and synced before, gone now: removed behind rolesync's back.
-			if report {
-				tr.Reported = append(tr.Reported, g.Team+" (removed)")
-				continue
-			}
-			tr.Corrected = append(tr.Corrected, g.Team+" (removed)")
-		}
-		ops = append(ops, proxydb.TeamOp{Team: g.Team, Role: string(g.Role)})
+		ops = append(ops, proxydb.MemberOp{RowUserID: sr.Row, Email: pu.Spec.Email, Role: string(g.Role), KeepHigher: !exact,
+			DryRun: report && previous[g.Team], Reason: reason, Object: objectName(pu)})
+		teams = append(teams, g.Team)
 	}
-	for team := range current {
-		if granted[team] {
+	candidates := slices.Clone(held) // the teams LiteLLM says the user is in, and those rolesync granted
+	for _, m := range pu.Status.Teams {
+		candidates = append(candidates, m.Team)
+	}
+	for _, team := range candidates {
+		if granted[team] || slices.Contains(teams, team) {
 			continue
 		}
 		if owned, exact := td.Owned(team); !owned || !exact {
 			continue // Additive, or a team the mappings do not own: never removed
 		}
-		if !previous[team] && len(previous) > 0 && report {
-			tr.Reported = append(tr.Reported, team+" (added)")
-			continue
-		}
-		ops = append(ops, proxydb.TeamOp{Team: team, Remove: true})
+		ops = append(ops, proxydb.MemberOp{RowUserID: sr.Row, Remove: true,
+			DryRun: report && len(previous) > 0 && !previous[team], Reason: reason, Object: objectName(pu)})
+		teams = append(teams, team)
 	}
-	if len(ops) == 0 {
-		return tr
-	}
-	slices.SortFunc(ops, func(a, b proxydb.TeamOp) int { // one lock order for every writer
-		switch {
-		case a.Team < b.Team:
-			return -1
-		case a.Team > b.Team:
-			return 1
-		}
-		return 0
-	})
 	keys := proxydb.KeysLeave
 	if r.KeyRevocation == KeyRevocationBlock {
 		keys = proxydb.KeysBlock
 	}
-	reason := "teams of " + auditReason(res)
-	if bs, ok := r.Store.(TeamBatchStore); ok {
-		// Group-committed per team with the other workers' changes.
-		r.batcherOnce.Do(func() { r.batcher = newTeamBatcher(bs) })
-		for _, op := range ops {
-			_, found, err := r.batcher.apply(ctx, op.Team, proxydb.MemberOp{RowUserID: sr.Row, Email: pu.Spec.Email, Role: op.Role,
-				Remove: op.Remove, Reason: reason, Object: objectName(pu)}, keys)
-			if err != nil {
-				tr.Err = err
-				return tr
-			}
-			if !found {
-				tr.NotFound = append(tr.NotFound, op.Team)
-			}
+	r.batcherOnce.Do(func() { r.batcher = newTeamBatcher(store) })
+	for i, op := range ops {
+		out, found, err := r.batcher.apply(ctx, teams[i], op, keys)
+		switch {
+		case err != nil:
+			tr.Err = err
+			return tr
+		case !found && !op.Remove:
+			tr.NotFound = append(tr.NotFound, teams[i])
+			continue
+		case out.Changed == "":
+			continue
 		}
-		return tr
+		// Drift: a synced membership gone, or one added behind rolesync's back.
+		drift := ""
+		switch {
+		case !op.Remove && previous[teams[i]] && out.Changed == "added":
+			drift = teams[i] + " (removed)"
+		case op.Remove && len(previous) > 0 && !previous[teams[i]]:
+			drift = teams[i] + " (added)"
+		}
+		switch {
+		case drift != "" && op.DryRun:
+			tr.Reported = append(tr.Reported, drift)
+		case drift != "":
+			tr.Corrected = append(tr.Corrected, drift)
+		}
 	}
-	out, err := store.ApplyTeams(ctx, sr.Row, pu.Spec.Email, ops, keys, reason, objectName(pu))
-	if err != nil {
-		tr.Err = err
-		return tr
+	if tr.Err == nil && len(tr.NotFound) == 0 && len(tr.Reported) == 0 {
+		r.teamsChecked.Store(pu.UID, time.Now())
+	} else {
+		r.teamsChecked.Delete(pu.UID)
 	}
-	tr.NotFound = out.NotFound
 	return tr
 }
 
-// hadRole reports whether status listed team with role (so the membership
-// was synced by an earlier reconcile).
-func hadRole(pu *rolesyncv1.ProxyUser, team string, role rolesyncv1.TeamRole) bool {
-	for _, m := range pu.Status.Teams {
-		if m.Team == team {
-			return m.Role == role
-		}
-	}
-	return false
+// teamsCheckedRecently: the user's memberships were confirmed within the
+// resync period (a resync then checks them again, as it does the row).
+func (r *ProxyUserReconciler) teamsCheckedRecently(uid types.UID) bool {
+	at, ok := r.teamsChecked.Load(uid)
+	return ok && time.Since(at.(time.Time)) < r.resyncPeriod()*9/10
 }

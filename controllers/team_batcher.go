@@ -8,19 +8,13 @@ import (
 	"github.com/rolesync/rolesync/internal/proxydb"
 )
 
-// TeamBatchStore applies many users' changes to one team in one
-// transaction (proxydb.DB implements it).
-type TeamBatchStore interface {
-	ApplyTeamBatch(ctx context.Context, team string, ops []proxydb.MemberOp, keys proxydb.Keys) ([]proxydb.MemberResult, bool, error)
-}
-
 // teamBatcher group-commits membership changes per team: LiteLLM keeps a
 // team's roster as one jsonb array, so adding 10,000 members one
 // transaction each would rewrite it 10,000 times under the team's lock.
 // While one batch of a team is being written, the changes of other users
 // (the other reconcile workers) queue; the next batch takes them all.
 type teamBatcher struct {
-	store TeamBatchStore
+	store TeamStore
 
 	mu      sync.Mutex
 	pending map[string][]*pendingMember // by team
@@ -42,7 +36,7 @@ type memberDone struct {
 // batchTimeout bounds one batch's transaction.
 const batchTimeout = 60 * time.Second
 
-func newTeamBatcher(store TeamBatchStore) *teamBatcher {
+func newTeamBatcher(store TeamStore) *teamBatcher {
 	return &teamBatcher{store: store, pending: map[string][]*pendingMember{}, running: map[string]bool{}}
 }
 

@@ -29,6 +29,20 @@ type TeamResult struct {
 	KeysChanged int
 }
 
+// UserTeams returns the user's teams array (LiteLLM keeps it in step with
+// the rosters): one row read, whatever the size of the teams.
+func (d *DB) UserTeams(ctx context.Context, rowUserID string) ([]string, error) {
+	var teams []string
+	err := d.pool.QueryRow(ctx, `SELECT COALESCE(teams, '{}') FROM "LiteLLM_UserTable" WHERE user_id = $1`, rowUserID).Scan(&teams)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("proxydb: teams of %s: %w", rowUserID, err)
+	}
+	return teams, nil
+}
+
 // Memberships returns the teams whose roster (members_with_roles) lists
 // the user, with the member's role.
 func (d *DB) Memberships(ctx context.Context, rowUserID string) (map[string]string, error) {
@@ -98,12 +112,19 @@ type MemberOp struct {
 	// Role ("user" or "admin") for an add; ignored for a removal.
 	Role   string
 	Remove bool
+	// KeepHigher leaves a member whose role is above Role as is (an admin
+	// raised it; Additive sync never lowers).
+	KeepHigher bool
+	// DryRun reports what the op would do without doing it (drift left
+	// alone under --drift-policy=Report).
+	DryRun bool
 	// Reason and Object go into the audit row.
 	Reason, Object string
 }
 
-// MemberResult is what ApplyTeamBatch did for one MemberOp: "added",
-// "role", "removed" or "" (nothing to do), and the keys it changed.
+// MemberResult is what ApplyTeamBatch did (or, DryRun, would do) for one
+// MemberOp: "added", "role", "removed" or "" (nothing to do), and the keys
+// it changed.
 type MemberResult struct {
 	Changed     string
 	KeysChanged int
@@ -174,12 +195,21 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 		switch {
 		case op.Remove && !member:
 			continue
+		case op.Remove && op.DryRun:
+			results[i].Changed = "removed"
+			continue
 		case op.Remove:
 			roster[j].userID, roster[j].raw = "", nil // dropped when written
 			delete(index, op.RowUserID)
 			removed = append(removed, op.RowUserID)
 			results[i].Changed = "removed"
-		case member && roster[j].role == op.Role:
+		case member && (roster[j].role == op.Role || (op.KeepHigher && teamRoleRank(roster[j].role) > teamRoleRank(op.Role))):
+			continue
+		case op.DryRun && member:
+			results[i].Changed = "role"
+			continue
+		case op.DryRun:
+			results[i].Changed = "added"
 			continue
 		default:
 			entry, _ := json.Marshal(map[string]any{"user_id": op.RowUserID, "user_email": nilIfEmpty(op.Email), "role": op.Role})
@@ -270,6 +300,14 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 		return nil, true, err
 	}
 	return results, true, nil
+}
+
+// teamRoleRank orders LiteLLM's team roles: admin above user.
+func teamRoleRank(role string) int {
+	if role == "admin" {
+		return 2
+	}
+	return 1
 }
 
 func nilIfEmpty(s string) any {
