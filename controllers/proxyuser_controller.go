@@ -99,7 +99,7 @@ type ProxyUserReconciler struct {
 	MaxConcurrentReconciles int
 	// Changes carries the namespaces whose engine changed (from the
 	// RoleMapping controller): their users are all re-evaluated.
-	Changes     *EngineChanges
+	Changes      *EngineChanges
 	batcherOnce  sync.Once
 	batcher      *teamBatcher // group commits of team memberships (set on first use)
 	teamsChecked sync.Map     // UID -> time.Time the user's memberships were last confirmed
