@@ -158,39 +158,49 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, team); err != nil {
 		return nil, false, err
 	}
-	var rawRoster []byte
 	var budget *string
-	err = tx.QueryRow(ctx, `SELECT CASE WHEN jsonb_typeof(members_with_roles) = 'array' THEN members_with_roles ELSE '[]'::jsonb END,
-		metadata->>'team_member_budget_id' FROM "LiteLLM_TeamTable" WHERE team_id = $1 FOR UPDATE`, team).Scan(&rawRoster, &budget)
+	err = tx.QueryRow(ctx, `SELECT metadata->>'team_member_budget_id' FROM "LiteLLM_TeamTable" WHERE team_id = $1 FOR UPDATE`, team).Scan(&budget)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, true, err
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(rawRoster, &raws); err != nil {
-		return nil, true, fmt.Errorf("members_with_roles of %s: %w", team, err)
+	// The entries of the batch's users only: the roster (up to thousands of
+	// members) never leaves the database.
+	opUsers := make([]string, len(ops))
+	for i, op := range ops {
+		opUsers[i] = op.RowUserID
 	}
-	roster := make([]rosterEntry, 0, len(raws)+len(ops))
-	index := make(map[string]int, len(raws)+len(ops))
-	for _, r := range raws {
-		var e struct {
-			UserID string `json:"user_id"`
-			Role   string `json:"role"`
+	current := make(map[string]rosterEntry, len(ops))
+	rows, err := tx.Query(ctx, `SELECT m->>'user_id', COALESCE(m->>'role', ''), m FROM "LiteLLM_TeamTable" t,
+		jsonb_array_elements(CASE WHEN jsonb_typeof(t.members_with_roles) = 'array' THEN t.members_with_roles ELSE '[]'::jsonb END) m
+		WHERE t.team_id = $1 AND m->>'user_id' = ANY($2::text[])`, team, opUsers)
+	if err != nil {
+		return nil, true, err
+	}
+	for rows.Next() {
+		var e rosterEntry
+		if err := rows.Scan(&e.userID, &e.role, &e.raw); err != nil {
+			rows.Close()
+			return nil, true, err
 		}
-		_ = json.Unmarshal(r, &e)
-		index[e.UserID] = len(roster)
-		roster = append(roster, rosterEntry{raw: r, userID: e.UserID, role: e.Role})
+		current[e.userID] = e
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, true, err
 	}
 	results = make([]MemberResult, len(ops))
-	var added, removed []string
+	// Never nil: pgx sends a nil slice as NULL, and "<> ALL(NULL)" keeps nothing.
+	added, removed, dropped := []string{}, []string{}, []string{} // dropped: entries rewritten (removed or role changed)
+	var entries []json.RawMessage        // appended: added members and changed roles
 	var auditUsers, auditActions, auditBefore []string
 	for i, op := range ops {
-		j, member := index[op.RowUserID]
+		e, member := current[op.RowUserID]
 		var before string
 		if member {
-			before = string(roster[j].raw)
+			before = string(e.raw)
 		}
 		switch {
 		case op.Remove && !member:
@@ -199,11 +209,10 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 			results[i].Changed = "removed"
 			continue
 		case op.Remove:
-			roster[j].userID, roster[j].raw = "", nil // dropped when written
-			delete(index, op.RowUserID)
 			removed = append(removed, op.RowUserID)
+			dropped = append(dropped, op.RowUserID)
 			results[i].Changed = "removed"
-		case member && (roster[j].role == op.Role || (op.KeepHigher && teamRoleRank(roster[j].role) > teamRoleRank(op.Role))):
+		case member && (e.role == op.Role || (op.KeepHigher && teamRoleRank(e.role) > teamRoleRank(op.Role))):
 			continue
 		case op.DryRun && member:
 			results[i].Changed = "role"
@@ -213,12 +222,11 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 			continue
 		default:
 			entry, _ := json.Marshal(map[string]any{"user_id": op.RowUserID, "user_email": nilIfEmpty(op.Email), "role": op.Role})
+			entries = append(entries, entry)
 			if member {
-				roster[j].raw, roster[j].role = entry, op.Role
+				dropped = append(dropped, op.RowUserID)
 				results[i].Changed = "role"
 			} else {
-				index[op.RowUserID] = len(roster)
-				roster = append(roster, rosterEntry{raw: entry, userID: op.RowUserID, role: op.Role})
 				added = append(added, op.RowUserID)
 				results[i].Changed = "added"
 			}
@@ -230,13 +238,10 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 	if len(auditUsers) == 0 {
 		return results, true, nil
 	}
-	out := make([]json.RawMessage, 0, len(roster))
-	for _, e := range roster {
-		if e.raw != nil {
-			out = append(out, e.raw)
-		}
+	if entries == nil {
+		entries = []json.RawMessage{}
 	}
-	newRoster, err := json.Marshal(out)
+	newEntries, err := json.Marshal(entries)
 	if err != nil {
 		return nil, true, err
 	}
@@ -245,10 +250,13 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 		sql  string
 		args []any
 	}{
-		{`UPDATE "LiteLLM_TeamTable" SET members_with_roles = $2::jsonb,
+		{`UPDATE "LiteLLM_TeamTable" SET members_with_roles = (CASE WHEN cardinality($4::text[]) = 0
+				THEN CASE WHEN jsonb_typeof(members_with_roles) = 'array' THEN members_with_roles ELSE '[]'::jsonb END
+				ELSE COALESCE((SELECT jsonb_agg(m) FROM jsonb_array_elements(CASE WHEN jsonb_typeof(members_with_roles) = 'array'
+					THEN members_with_roles ELSE '[]'::jsonb END) m WHERE m->>'user_id' <> ALL($4::text[])), '[]'::jsonb) END) || $2::jsonb,
 			members = CASE WHEN cardinality($3::text[]) = 0 THEN members ELSE COALESCE((SELECT array_agg(m) FROM unnest(members) m WHERE m <> ALL($3::text[])), '{}') END,
 			admins = CASE WHEN cardinality($3::text[]) = 0 THEN admins ELSE COALESCE((SELECT array_agg(a) FROM unnest(admins) a WHERE a <> ALL($3::text[])), '{}') END,
-			updated_at = ` + now + ` WHERE team_id = $1`, []any{team, newRoster, removed}},
+			updated_at = ` + now + ` WHERE team_id = $1`, []any{team, newEntries, removed, dropped}},
 		{`UPDATE "LiteLLM_UserTable" SET teams = array_append(COALESCE(teams, '{}'), $1), updated_at = ` + now + `
 			WHERE user_id = ANY($2::text[]) AND NOT ($1 = ANY(COALESCE(teams, '{}')))`, []any{team, added}},
 		{`UPDATE "LiteLLM_UserTable" SET teams = array_remove(teams, $1), updated_at = ` + now + `

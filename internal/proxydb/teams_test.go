@@ -165,8 +165,8 @@ func TestConcurrentTeamAddsKeepEveryMember(t *testing.T) {
 func TestTeamBatchWritesTheRosterOnce(t *testing.T) {
 	db, raw := newDB(t)
 	ctx := context.Background()
-	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, members_with_roles, updated_at) VALUES
-		('big', '[{"user_id": "hand", "role": "admin", "user_email": "h@example.com", "extra": 1}, {"user_id": "gone", "role": "user"}]', now())`)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, members, members_with_roles, updated_at) VALUES
+		('big', '{hand,gone}', '[{"user_id": "hand", "role": "admin", "user_email": "h@example.com", "extra": 1}, {"user_id": "gone", "role": "user"}]', now())`)
 	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, teams) SELECT 'm' || g, '{}' FROM generate_series(1, 500) g`)
 	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, teams) VALUES ('gone', '{big}')`)
 	ops := []MemberOp{{RowUserID: "gone", Remove: true}}
@@ -195,6 +195,9 @@ func TestTeamBatchWritesTheRosterOnce(t *testing.T) {
 	var extra int
 	if err := raw.QueryRow(ctx, `SELECT (m->>'extra')::int FROM "LiteLLM_TeamTable", jsonb_array_elements(members_with_roles) m WHERE team_id = 'big' AND m->>'user_id' = 'hand'`).Scan(&extra); err != nil || extra != 1 {
 		t.Fatalf("the hand-added entry lost its fields: %v %d", err, extra)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamTable" WHERE team_id = 'big' AND members = '{hand}'`); n != 1 {
+		t.Fatal("the legacy members array lost the hand-added member or kept the removed one")
 	}
 	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE 'big' = ANY(teams)`); n != 500 {
 		t.Fatalf("%d users list big in their teams", n)
