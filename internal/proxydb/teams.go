@@ -194,7 +194,7 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 	results = make([]MemberResult, len(ops))
 	// Never nil: pgx sends a nil slice as NULL, and "<> ALL(NULL)" keeps nothing.
 	added, removed, dropped := []string{}, []string{}, []string{} // dropped: entries rewritten (removed or role changed)
-	var entries []json.RawMessage        // appended: added members and changed roles
+	var entries []json.RawMessage                                 // appended: added members and changed roles
 	var auditUsers, auditActions, auditBefore []string
 	for i, op := range ops {
 		e, member := current[op.RowUserID]
