@@ -284,7 +284,7 @@ func (v *JWTVerifier) Verify(token string) (*Event, error) {
 		return keySet(keys, t.Method.Alg(), headerKid(t.Header))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadToken, tokenErrorText(err))
+		return nil, fmt.Errorf("%w: %s", ErrBadToken, TokenErrorText(err))
 	}
 	if c.ID == "" {
 		return nil, fmt.Errorf("%w: jti is required", ErrBadToken)
@@ -484,8 +484,9 @@ func checkNameCase[V any](top map[string]V) error {
 	return nil
 }
 
-// tokenErrorText names what failed without echoing the token.
-func tokenErrorText(err error) string {
+// TokenErrorText names which check of a JWT failed, without echoing the
+// token.
+func TokenErrorText(err error) string {
 	for _, e := range []struct {
 		target error
 		text   string

@@ -219,7 +219,7 @@ func (v *Verifier) event(token string, payload []byte, is *Issuer, namespace str
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	if err := val.Validate(rc); err != nil {
-		return nil, fmt.Errorf("%w: %s", authn.ErrBadToken, claimsErrorText(err))
+		return nil, fmt.Errorf("%w: %s", authn.ErrBadToken, authn.TokenErrorText(err))
 	}
 	if rc.IssuedAt == nil {
 		return nil, fmt.Errorf("%w: iat is required", authn.ErrBadToken)
@@ -279,26 +279,6 @@ func printableID(id string) bool {
 		}
 	}
 	return true
-}
-
-// claimsErrorText names the failed check without echoing the token.
-func claimsErrorText(err error) string {
-	for _, e := range []struct {
-		target error
-		text   string
-	}{
-		{jwt.ErrTokenExpired, "token expired"},
-		{jwt.ErrTokenNotValidYet, "token not valid yet"},
-		{jwt.ErrTokenUsedBeforeIssued, "token used before issued"},
-		{jwt.ErrTokenInvalidIssuer, "wrong iss"},
-		{jwt.ErrTokenInvalidAudience, "wrong aud"},
-		{jwt.ErrTokenRequiredClaimMissing, "a required claim (exp, iat) is missing"},
-	} {
-		if errors.Is(err, e.target) {
-			return e.text
-		}
-	}
-	return "invalid claims"
 }
 
 // provider is one issuer's discovery state and key cache.
