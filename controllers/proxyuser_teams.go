@@ -64,8 +64,8 @@ func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.Prox
 	if synced && slices.Equal(pu.Status.Teams, tr.Grants) && r.teamsCheckedRecently(pu.UID) {
 		return tr
 	}
-	previous := map[string]bool{} // granted and synced by the last reconcile
-	if synced {
+	previous := map[string]bool{} // granted and synced (or found drifted) by the last reconcile
+	if synced || conditionReason(pu.Status.Conditions, rolesyncv1.ConditionTeamsSynced) == rolesyncv1.ReasonDriftDetected {
 		for _, m := range pu.Status.Teams {
 			previous[m.Team] = true
 		}

@@ -207,3 +207,53 @@ func TestTeamsFromClaims(t *testing.T) {
 		t.Fatalf("%d team audit rows", n)
 	}
 }
+
+// TestTeamDriftReported: under --drift-policy=Report a membership removed
+// behind rolesync's back in an owned team is reported, not put back.
+func TestTeamDriftReported(t *testing.T) {
+	ctx := context.Background()
+	url, err := pgServer.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t)
+	startOperator(t, ns, Options{Store: openDB(t, url), ResyncPeriod: 2 * time.Second, DriftPolicy: DriftReport})
+	createMapping(t, ns, teamsMapping, true)
+	pu := newUser(ns, "bo", map[string]any{"groups": []any{"/ai/search"}}, true)
+	withConn(t, url, func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_role, teams) VALUES ($1, $1, 'internal_user', '{}')`, pu.Spec.UserID); err != nil {
+			return err
+		}
+		_, err := c.Exec(ctx, `INSERT INTO "LiteLLM_TeamTable" (team_id, updated_at) VALUES ('ai-search', now())`)
+		return err
+	})
+	createUser(t, pu)
+	key := client.ObjectKeyFromObject(pu)
+	waitUser(t, key, 30*time.Second, func(p *rolesyncv1.ProxyUser) error {
+		if s, msg := teamsCondition(p); s != "True/TeamsSynced" {
+			return fmt.Errorf("TeamsSynced %s: %s", s, msg)
+		}
+		return nil
+	})
+	withConn(t, url, func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `UPDATE "LiteLLM_TeamTable" SET members_with_roles = '[]' WHERE team_id = 'ai-search'`)
+		return err
+	})
+	waitUser(t, key, 30*time.Second, func(p *rolesyncv1.ProxyUser) error {
+		if s, msg := teamsCondition(p); s != "False/DriftDetected" || !strings.Contains(msg, "ai-search (removed)") {
+			return fmt.Errorf("TeamsSynced %s: %s", s, msg)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // a resync passes: still reported, still not put back
+	got := &rolesyncv1.ProxyUser{}
+	if err := k8sClient.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if s, msg := teamsCondition(got); s != "False/DriftDetected" {
+		t.Fatalf("after a resync: TeamsSynced %s: %s", s, msg)
+	}
+	if _, in := rosterOf(t, url, "ai-search")[pu.Spec.UserID]; in {
+		t.Fatal("Report put the membership back")
+	}
+}
