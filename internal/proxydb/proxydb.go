@@ -389,11 +389,11 @@ func buildStatements(audit bool) statements {
 	RETURNING t.user_id, old.role AS before
 ), keys AS (
 	UPDATE "LiteLLM_VerificationToken" k SET
-		blocked = ($3::int = 1),
+		blocked = ($3::int = 1) OR k.metadata ? 'rolesync_team_blocked', -- a team removal's block outlives a role unblock
 		metadata = CASE WHEN $3::int = 1 THEN k.metadata || '{"rolesync_blocked": true}'::jsonb ELSE k.metadata - 'rolesync_blocked' END,
 		updated_at = ` + utcNow + `, updated_by = '` + ChangedBy + `'
 	FROM old WHERE k.user_id = old.user_id AND old.managed AND (
-		($3::int = 1 AND k.blocked IS NOT TRUE) OR
+		($3::int = 1 AND (k.blocked IS NOT TRUE OR (k.metadata ? 'rolesync_team_blocked' AND NOT k.metadata ? 'rolesync_blocked'))) OR
 		($3::int = 0 AND k.metadata ? 'rolesync_blocked'))
 	RETURNING k.token, k.blocked
 )`

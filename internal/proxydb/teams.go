@@ -361,7 +361,7 @@ func teamKeys(ctx context.Context, tx pgx.Tx, team string, added, removed []stri
 		}
 	}
 	if len(added) > 0 && keys == KeysBlock {
-		if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_VerificationToken" SET blocked = false, metadata = metadata - 'rolesync_team_blocked',
+		if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_VerificationToken" SET blocked = metadata ? 'rolesync_blocked', metadata = metadata - 'rolesync_team_blocked',
 			updated_at = `+utcNow+`, updated_by = '`+ChangedBy+`' WHERE team_id = $1 AND user_id = ANY($2::text[]) AND metadata ? 'rolesync_team_blocked'`, team, added); err != nil {
 			return nil, err
 		}

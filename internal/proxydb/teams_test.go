@@ -213,3 +213,40 @@ func TestTeamBatchWritesTheRosterOnce(t *testing.T) {
 }
 
 func itoa(i int) string { return fmt.Sprint(i) }
+
+// A key blocked both for a denied role and for a team removal stays
+// blocked until both are lifted, in either order.
+func TestRoleAndTeamBlocksCompose(t *testing.T) {
+	db, raw := newDB(t)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_role, teams) VALUES ('kim', 'internal_user', '{}')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, updated_at) VALUES ('t', now())`)
+	exec(t, raw, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id, team_id) VALUES ('k', 'kim', 't')`)
+	blocked := func() bool {
+		return count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE token = 'k' AND blocked`) == 1
+	}
+	if _, err := db.ApplyTeams(ctx, "kim", "", []TeamOp{{Team: "t", Role: "user"}}, KeysBlock, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ApplyTeams(ctx, "kim", "", []TeamOp{{Team: "t", Remove: true}}, KeysBlock, "", ""); err != nil || !blocked() {
+		t.Fatalf("team removal did not block the key (%v)", err)
+	}
+	if _, err := db.Apply(ctx, Change{RowUserID: "kim", Role: "internal_user_viewer", Keys: KeysBlock}); err != nil {
+		t.Fatal(err)
+	}
+	// The role comes back: the team block stays.
+	if _, err := db.Apply(ctx, Change{RowUserID: "kim", Role: "internal_user", Keys: KeysUnblock}); err != nil || !blocked() {
+		t.Fatalf("a role unblock lifted the team removal's block (%v)", err)
+	}
+	// Denied again, then the team comes back: the role block stays.
+	if _, err := db.Apply(ctx, Change{RowUserID: "kim", Role: "internal_user_viewer", Keys: KeysBlock}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ApplyTeams(ctx, "kim", "", []TeamOp{{Team: "t", Role: "user"}}, KeysBlock, "", ""); err != nil || !blocked() {
+		t.Fatalf("re-adding the team lifted the role's block (%v)", err)
+	}
+	// Both lifted: unblocked.
+	if _, err := db.Apply(ctx, Change{RowUserID: "kim", Role: "internal_user", Keys: KeysUnblock}); err != nil || blocked() {
+		t.Fatalf("the key stayed blocked after both blocks were lifted (%v)", err)
+	}
+}
