@@ -229,6 +229,15 @@ spec: {userID: hal, issuer: "https://kc.example.com/realms/ai", claims: {groups:
 	if code, out, errs := run("", "rolesync", "diff", "-f", "testdata/review/proposed", "-A"); code != exitOK {
 		t.Fatalf("diff after applying: exit %d\n%s%s", code, out, errs)
 	}
+	// --context is kubectl's: the named context is used, an unknown one is an error.
+	_, ctxName, _ := run("", "config", "current-context")
+	ctxName = strings.TrimSpace(ctxName)
+	if code, out, errs := run("", "rolesync", "diff", "-f", "testdata/review/proposed", "-A", "--context", ctxName); ctxName == "" || code != exitOK {
+		t.Fatalf("diff --context %q: exit %d\n%s%s", ctxName, code, out, errs)
+	}
+	if code, _, errs := run("", "rolesync", "diff", "-f", "testdata/review/proposed", "-A", "--context", "no-such-context"); code == exitOK || !strings.Contains(errs, "no-such-context") {
+		t.Fatalf("diff --context no-such-context: exit %d: %s", code, errs)
+	}
 }
 
 // outcomeOf is a ProxyUser's decided role, or "denied <reason>", from status.
