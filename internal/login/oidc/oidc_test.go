@@ -128,3 +128,46 @@ func TestBrokenConfigFailsClosed(t *testing.T) {
 }
 
 func waitABit() { time.Sleep(50 * time.Millisecond) }
+
+// An HTTPS provider with a private CA: trusted through certificateAuthority,
+// unreachable (no keys, 503) without it.
+func TestProviderCertificateAuthority(t *testing.T) {
+	p, err := idp.StartTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Stop() }()
+	if !strings.HasPrefix(p.Issuer(), "https://") {
+		t.Fatalf("issuer %s is not https", p.Issuer())
+	}
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(ca, p.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	verify := func(caLine string) error {
+		v, err := NewVerifier(Options{ConfigFile: writeConfig(t, "issuers:\n- url: "+p.Issuer()+"\n  audiences: ["+p.ClientID()+"]\n"+caLine), Log: logr.Discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Start(ctx)
+		tok, err := p.Login(idp.User{Subject: "u1", Extra: map[string]any{"email": "u1@example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 100 { // discovery runs in the background
+			if _, err = v.Verify(ctx, tok.IDToken, "ns"); !errors.Is(err, authn.ErrNoKeys) {
+				return err
+			}
+			waitABit()
+		}
+		return err
+	}
+	if err := verify("  certificateAuthority: " + ca + "\n"); err != nil {
+		t.Fatalf("with the provider's CA: %v", err)
+	}
+	if err := verify(""); !errors.Is(err, authn.ErrNoKeys) {
+		t.Fatalf("without the provider's CA (system roots): %v, want ErrNoKeys (TLS refused)", err)
+	}
+}

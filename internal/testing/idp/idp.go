@@ -6,14 +6,19 @@
 package idp
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,13 +32,53 @@ import (
 
 // Provider is a running OpenID provider.
 type Provider struct {
-	m  *mockoidc.MockOIDC
-	mu sync.RWMutex // held (read) by every request; (write) by changes to m
-	ln net.Listener
+	m      *mockoidc.MockOIDC
+	mu     sync.RWMutex // held (read) by every request; (write) by changes to m
+	ln     net.Listener
+	client *http.Client // a relying party's: trusts the provider's CA
+	caPEM  []byte
 }
 
-// Start runs a provider on 127.0.0.1.
-func Start() (*Provider, error) {
+// Start runs a provider on 127.0.0.1 over plain HTTP.
+func Start() (*Provider, error) { return start(nil, nil) }
+
+// StartTLS runs a provider on https://127.0.0.1 with a certificate of its
+// own, signed by a new CA; CAPEM returns that CA.
+func StartTLS() (*Provider, error) {
+	caPEM, cert, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	p, err := start(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, roots)
+	if p != nil {
+		p.caPEM = caPEM
+	}
+	return p, err
+}
+
+// CAPEM is the CA of an HTTPS provider's certificate.
+func (p *Provider) CAPEM() []byte { return p.caPEM }
+
+// selfSigned makes a CA certificate valid for 127.0.0.1 and its key pair.
+func selfSigned() ([]byte, tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+func start(cfg *tls.Config, roots *x509.CertPool) (*Provider, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -42,7 +87,9 @@ func Start() (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{m: m}
+	p := &Provider{m: m, client: &http.Client{Timeout: 10 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	// Every request holds the read lock, so a change under the write lock
 	// (a key rotation, a clock shift) happens before or after it, never
 	// during.
@@ -59,8 +106,11 @@ func Start() (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
 	p.ln = ln
-	if err := m.Start(ln, nil); err != nil {
+	if err := m.Start(ln, cfg); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -161,8 +211,7 @@ type Tokens struct {
 // Login runs the authorization-code flow for u, as a relying party would.
 func (p *Provider) Login(u User) (Tokens, error) {
 	p.m.QueueUser(u)
-	client := &http.Client{Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := p.client
 	const redirect = "http://127.0.0.1/callback"
 	q := url.Values{"client_id": {p.m.ClientID}, "redirect_uri": {redirect}, "response_type": {"code"},
 		"scope": {"openid email profile groups"}, "state": {"state-1"}, "nonce": {"nonce-1"}}
