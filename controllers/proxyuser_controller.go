@@ -231,7 +231,8 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil
 	}
 
-	res := r.resolve(pu)
+	claims := proxyuser.StoredClaims(pu) // decoded once for the role and the teams
+	res := r.resolve(pu, claims)
 	rowOwner, err := r.rowOwner(ctx, pu)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -242,7 +243,7 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	} else {
 		sr = r.sync(ctx, pu, res)
 	}
-	tr := r.syncTeams(ctx, pu, res, sr)
+	tr := r.syncTeams(ctx, pu, claims, res, sr)
 	proxyuser.SetStatus(pu, res, sr, metav1.Now())
 	proxyuser.SetTeamsStatus(pu, tr)
 	r.recordEvents(base, pu, res, sr)
@@ -261,10 +262,10 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 }
 
 // resolve decodes the stored claims and decides the role.
-func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser) resolution {
+func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser, claims map[string]any) resolution {
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	return proxyuser.Decide(proxyuser.Input{Namespace: pu.Namespace, Engine: engine, Issuer: pu.Spec.Issuer,
-		Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}).Resolution
+		Override: pu.Spec.RoleOverride, Stored: claims}).Resolution
 }
 
 // recordTeamEvents emits a Warning when a templated team is dropped or a

@@ -36,10 +36,10 @@ const teamRetry = 30 * time.Second
 // team batcher (one transaction per team for many users); a user whose
 // teams were checked within the resync period and did not change costs
 // nothing.
-func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, sr proxyuser.SyncResult) proxyuser.TeamsResult {
+func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.ProxyUser, claims map[string]any, res resolution, sr proxyuser.SyncResult) proxyuser.TeamsResult {
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	var td rolemap.TeamDecision
-	engine.EvaluateTeamsInto(proxyuser.StoredClaims(pu), pu.Spec.Issuer, &td)
+	engine.EvaluateTeamsInto(claims, pu.Spec.Issuer, &td)
 	tr := proxyuser.TeamsResult{Active: len(td.Owners) > 0 || len(pu.Status.Teams) > 0}
 	if !tr.Active {
 		r.teamsChecked.Delete(pu.UID)
