@@ -34,6 +34,10 @@ generate: ## Generate deepcopy code for api/.
 verify-generated: ## Fail when generated files differ from their sources.
 	hack/verify-generated.sh
 
+.PHONY: verify-tracked-files
+verify-tracked-files: ## Fail when git tracks a compiled binary or a file over 1 MiB.
+	hack/verify-tracked-files.sh
+
 .PHONY: fmt
 fmt: ## go fmt.
 	go fmt ./...
@@ -55,7 +59,7 @@ envtest: ## Build (once per machine) kube-apiserver, etcd and kubectl; print the
 	@hack/build-control-plane.sh
 
 .PHONY: test
-test: verify-generated vet ## Regenerate and check drift, vet, run every test on a real apiserver and PostgreSQL.
+test: verify-tracked-files verify-generated vet ## No tracked binaries; regenerate and check drift, vet, run every test on a real apiserver and PostgreSQL.
 	@gofmt_out=$$(gofmt -l .); \
 	  if [ -n "$$gofmt_out" ]; then echo "!! gofmt needed:"; echo "$$gofmt_out"; exit 1; fi
 	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
