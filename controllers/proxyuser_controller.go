@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -99,10 +100,10 @@ type ProxyUserReconciler struct {
 	MaxConcurrentReconciles int
 	// Changes carries the namespaces whose engine changed (from the
 	// RoleMapping controller): their users are all re-evaluated.
-	Changes      *EngineChanges
-	batcherOnce  sync.Once
-	batcher      *teamBatcher // group commits of team memberships (set on first use)
-	teamsChecked sync.Map     // UID -> time.Time the user's memberships were last confirmed
+	Changes *EngineChanges
+	// Teams writes team memberships (nil: teams resolve into status only).
+	Teams        MembershipWriter
+	teamsChecked sync.Map // UID -> time.Time the user's memberships were last confirmed
 
 	// Moves, when set, collects the role changes RoleMapping changes cause
 	// for one UsersMoved Event per mapping (MoveReporter) instead of one
@@ -376,12 +377,19 @@ func (r *ProxyUserReconciler) finalize(ctx context.Context, pu *rolesyncv1.Proxy
 			}
 		}
 	}
-	r.checked.Delete(pu.UID)
-	r.corrected.Delete(pu.UID)
+	r.forget(pu.UID)
 	if err := r.patchFinalizers(ctx, pu, controllerutil.RemoveFinalizer); !apierrors.IsNotFound(err) {
 		return err
 	}
 	return nil
+}
+
+// forget drops the memory the controller keeps per user (drift checks,
+// corrections, team checks) once the user is gone.
+func (r *ProxyUserReconciler) forget(uid types.UID) {
+	r.checked.Delete(uid)
+	r.corrected.Delete(uid)
+	r.teamsChecked.Delete(uid)
 }
 
 func (r *ProxyUserReconciler) patchFinalizers(ctx context.Context, pu *rolesyncv1.ProxyUser, change func(client.Object, string) bool) error {

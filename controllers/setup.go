@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
@@ -52,6 +53,16 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up RoleMapping controller: %w", err)
 	}
+	var teams MembershipWriter
+	if store, ok := o.Store.(proxydb.TeamBatchStore); ok {
+		// Memberships are group-committed per team by a leader-only
+		// Runnable: its transactions end with leadership.
+		w := proxydb.NewTeamWriter(store)
+		if err := mgr.Add(w); err != nil {
+			return fmt.Errorf("add the team writer: %w", err)
+		}
+		teams = w
+	}
 	if err := (&ProxyUserReconciler{
 		Client:                  mgr.GetClient(),
 		Registry:                o.Registry,
@@ -63,6 +74,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		ResyncPeriod:            o.ResyncPeriod,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		Changes:                 changes,
+		Teams:                   teams,
 		EventRate:               o.EventRate,
 		EventBurst:              o.EventBurst,
 	}).SetupWithManager(mgr); err != nil {

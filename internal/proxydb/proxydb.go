@@ -212,7 +212,7 @@ type Outcome struct {
 	Found       bool   // the row exists
 	Before      string // its role before the write ("" for NULL)
 	RoleChanged bool
-	KeysChanged int
+	KeysChanged int // keys blocked or unblocked
 }
 
 // Apply makes the bound row hold c.Role and applies c.Keys, with an audit
@@ -311,15 +311,7 @@ func deleteError(userID string, err error) error {
 // deleteSteps are the statements of Delete after the row is locked, in
 // LiteLLM's /user/delete order ($1 is the row's user_id).
 var deleteSteps = []string{
-	`INSERT INTO "LiteLLM_DeletedVerificationToken" (id, token, key_name, key_alias, spend, expires, models, aliases, config,
-		user_id, team_id, permissions, max_parallel_requests, metadata, blocked, tpm_limit, rpm_limit, max_budget,
-		budget_duration, budget_reset_at, model_spend, model_max_budget, budget_id, organization_id,
-		created_at, created_by, updated_at, updated_by, deleted_at, deleted_by)
-	SELECT gen_random_uuid()::text, token, key_name, key_alias, spend, expires, models, aliases, config,
-		user_id, team_id, permissions, max_parallel_requests, metadata, blocked, tpm_limit, rpm_limit, max_budget,
-		budget_duration, budget_reset_at, model_spend, model_max_budget, budget_id, organization_id,
-		created_at, created_by, updated_at, updated_by, ` + utcNow + `, '` + ChangedBy + `'
-	FROM "LiteLLM_VerificationToken" WHERE user_id = $1`,
+	copyKeysToDeletedSQL(`user_id = $1`),
 	`DELETE FROM "LiteLLM_VerificationToken" WHERE user_id = $1`,
 	`DELETE FROM "LiteLLM_TeamMembership" WHERE user_id = $1`,
 	`UPDATE "LiteLLM_TeamTable" SET
@@ -374,11 +366,11 @@ type statements struct {
 
 // buildStatements writes the statements, with or without the audit log.
 //
-// apply: $1 row user_id, $2 role, $3 keys (0 unblock ours, 1 block, 2
-// leave), $4 the rolesync audit values, $5 the unmanaged roles. It locks the
-// row, updates the role when it differs and is managed, blocks or unblocks
-// keys (marking the ones it blocks in their metadata), writes one audit row
-// per change, and returns (found, role before, role changed, keys changed).
+// apply: $1 row user_id, $2 role, $3 keys (0 lift the role's block, 1 add
+// it, 2 leave the keys), $4 the rolesync audit values, $5 the unmanaged
+// roles. It locks the row, updates the role when it differs and is managed,
+// adds or lifts the role's key block (keyBlockSQL), writes one audit row per
+// change, and returns (found, role before, role changed, keys changed).
 func buildStatements(audit bool) statements {
 	apply := `WITH old AS (
 	SELECT user_id, COALESCE(user_role, '') AS role, (user_role IS NULL OR user_role <> ALL($5::text[])) AS managed
@@ -387,34 +379,19 @@ func buildStatements(audit bool) statements {
 	UPDATE "LiteLLM_UserTable" t SET user_role = $2::text, updated_at = ` + utcNow + `
 	FROM old WHERE t.user_id = old.user_id AND old.managed AND old.role IS DISTINCT FROM $2::text
 	RETURNING t.user_id, old.role AS before
-), keys AS (
-	UPDATE "LiteLLM_VerificationToken" k SET
-		blocked = ($3::int = 1) OR k.metadata ? 'rolesync_team_blocked', -- a team removal's block outlives a role unblock
-		metadata = CASE WHEN $3::int = 1 THEN k.metadata || '{"rolesync_blocked": true}'::jsonb ELSE k.metadata - 'rolesync_blocked' END,
-		updated_at = ` + utcNow + `, updated_by = '` + ChangedBy + `'
-	FROM old WHERE k.user_id = old.user_id AND old.managed AND (
-		($3::int = 1 AND (k.blocked IS NOT TRUE OR (k.metadata ? 'rolesync_team_blocked' AND NOT k.metadata ? 'rolesync_blocked'))) OR
-		($3::int = 0 AND k.metadata ? 'rolesync_blocked'))
-	RETURNING k.token, k.blocked
-)`
+), ` + keyBlockSQL("keys", `k.user_id IN (SELECT user_id FROM old WHERE managed) AND $3::int <> 2`, `'`+string(BlockRoleDenied)+`'`, `$3::int = 1`)
 	if audit {
 		apply += `, audit_role AS (
 	` + insertAudit + `
 	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'updated', 'LiteLLM_UserTable', user_id,
 		jsonb_build_object('user_role', NULLIF(before, '')), jsonb_build_object('user_role', $2::text, 'rolesync', $4::jsonb)
 	FROM upd
-), audit_keys AS (
-	` + insertAudit + `
-	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', CASE WHEN blocked THEN 'blocked' ELSE 'unblocked' END,
-		'LiteLLM_VerificationToken', token,
-		jsonb_build_object('blocked', NOT blocked), jsonb_build_object('blocked', blocked, 'rolesync', $4::jsonb)
-	FROM keys
-)`
+), ` + keyAuditSQL("audit_keys", "keys", "$4::jsonb")
 	} else {
 		apply += `, unused AS (SELECT $4::jsonb)`
 	}
 	apply += `
-SELECT (SELECT true FROM old), COALESCE((SELECT role FROM old), ''), EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM keys)::int`
+SELECT (SELECT true FROM old), COALESCE((SELECT role FROM old), ''), EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM keys WHERE blocked IS DISTINCT FROM was_blocked)::int`
 
 	create := `WITH ins AS (
 	INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role, teams, models, metadata, spend,

@@ -5,29 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 )
-
-// TeamOp is one membership change of one user.
-type TeamOp struct {
-	Team string
-	// Role is the member's role ("user" or "admin") for an add; ignored for
-	// a removal.
-	Role   string
-	Remove bool
-}
-
-// TeamResult is what ApplyTeams did.
-type TeamResult struct {
-	Added, Removed, RoleChanged []string
-	// NotFound are teams that do not exist: never created, nothing written.
-	NotFound []string
-	// KeysChanged counts the user's keys of removed teams that were blocked
-	// or deleted.
-	KeysChanged int
-}
 
 // UserTeams returns the user's teams array (LiteLLM keeps it in step with
 // the rosters): one row read, whatever the size of the teams.
@@ -41,69 +23,6 @@ func (d *DB) UserTeams(ctx context.Context, rowUserID string) ([]string, error) 
 		return nil, fmt.Errorf("proxydb: teams of %s: %w", rowUserID, err)
 	}
 	return teams, nil
-}
-
-// Memberships returns the teams whose roster (members_with_roles) lists
-// the user, with the member's role.
-func (d *DB) Memberships(ctx context.Context, rowUserID string) (map[string]string, error) {
-	rows, err := d.pool.Query(ctx, `SELECT t.team_id, COALESCE(m->>'role', 'user')
-		FROM "LiteLLM_TeamTable" t, jsonb_array_elements(CASE WHEN jsonb_typeof(t.members_with_roles) = 'array' THEN t.members_with_roles ELSE '[]'::jsonb END) m
-		WHERE jsonb_typeof(t.members_with_roles) = 'array' AND t.members_with_roles @> jsonb_build_array(jsonb_build_object('user_id', $1::text))
-			AND m->>'user_id' = $1`, rowUserID)
-	if err != nil {
-		return nil, fmt.Errorf("proxydb: team memberships of %s: %w", rowUserID, err)
-	}
-	out := map[string]string{}
-	for rows.Next() {
-		var team, role string
-		if err := rows.Scan(&team, &role); err != nil {
-			return nil, fmt.Errorf("proxydb: team memberships of %s: %w", rowUserID, err)
-		}
-		out[team] = role
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("proxydb: team memberships of %s: %w", rowUserID, err)
-	}
-	return out, nil
-}
-
-// ApplyTeams makes each change of one user as LiteLLM's /team/member_add
-// and /team/member_delete do, one transaction per team (ApplyTeamBatch):
-//   - add: the roster entry {user_id, user_email, role} (replacing the
-//     user's entry, so a role change is one write), the team appended to the
-//     user's teams array when absent, a "LiteLLM_TeamMembership" row when
-//     the team gives members a budget (metadata.team_member_budget_id);
-//   - remove: the roster entry, the team from the user's teams array, the
-//     membership row, and the user's keys of that team: blocked (marked as
-//     rolesync's, unblocked when the membership comes back) with keys
-//     KeysBlock, else copied to "LiteLLM_DeletedVerificationToken" and
-//     deleted, as member_delete does;
-//
-// each with a "LiteLLM_AuditLog" row. A team that does not exist is never
-// created: it is reported in NotFound.
-func (d *DB) ApplyTeams(ctx context.Context, rowUserID, email string, ops []TeamOp, keys Keys, reason, object string) (TeamResult, error) {
-	var res TeamResult
-	for _, op := range ops {
-		out, found, err := d.ApplyTeamBatch(ctx, op.Team, []MemberOp{{RowUserID: rowUserID, Email: email, Role: op.Role, Remove: op.Remove,
-			Reason: reason, Object: object}}, keys)
-		if err != nil {
-			return res, fmt.Errorf("proxydb: team %s of %s: %w", op.Team, rowUserID, err)
-		}
-		if !found {
-			res.NotFound = append(res.NotFound, op.Team)
-			continue
-		}
-		res.KeysChanged += out[0].KeysChanged
-		switch out[0].Changed {
-		case "added":
-			res.Added = append(res.Added, op.Team)
-		case "removed":
-			res.Removed = append(res.Removed, op.Team)
-		case "role":
-			res.RoleChanged = append(res.RoleChanged, op.Team)
-		}
-	}
-	return res, nil
 }
 
 // MemberOp is one user's change in one team, for ApplyTeamBatch.
@@ -212,7 +131,7 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 			removed = append(removed, op.RowUserID)
 			dropped = append(dropped, op.RowUserID)
 			results[i].Changed = "removed"
-		case member && (e.role == op.Role || (op.KeepHigher && teamRoleRank(e.role) > teamRoleRank(op.Role))):
+		case member && (e.role == op.Role || (op.KeepHigher && rolesyncv1.TeamRole(e.role).Rank() > rolesyncv1.TeamRole(op.Role).Rank())):
 			continue
 		case op.DryRun && member:
 			results[i].Changed = "role"
@@ -275,7 +194,11 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 			return nil, true, err
 		}
 	}
-	keyCounts, err := teamKeys(ctx, tx, team, added, removed, keys)
+	reasons := make(map[string]map[string]string, len(ops)) // rolesync's audit values per user
+	for _, op := range ops {
+		reasons[op.RowUserID] = auditReason(op.Reason, op.Object)
+	}
+	keyCounts, err := teamKeys(ctx, tx, team, added, removed, keys, st.audit, reasons)
 	if err != nil {
 		return nil, true, err
 	}
@@ -310,14 +233,6 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 	return results, true, nil
 }
 
-// teamRoleRank orders LiteLLM's team roles: admin above user.
-func teamRoleRank(role string) int {
-	if role == "admin" {
-		return 2
-	}
-	return 1
-}
-
 func nilIfEmpty(s string) any {
 	if s == "" {
 		return nil
@@ -326,11 +241,12 @@ func nilIfEmpty(s string) any {
 }
 
 // teamKeys handles the keys of team's added and removed members: removed
-// members' keys blocked (KeysBlock, marked rolesync_team_blocked) or copied
-// to "LiteLLM_DeletedVerificationToken" and deleted, as member_delete does;
-// added members' keys that rolesync blocked unblocked (KeysBlock). It
-// returns the keys changed per user.
-func teamKeys(ctx context.Context, tx pgx.Tx, team string, added, removed []string, keys Keys) (map[string]int, error) {
+// members' keys of the team blocked for BlockTeamRemoved (KeysBlock) or
+// copied to "LiteLLM_DeletedVerificationToken" and deleted, as member_delete
+// does; added members' keys get that block lifted whatever the key mode, so
+// turning revocation off never strands a key. It returns the keys changed
+// per user.
+func teamKeys(ctx context.Context, tx pgx.Tx, team string, added, removed []string, keys Keys, audit bool, reasons map[string]map[string]string) (map[string]int, error) {
 	counts := map[string]int{}
 	collect := func(rows pgx.Rows, err error) error {
 		if err != nil {
@@ -346,23 +262,30 @@ func teamKeys(ctx context.Context, tx pgx.Tx, team string, added, removed []stri
 		}
 		return rows.Err()
 	}
-	if len(removed) > 0 && keys == KeysBlock {
-		if err := collect(tx.Query(ctx, `UPDATE "LiteLLM_VerificationToken" SET blocked = true,
-			metadata = metadata || '{"rolesync_team_blocked": true}'::jsonb, updated_at = `+utcNow+`, updated_by = '`+ChangedBy+`'
-			WHERE team_id = $1 AND user_id = ANY($2::text[]) AND blocked IS NOT TRUE RETURNING user_id`, team, removed)); err != nil {
+	block := func(users []string, add bool) error {
+		stmt := `WITH ` + keyBlockSQL("keys", `k.team_id = $1 AND k.user_id = ANY($2::text[])`, `'`+string(BlockTeamRemoved)+`'`, `$3::boolean`)
+		if audit {
+			stmt += `, ` + keyAuditSQL("audit_keys", "keys", `($4::jsonb)->user_id`)
+		} else {
+			stmt += `, unused AS (SELECT $4::jsonb)`
+		}
+		return collect(tx.Query(ctx, stmt+` SELECT user_id FROM keys WHERE blocked IS DISTINCT FROM was_blocked`, team, users, add, reasons))
+	}
+	switch {
+	case len(removed) > 0 && keys == KeysBlock:
+		if err := block(removed, true); err != nil {
 			return nil, err
 		}
-	} else if len(removed) > 0 {
-		if _, err := tx.Exec(ctx, strings.Replace(deleteSteps[0], "WHERE user_id = $1", "WHERE user_id = ANY($1::text[]) AND team_id = $2", 1), removed, team); err != nil {
+	case len(removed) > 0:
+		if _, err := tx.Exec(ctx, copyKeysToDeletedSQL(`user_id = ANY($1::text[]) AND team_id = $2`), removed, team); err != nil {
 			return nil, err
 		}
 		if err := collect(tx.Query(ctx, `DELETE FROM "LiteLLM_VerificationToken" WHERE team_id = $1 AND user_id = ANY($2::text[]) RETURNING user_id`, team, removed)); err != nil {
 			return nil, err
 		}
 	}
-	if len(added) > 0 && keys == KeysBlock {
-		if _, err := tx.Exec(ctx, `UPDATE "LiteLLM_VerificationToken" SET blocked = metadata ? 'rolesync_blocked', metadata = metadata - 'rolesync_team_blocked',
-			updated_at = `+utcNow+`, updated_by = '`+ChangedBy+`' WHERE team_id = $1 AND user_id = ANY($2::text[]) AND metadata ? 'rolesync_team_blocked'`, team, added); err != nil {
+	if len(added) > 0 {
+		if err := block(added, false); err != nil {
 			return nil, err
 		}
 	}

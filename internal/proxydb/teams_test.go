@@ -31,6 +31,73 @@ func roster(t *testing.T, db *DB, team string) map[string]string {
 	return out
 }
 
+// teamOp and teamResult describe one user's changes to several teams, as
+// the controller makes them: through a started TeamWriter (group commit,
+// ApplyTeamBatch), one op per team.
+type teamOp struct {
+	Team, Role string
+	Remove     bool
+}
+
+type teamResult struct {
+	Added, Removed, RoleChanged, NotFound []string
+	KeysChanged                           int
+}
+
+func startTeamWriter(t *testing.T, db *DB) *TeamWriter {
+	t.Helper()
+	w := NewTeamWriter(db)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func applyTeams(ctx context.Context, w *TeamWriter, user, email string, ops []teamOp, keys Keys, reason, object string) (teamResult, error) {
+	var res teamResult
+	for _, op := range ops {
+		out, found, err := w.Apply(ctx, op.Team, MemberOp{RowUserID: user, Email: email, Role: op.Role, Remove: op.Remove, Reason: reason, Object: object}, keys)
+		if err != nil {
+			return res, fmt.Errorf("team %s of %s: %w", op.Team, user, err)
+		}
+		if !found {
+			res.NotFound = append(res.NotFound, op.Team)
+			continue
+		}
+		res.KeysChanged += out.KeysChanged
+		switch out.Changed {
+		case "added":
+			res.Added = append(res.Added, op.Team)
+		case "removed":
+			res.Removed = append(res.Removed, op.Team)
+		case "role":
+			res.RoleChanged = append(res.RoleChanged, op.Team)
+		}
+	}
+	return res, nil
+}
+
+// memberships returns the teams whose roster lists the user, with the role.
+func memberships(ctx context.Context, db *DB, user string) (map[string]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT t.team_id, COALESCE(m->>'role', 'user')
+		FROM "LiteLLM_TeamTable" t, jsonb_array_elements(CASE WHEN jsonb_typeof(t.members_with_roles) = 'array' THEN t.members_with_roles ELSE '[]'::jsonb END) m
+		WHERE m->>'user_id' = $1`, user)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var team, role string
+		if err := rows.Scan(&team, &role); err != nil {
+			return nil, err
+		}
+		out[team] = role
+	}
+	return out, rows.Err()
+}
+
 func userTeams(t *testing.T, db *DB, user string) []string {
 	t.Helper()
 	var teams []string
@@ -42,6 +109,7 @@ func userTeams(t *testing.T, db *DB, user string) []string {
 
 func TestTeamMembershipLikeLiteLLM(t *testing.T) {
 	db, raw := newDB(t)
+	w := startTeamWriter(t, db)
 	ctx := context.Background()
 	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_email, user_role, teams) VALUES ('ana', 'ana@example.com', 'internal_user', '{}')`)
 	exec(t, raw, `INSERT INTO "LiteLLM_BudgetTable" (budget_id, max_budget, created_by, updated_by) VALUES ('b-1', 10, 'admin', 'admin')`)
@@ -49,7 +117,7 @@ func TestTeamMembershipLikeLiteLLM(t *testing.T) {
 		('search', '[{"user_id": "admin-1", "role": "admin", "user_email": null}]', '{}', now()),
 		('budgeted', '{}', '{"team_member_budget_id": "b-1"}', now())`)
 
-	res, err := db.ApplyTeams(ctx, "ana", "ana@example.com", []TeamOp{{Team: "search", Role: "user"}, {Team: "budgeted", Role: "admin"}, {Team: "missing", Role: "user"}}, KeysBlock, "keycloak#teams[0]", "ai/ana")
+	res, err := applyTeams(ctx, w, "ana", "ana@example.com", []teamOp{{Team: "search", Role: "user"}, {Team: "budgeted", Role: "admin"}, {Team: "missing", Role: "user"}}, KeysBlock, "keycloak#teams[0]", "ai/ana")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,24 +141,24 @@ func TestTeamMembershipLikeLiteLLM(t *testing.T) {
 		t.Fatal("a missing team was created")
 	}
 	// Again: nothing to do, nothing written.
-	if res, err := db.ApplyTeams(ctx, "ana", "ana@example.com", []TeamOp{{Team: "search", Role: "user"}}, KeysBlock, "", ""); err != nil || len(res.Added)+len(res.RoleChanged) != 0 {
+	if res, err := applyTeams(ctx, w, "ana", "ana@example.com", []teamOp{{Team: "search", Role: "user"}}, KeysBlock, "", ""); err != nil || len(res.Added)+len(res.RoleChanged) != 0 {
 		t.Fatalf("repeat: %+v %v", res, err)
 	}
 	// A role change is one roster write.
-	if res, err := db.ApplyTeams(ctx, "ana", "ana@example.com", []TeamOp{{Team: "search", Role: "admin"}}, KeysBlock, "", ""); err != nil || !slices.Equal(res.RoleChanged, []string{"search"}) {
+	if res, err := applyTeams(ctx, w, "ana", "ana@example.com", []teamOp{{Team: "search", Role: "admin"}}, KeysBlock, "", ""); err != nil || !slices.Equal(res.RoleChanged, []string{"search"}) {
 		t.Fatalf("role change: %+v %v", res, err)
 	}
 	if r := roster(t, db, "search"); r["ana"] != "admin" || len(r) != 2 {
 		t.Fatalf("search roster after the role change %v", r)
 	}
-	got, err := db.Memberships(ctx, "ana")
+	got, err := memberships(ctx, db, "ana")
 	if err != nil || len(got) != 2 || got["search"] != "admin" || got["budgeted"] != "admin" {
 		t.Fatalf("Memberships %v %v", got, err)
 	}
 
 	// Removal with keys blocked, then back: the keys come back too.
 	exec(t, raw, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id, team_id) VALUES ('k-search', 'ana', 'search'), ('k-other', 'ana', NULL)`)
-	res, err = db.ApplyTeams(ctx, "ana", "", []TeamOp{{Team: "search", Remove: true}}, KeysBlock, "teamSync Exact", "ai/ana")
+	res, err = applyTeams(ctx, w, "ana", "", []teamOp{{Team: "search", Remove: true}}, KeysBlock, "teamSync Exact", "ai/ana")
 	if err != nil || !slices.Equal(res.Removed, []string{"search"}) || res.KeysChanged != 1 {
 		t.Fatalf("remove: %+v %v", res, err)
 	}
@@ -106,14 +174,14 @@ func TestTeamMembershipLikeLiteLLM(t *testing.T) {
 	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked AND token = 'k-other'`); n != 0 {
 		t.Fatal("a key of no team was blocked")
 	}
-	if _, err := db.ApplyTeams(ctx, "ana", "", []TeamOp{{Team: "search", Role: "user"}}, KeysBlock, "", ""); err != nil {
+	if _, err := applyTeams(ctx, w, "ana", "", []teamOp{{Team: "search", Role: "user"}}, KeysBlock, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked IS NOT TRUE AND token = 'k-search'`); n != 1 {
 		t.Fatal("re-adding did not unblock the key rolesync blocked")
 	}
 	// Removal without Block: keys go as member_delete does them.
-	res, err = db.ApplyTeams(ctx, "ana", "", []TeamOp{{Team: "search", Remove: true}, {Team: "budgeted", Remove: true}}, KeysLeave, "", "")
+	res, err = applyTeams(ctx, w, "ana", "", []teamOp{{Team: "search", Remove: true}, {Team: "budgeted", Remove: true}}, KeysLeave, "", "")
 	if err != nil || len(res.Removed) != 2 || res.KeysChanged != 1 {
 		t.Fatalf("remove (delete keys): %+v %v", res, err)
 	}
@@ -133,6 +201,7 @@ func TestTeamMembershipLikeLiteLLM(t *testing.T) {
 // member ends in the roster exactly once.
 func TestConcurrentTeamAddsKeepEveryMember(t *testing.T) {
 	db, raw := newDB(t)
+	w := startTeamWriter(t, db)
 	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, updated_at) VALUES ('crowd', now())`)
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
@@ -145,7 +214,7 @@ func TestConcurrentTeamAddsKeepEveryMember(t *testing.T) {
 				errs <- err
 				return
 			}
-			if _, err := db.ApplyTeams(context.Background(), user, "", []TeamOp{{Team: "crowd", Role: "user"}}, KeysBlock, "", ""); err != nil {
+			if _, err := applyTeams(context.Background(), w, user, "", []teamOp{{Team: "crowd", Role: "user"}}, KeysBlock, "", ""); err != nil {
 				errs <- err
 			}
 		}()
@@ -218,6 +287,7 @@ func itoa(i int) string { return fmt.Sprint(i) }
 // blocked until both are lifted, in either order.
 func TestRoleAndTeamBlocksCompose(t *testing.T) {
 	db, raw := newDB(t)
+	w := startTeamWriter(t, db)
 	ctx := context.Background()
 	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_role, teams) VALUES ('kim', 'internal_user', '{}')`)
 	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, updated_at) VALUES ('t', now())`)
@@ -225,10 +295,10 @@ func TestRoleAndTeamBlocksCompose(t *testing.T) {
 	blocked := func() bool {
 		return count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE token = 'k' AND blocked`) == 1
 	}
-	if _, err := db.ApplyTeams(ctx, "kim", "", []TeamOp{{Team: "t", Role: "user"}}, KeysBlock, "", ""); err != nil {
+	if _, err := applyTeams(ctx, w, "kim", "", []teamOp{{Team: "t", Role: "user"}}, KeysBlock, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ApplyTeams(ctx, "kim", "", []TeamOp{{Team: "t", Remove: true}}, KeysBlock, "", ""); err != nil || !blocked() {
+	if _, err := applyTeams(ctx, w, "kim", "", []teamOp{{Team: "t", Remove: true}}, KeysBlock, "", ""); err != nil || !blocked() {
 		t.Fatalf("team removal did not block the key (%v)", err)
 	}
 	if _, err := db.Apply(ctx, Change{RowUserID: "kim", Role: "internal_user_viewer", Keys: KeysBlock}); err != nil {
@@ -242,7 +312,7 @@ func TestRoleAndTeamBlocksCompose(t *testing.T) {
 	if _, err := db.Apply(ctx, Change{RowUserID: "kim", Role: "internal_user_viewer", Keys: KeysBlock}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ApplyTeams(ctx, "kim", "", []TeamOp{{Team: "t", Role: "user"}}, KeysBlock, "", ""); err != nil || !blocked() {
+	if _, err := applyTeams(ctx, w, "kim", "", []teamOp{{Team: "t", Role: "user"}}, KeysBlock, "", ""); err != nil || !blocked() {
 		t.Fatalf("re-adding the team lifted the role's block (%v)", err)
 	}
 	// Both lifted: unblocked.
