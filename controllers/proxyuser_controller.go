@@ -245,21 +245,27 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		sr = r.sync(ctx, pu, res)
 	}
 	tr := r.syncTeams(ctx, pu, claims, res, sr)
-	proxyuser.SetStatus(pu, res, sr, metav1.Now())
-	proxyuser.SetTeamsStatus(pu, tr)
+	proxyuser.SetStatus(pu, res, sr, tr, metav1.Now())
 	r.recordEvents(base, pu, res, sr)
 	r.recordTeamEvents(base, pu, tr)
-	switch {
-	case sr.Err != nil:
-		return ctrl.Result{}, sr.Err // transient: retried with backoff
-	case sr.Waiting:
-		return ctrl.Result{RequeueAfter: r.rowWait(pu)}, nil
-	case tr.Err != nil:
-		return ctrl.Result{}, tr.Err
-	case len(tr.NotFound) > 0:
-		return ctrl.Result{RequeueAfter: min(teamRetry, r.resyncPeriod())}, nil
+	if err := errors.Join(sr.Err, tr.Err); err != nil {
+		return ctrl.Result{}, err // transient: retried with backoff
 	}
-	return ctrl.Result{RequeueAfter: wait.Jitter(r.resyncPeriod(), 0.1)}, nil
+	return ctrl.Result{RequeueAfter: r.nextLook(pu, sr, tr)}, nil
+}
+
+// nextLook is when the user is looked at again: the soonest any step
+// asks for (a row LiteLLM is about to create, a team that may appear), and
+// the jittered resync at the latest.
+func (r *ProxyUserReconciler) nextLook(pu *rolesyncv1.ProxyUser, sr proxyuser.SyncResult, tr proxyuser.TeamsResult) time.Duration {
+	next := wait.Jitter(r.resyncPeriod(), 0.1)
+	if sr.Waiting {
+		next = min(next, r.rowWait(pu))
+	}
+	if len(tr.NotFound) > 0 {
+		next = min(next, teamRetry)
+	}
+	return next
 }
 
 // resolve decodes the stored claims and decides the role.

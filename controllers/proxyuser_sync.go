@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -217,16 +216,15 @@ func (r *ProxyUserReconciler) applyDeletionPolicy(ctx context.Context, pu *roles
 	return nil
 }
 
+// setDeleteBlocked records DeleteBlocked (and Ready, through the pure
+// setters) on a user being deleted; an unchanged status is not written.
 func (r *ProxyUserReconciler) setDeleteBlocked(ctx context.Context, pu *rolesyncv1.ProxyUser, msg string) error {
 	base := pu.DeepCopy()
-	apimeta.SetStatusCondition(&pu.Status.Conditions, metav1.Condition{Type: rolesyncv1.ConditionDeleteBlocked, Status: metav1.ConditionTrue,
-		Reason: rolesyncv1.ReasonDeleteBlocked, Message: proxyuser.Truncate(msg+"; remove those rows (or set deletionPolicy Retain) and the deletion completes", 1024),
-		ObservedGeneration: pu.Generation})
-	if apimeta.IsStatusConditionPresentAndEqual(base.Status.Conditions, rolesyncv1.ConditionDeleteBlocked, metav1.ConditionTrue) &&
-		apimeta.FindStatusCondition(base.Status.Conditions, rolesyncv1.ConditionDeleteBlocked).Message == apimeta.FindStatusCondition(pu.Status.Conditions, rolesyncv1.ConditionDeleteBlocked).Message {
+	proxyuser.SetDeleteBlocked(pu, msg)
+	if equality.Semantic.DeepEqual(base.Status, pu.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, pu, client.MergeFrom(base)); err != nil {
+	if err := r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("patch proxy user status %s/%s: %w", pu.Namespace, pu.Name, err)
 	}
 	return nil

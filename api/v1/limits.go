@@ -1,5 +1,7 @@
 package v1
 
+import "unicode/utf8"
+
 // Limits on a RoleMapping, declared once. The CRD's markers in
 // rolemapping_types.go repeat them (markers cannot name a constant);
 // TestCRDAgreesWithLimits checks the generated CRD against these values, and
@@ -17,3 +19,25 @@ const (
 	MaxAllowedTeams     = 64   // spec.allowedTeams
 	MaxTeamLength       = 256  // teams[].team, allowedTeams[] (bytes)
 )
+
+// MaxMessageLength bounds the condition messages rolesync writes on a
+// ProxyUser (bytes); RoleMapping conditions, which list every invalid
+// field, get MaxMappingMessageLength.
+const (
+	MaxMessageLength        = 1024
+	MaxMappingMessageLength = 4096
+)
+
+// Truncate cuts s to at most n bytes, ending in "..." when it cuts, and
+// never inside a UTF-8 character. Every status text rolesync bounds
+// (condition messages, sources) is cut by it.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n-3, 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}

@@ -178,9 +178,15 @@ func TestTeamWriterStopsWritingWithItsContext(t *testing.T) {
 	ctx, lose = context.WithCancel(context.Background())
 	go func() { _ = w.Start(ctx) }()
 	errs := make(chan error, 2)
-	go func() { _, _, err := w.Apply(context.Background(), "t", MemberOp{RowUserID: "a"}, KeysLeave); errs <- err }()
+	go func() {
+		_, _, err := w.Apply(context.Background(), "t", MemberOp{RowUserID: "a"}, KeysLeave)
+		errs <- err
+	}()
 	<-s.calls
-	go func() { _, _, err := w.Apply(context.Background(), "t", MemberOp{RowUserID: "b"}, KeysLeave); errs <- err }()
+	go func() {
+		_, _, err := w.Apply(context.Background(), "t", MemberOp{RowUserID: "b"}, KeysLeave)
+		errs <- err
+	}()
 	lose() // b is queued behind the running batch or comes after the end: refused either way
 	for range 2 {
 		if err := <-errs; !errors.Is(err, ErrTeamWriterStopped) {

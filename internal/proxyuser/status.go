@@ -50,15 +50,24 @@ type SyncResult struct {
 	Conflict string
 }
 
-// SetStatus writes the resolution and the sync result into the
-// status. It is pure: table-tested without an apiserver or a database.
-func SetStatus(pu *rolesyncv1.ProxyUser, res rolemap.Resolution, sr SyncResult, now metav1.Time) {
+// SetStatus writes one reconcile's outcome into the status: the decision
+// (role, source, Denied), the database step (Synced, Drifted, syncedRole),
+// the team step (status.teams, TeamsSynced), then Ready as their summary
+// (SetReady). It is pure: table-tested without an apiserver or a database.
+func SetStatus(pu *rolesyncv1.ProxyUser, res rolemap.Resolution, sr SyncResult, tr TeamsResult, now metav1.Time) {
+	setSyncStatus(pu, res, sr, now)
+	SetTeamsStatus(pu, tr)
+	SetReady(pu, res)
+}
+
+// setSyncStatus writes the decision and the database step.
+func setSyncStatus(pu *rolesyncv1.ProxyUser, res rolemap.Resolution, sr SyncResult, now metav1.Time) {
 	st := &pu.Status
 	gen := pu.Generation
 	st.Role = res.Role
 	st.Source = res.Source
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: Truncate(msg, 1024), ObservedGeneration: gen})
+		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: rolesyncv1.Truncate(msg, rolesyncv1.MaxMessageLength), ObservedGeneration: gen})
 	}
 
 	if res.Denied {
@@ -114,23 +123,6 @@ func SetStatus(pu *rolesyncv1.ProxyUser, res rolemap.Resolution, sr SyncResult, 
 		}
 	}
 
-	switch {
-	case sr.Err != nil:
-		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonSyncFailed, sr.Err.Error())
-	case sr.Drift == DriftReported:
-		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonDriftDetected, "the database role differs from status.role")
-	case sr.Conflict != "":
-		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonRowConflict, "another ProxyUser with this userID writes the row")
-	case sr.Ambiguous != nil:
-		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonAmbiguousUser, "several LiteLLM rows could be this user's")
-	case sr.Waiting:
-		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonWaitingForRow, "waiting for LiteLLM to create the user's row")
-	case sr.Unmanaged != "":
-		set(rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonUnmanagedRole, "the row holds a role rolesync does not manage")
-	default:
-		set(rolesyncv1.ConditionReady, metav1.ConditionTrue, res.Reason, res.Message)
-		st.ObservedGeneration = gen // only a complete reconcile marks the generation done
-	}
 }
 
 // SetDuplicateStatus marks a ProxyUser that another, older one with the same
@@ -139,12 +131,12 @@ func SetDuplicateStatus(pu *rolesyncv1.ProxyUser, owner string) {
 	st := &pu.Status
 	st.Role, st.Source, st.SyncedRole, st.LastSyncTime = "", nil, "", nil
 	msg := fmt.Sprintf("ProxyUser %s, created earlier, has the same userID and issuer; this one is ignored until it is deleted", owner)
-	for _, t := range []string{rolesyncv1.ConditionReady, rolesyncv1.ConditionSynced} {
-		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: metav1.ConditionFalse, Reason: rolesyncv1.ReasonDuplicateUser, Message: msg, ObservedGeneration: pu.Generation})
-	}
+	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: rolesyncv1.ConditionSynced, Status: metav1.ConditionFalse,
+		Reason: rolesyncv1.ReasonDuplicateUser, Message: msg, ObservedGeneration: pu.Generation})
 	apimeta.RemoveStatusCondition(&st.Conditions, rolesyncv1.ConditionDenied)
 	apimeta.RemoveStatusCondition(&st.Conditions, rolesyncv1.ConditionDrifted)
-	st.ObservedGeneration = pu.Generation
+	SetReady(pu, rolemap.Resolution{})
+	st.ObservedGeneration = pu.Generation // a duplicate is a final state: nothing more to do for this generation
 }
 
 // RowText names a row role for messages ("no row" when there is none).
@@ -153,12 +145,4 @@ func RowText(role string) string {
 		return "no row"
 	}
 	return role
-}
-
-// Truncate cuts s to n bytes (with "..."), for condition messages.
-func Truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }

@@ -51,7 +51,7 @@ func TestSetProxyUserStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pu := &rolesyncv1.ProxyUser{Status: tc.before}
 			pu.Generation = 3
-			SetStatus(pu, tc.res, tc.sr, now)
+			SetStatus(pu, tc.res, tc.sr, TeamsResult{}, now)
 			for typ, w := range map[string]string{
 				rolesyncv1.ConditionReady: tc.want.ready, rolesyncv1.ConditionSynced: tc.want.synced,
 				rolesyncv1.ConditionDrifted: tc.want.drifted, rolesyncv1.ConditionDenied: tc.want.denied,
@@ -87,7 +87,7 @@ func TestSetProxyUserStatus(t *testing.T) {
 func TestSetDuplicateStatus(t *testing.T) {
 	pu := &rolesyncv1.ProxyUser{Status: rolesyncv1.ProxyUserStatus{Role: rolesyncv1.RoleProxyAdmin, SyncedRole: rolesyncv1.RoleProxyAdmin}}
 	pu.Generation = 2
-	SetStatus(pu, rolemap.Resolution{Role: rolesyncv1.RoleProxyAdmin, Reason: rolesyncv1.ReasonOverride}, SyncResult{}, metav1.Now())
+	SetStatus(pu, rolemap.Resolution{Role: rolesyncv1.RoleProxyAdmin, Reason: rolesyncv1.ReasonOverride}, SyncResult{}, TeamsResult{}, metav1.Now())
 	SetDuplicateStatus(pu, "older")
 	if pu.Status.Role != "" || pu.Status.SyncedRole != "" || pu.Status.Source != nil {
 		t.Fatalf("duplicate keeps a role: %+v", pu.Status)
@@ -104,3 +104,57 @@ func TestSetDuplicateStatus(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Ready summarizes every step in one order (ReadySteps): False with the
+// reason of the first failing step, team memberships included.
+func TestReadySummarizesEverySteps(t *testing.T) {
+	allowed := rolemap.Resolution{Role: rolesyncv1.RoleInternalUser, Reason: rolesyncv1.ReasonResolved, Message: "keycloak#0"}
+	denied := rolemap.Resolution{Denied: true, Reason: rolesyncv1.ReasonNoMatch, Message: "no rule matched"}
+	grants := []rolesyncv1.TeamMembership{{Team: "search", Role: rolesyncv1.TeamRoleUser}}
+	for _, tc := range []struct {
+		name      string
+		res       rolemap.Resolution
+		sr        SyncResult
+		tr        TeamsResult
+		blocked   string // a DeleteBlocked message, set after the reconcile
+		want      string // Ready "Status/Reason"
+		observed  bool
+		messageOf string // the condition whose message Ready carries
+	}{
+		{"all synced", allowed, SyncResult{Wrote: true, Row: "u"}, TeamsResult{Active: true, Grants: grants}, "", "True/Resolved", true, ""},
+		{"no teams at all", allowed, SyncResult{Row: "u"}, TeamsResult{}, "", "True/Resolved", true, ""},
+		{"denied is a decision, not a failure", denied, SyncResult{Wrote: true, Row: "u"}, TeamsResult{Active: true}, "", "True/NoMatch", true, ""},
+		{"a team that does not exist", allowed, SyncResult{Row: "u"}, TeamsResult{Active: true, Grants: grants, NotFound: []string{"search"}}, "", "False/TeamNotFound", false, rolesyncv1.ConditionTeamsSynced},
+		{"a membership write failed", allowed, SyncResult{Row: "u"}, TeamsResult{Active: true, Grants: grants, Err: errors.New("lock timeout")}, "", "False/SyncFailed", false, rolesyncv1.ConditionTeamsSynced},
+		{"team drift reported", allowed, SyncResult{Row: "u"}, TeamsResult{Active: true, Grants: grants, Reported: []string{"search (removed)"}}, "", "False/DriftDetected", false, rolesyncv1.ConditionTeamsSynced},
+		{"a template dropped is still ready", allowed, SyncResult{Row: "u"}, TeamsResult{Active: true, Grants: grants, Dropped: []string{"x"}}, "", "True/Resolved", true, ""},
+		{"the row comes before the teams", allowed, SyncResult{Waiting: true}, TeamsResult{Active: true, Grants: grants, Waiting: true}, "", "False/WaitingForRow", false, rolesyncv1.ConditionSynced},
+		{"a row conflict", allowed, SyncResult{Conflict: "other/u"}, TeamsResult{}, "", "False/RowConflict", false, rolesyncv1.ConditionSynced},
+		{"ambiguous rows", allowed, SyncResult{Ambiguous: errors.New("two rows")}, TeamsResult{}, "", "False/AmbiguousUser", false, rolesyncv1.ConditionSynced},
+		{"an unmanaged role", allowed, SyncResult{Row: "u", Unmanaged: "org_admin"}, TeamsResult{}, "", "False/UnmanagedRole", false, rolesyncv1.ConditionSynced},
+		{"role drift reported", allowed, SyncResult{Row: "u", Drift: DriftReported, RowRole: "proxy_admin"}, TeamsResult{}, "", "False/DriftDetected", false, rolesyncv1.ConditionSynced},
+		{"no database is not a failure", allowed, SyncResult{NoDatabase: true}, TeamsResult{Active: true, NoDatabase: true}, "", "True/Resolved", true, ""},
+		{"a blocked delete comes first", allowed, SyncResult{Err: errors.New("db down")}, TeamsResult{}, "rows of LiteLLM_X", "False/DeleteBlocked", false, rolesyncv1.ConditionDeleteBlocked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pu := &rolesyncv1.ProxyUser{}
+			pu.Generation = 4
+			SetStatus(pu, tc.res, tc.sr, tc.tr, metav1.Now())
+			if tc.blocked != "" {
+				SetDeleteBlocked(pu, tc.blocked)
+			}
+			c := apimeta.FindStatusCondition(pu.Status.Conditions, rolesyncv1.ConditionReady)
+			if got := string(c.Status) + "/" + c.Reason; got != tc.want {
+				t.Fatalf("Ready %s, want %s", got, tc.want)
+			}
+			if (pu.Status.ObservedGeneration == 4) != tc.observed {
+				t.Fatalf("observedGeneration %d (want set: %v)", pu.Status.ObservedGeneration, tc.observed)
+			}
+			if tc.messageOf != "" {
+				if step := apimeta.FindStatusCondition(pu.Status.Conditions, tc.messageOf); step.Message != c.Message {
+					t.Fatalf("Ready says %q, the failing step %s says %q", c.Message, tc.messageOf, step.Message)
+				}
+			}
+		})
+	}
+}

@@ -39,7 +39,7 @@ func TeamGrants(namespace string, td *rolemap.TeamDecision, denied bool) []roles
 	out := make([]rolesyncv1.TeamMembership, 0, len(td.Grants))
 	for _, g := range td.Grants {
 		out = append(out, rolesyncv1.TeamMembership{Team: g.Team, Role: g.Role,
-			Source: Truncate(strings.TrimPrefix(g.Describe(), namespace+"/"), 512)})
+			Source: rolesyncv1.Truncate(strings.TrimPrefix(g.Describe(), namespace+"/"), 512)})
 	}
 	slices.SortFunc(out, func(a, b rolesyncv1.TeamMembership) int { return strings.Compare(a.Team, b.Team) })
 	return out
@@ -56,7 +56,7 @@ func SetTeamsStatus(pu *rolesyncv1.ProxyUser, tr TeamsResult) {
 	st.Teams = tr.Grants
 	set := func(s metav1.ConditionStatus, reason, msg string) {
 		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: rolesyncv1.ConditionTeamsSynced, Status: s, Reason: reason,
-			Message: Truncate(msg, 1024), ObservedGeneration: pu.Generation})
+			Message: rolesyncv1.Truncate(msg, rolesyncv1.MaxMessageLength), ObservedGeneration: pu.Generation})
 	}
 	suffix := ""
 	if len(tr.Dropped) > 0 {

@@ -29,7 +29,7 @@ func Resolve(namespace string, override *rolesyncv1.Role, d *Decision) Resolutio
 	}
 	s := d.Source
 	s.RoleMapping = strings.TrimPrefix(s.RoleMapping, namespace+"/") // a user's mappings live in its namespace
-	src := &rolesyncv1.RoleSource{Type: s.Type, RoleMapping: s.RoleMapping, Claim: s.Claim, Value: clip(s.Value, 256), Description: clip(s.Describe(), 512)}
+	src := &rolesyncv1.RoleSource{Type: s.Type, RoleMapping: s.RoleMapping, Claim: s.Claim, Value: rolesyncv1.Truncate(s.Value, 256), Description: rolesyncv1.Truncate(s.Describe(), 512)}
 	if s.Rule >= 0 {
 		rule := int32(s.Rule)
 		src.Rule = &rule
@@ -44,11 +44,4 @@ func (r Resolution) RowRole() rolesyncv1.Role {
 		return rolesyncv1.RoleInternalUserViewer
 	}
 	return r.Role
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }

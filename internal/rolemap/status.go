@@ -98,17 +98,10 @@ func SetStatus(rm *rolesyncv1.RoleMapping, m *Mapping, errs field.ErrorList, inF
 			cond.Message = "no generation was ever valid: the mapping decides nothing; " + cond.Message
 			rm.Status.LastValidSpec = nil
 		}
-		cond.Message = truncate(cond.Message, 4096)
+		cond.Message = rolesyncv1.Truncate(cond.Message, rolesyncv1.MaxMappingMessageLength)
 		rm.Status.Rules = 0
 	}
 	rm.Status.GenerationInForce = inForce
 	apimeta.SetStatusCondition(&rm.Status.Conditions, cond)
 	rm.Status.ObservedGeneration = rm.Generation
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }
