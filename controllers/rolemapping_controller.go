@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxyuser"
@@ -38,6 +39,25 @@ type RoleMappingReconciler struct {
 	// Registry's engines, after the change: the ProxyUser controller
 	// re-evaluates that namespace's users from it.
 	Changes *EngineChanges
+	// Elected is closed once this replica leads (the manager's Elected()).
+	// Every replica loads mappings into its Registry (its login server
+	// decides with it), but only the leader writes RoleMapping status, so
+	// replicas never race on it nor count users from caches that disagree.
+	// nil means this replica always leads.
+	Elected <-chan struct{}
+}
+
+// leading reports whether this replica writes status.
+func (r *RoleMappingReconciler) leading() bool {
+	if r.Elected == nil {
+		return true
+	}
+	select {
+	case <-r.Elected:
+		return true
+	default:
+		return false
+	}
 }
 
 // +kubebuilder:rbac:groups=rolesync.dev,resources=rolemappings,verbs=get;list;watch
@@ -63,14 +83,22 @@ func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	base := rm.DeepCopy()
 	invalid := r.load(rm)
-	users, err := r.countUsers(ctx, rm)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	rm.Status.Users = users
-	if !equality.Semantic.DeepEqual(base.Status, rm.Status) { // never write an unchanged status
-		if err := r.Status().Patch(ctx, rm, client.MergeFrom(base)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("patch role mapping status %s: %w", req, err)
+	if r.leading() {
+		users, err := r.countUsers(ctx, rm)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		rm.Status.Users = users
+		if !equality.Semantic.DeepEqual(base.Status, rm.Status) { // never write an unchanged status
+			// The resourceVersion precondition keeps a status computed
+			// from a stale read from landing: a newer object is on its way.
+			err := r.Status().Patch(ctx, rm, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+			switch {
+			case apierrors.IsConflict(err):
+				return ctrl.Result{RequeueAfter: conflictWait}, nil
+			case err != nil:
+				return ctrl.Result{}, fmt.Errorf("patch role mapping status %s: %w", req, err)
+			}
 		}
 	}
 	if invalid != nil { // the spec can never work: no retry until it changes
@@ -86,8 +114,8 @@ func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // the ProxyUser controller when the engine changed, and sets the status
 // from the result. It returns the errors of an invalid spec.
 func (r *RoleMappingReconciler) load(rm *rolesyncv1.RoleMapping) field.ErrorList {
-	if g, seen := r.Registry.Observed(rm.Namespace, rm.Name); seen && g == rm.Generation && rm.Status.ObservedGeneration == rm.Generation {
-		return nil // refused (or loaded) already: reported once per generation
+	if g, seen := r.Registry.Observed(rm.Namespace, rm.Name); seen && g == rm.Generation && (rm.Status.ObservedGeneration == rm.Generation || !r.leading()) {
+		return nil // refused (or loaded) already: reported once per generation, by the leader
 	}
 	m, errs := rolemap.Compile(rm)
 	switch {
@@ -157,11 +185,11 @@ func (r *RoleMappingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&rolesyncv1.RoleMapping{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&rolesyncv1.ProxyUser{}, userCountHandler()).
+		WatchesRawSource(r.onElection(mgr)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			// Every replica keeps its Registry current for its login server,
-			// leader or not. Status writes are idempotent (equal content,
-			// written only when it differs), so replicas agree.
+			// leader or not; only the leader writes status (Elected).
 			NeedLeaderElection: &runOnEveryReplica,
 		}).
 		Named("rolemapping").
@@ -169,6 +197,35 @@ func (r *RoleMappingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 var runOnEveryReplica = false
+
+// onElection enqueues every RoleMapping once this replica is elected: the
+// statuses it did not write as a follower are written now.
+func (r *RoleMappingReconciler) onElection(mgr ctrl.Manager) source.Source {
+	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		if r.Elected == nil {
+			return nil // always leading: every mapping is reconciled from the start
+		}
+		go func() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.Elected:
+			}
+			if !mgr.GetCache().WaitForCacheSync(ctx) {
+				return
+			}
+			var list rolesyncv1.RoleMappingList
+			if err := r.List(ctx, &list); err != nil {
+				log.FromContext(ctx).Error(err, "Failed to list role mappings after the election")
+				return
+			}
+			for i := range list.Items {
+				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}()
+		return nil
+	})
+}
 
 // userCountDelay batches recounts: while thousands of users move, each
 // RoleMapping is recounted (and its status written) at most once per delay.

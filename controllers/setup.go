@@ -50,6 +50,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Registry:                o.Registry,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		Changes:                 changes,
+		Elected:                 mgr.Elected(),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up RoleMapping controller: %w", err)
 	}
