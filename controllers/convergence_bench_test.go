@@ -28,6 +28,7 @@ const benchConcurrency = 16
 //
 //	go test ./controllers -run '^$' -bench MappingEditConvergence -benchtime 1x
 func BenchmarkMappingEditConvergence(b *testing.B) {
+	needSuite(b)
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) { benchConvergence(b, n) })
 	}

@@ -71,6 +71,7 @@ func litellmSignUp(t testing.TB, url, ssoID, email, role string) {
 }
 
 func TestInvitedUserIsBoundToLiteLLMsRow(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
 	pu := newUser(ns, "invited", keycloakClaims("litellm-admin"), false)
@@ -97,6 +98,7 @@ func TestInvitedUserIsBoundToLiteLLMsRow(t *testing.T) {
 }
 
 func TestRowFoundByEmailAndAmbiguousEmail(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
 	// A row LiteLLM keyed by a UUID, with the email in another case and no SSO id yet.
@@ -140,6 +142,7 @@ func TestRowFoundByEmailAndAmbiguousEmail(t *testing.T) {
 // a user an admin created ahead of the first login gets a row LiteLLM then
 // finds (and does not insert again).
 func TestLoginUserWaitsForLiteLLMsRowAndPreProvisionedUserGetsOne(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
 
@@ -176,6 +179,7 @@ func TestLoginUserWaitsForLiteLLMsRowAndPreProvisionedUserGetsOne(t *testing.T) 
 }
 
 func TestUnmanagedRoleIsNeverOverwritten(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
 	pu := createUser(t, newUser(ns, "orgadmin", keycloakClaims("team-o"), false))
@@ -230,6 +234,7 @@ func waitGone(t *testing.T, pu *rolesyncv1.ProxyUser) {
 // as LiteLLM's /user/delete does), and one whose key a JWT mapping still
 // references (DeleteBlocked until an admin removes it).
 func TestDeleteLikeLiteLLMAndDeleteBlocked(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
 	url := suiteDBURL
@@ -297,6 +302,7 @@ func TestDeleteLikeLiteLLMAndDeleteBlocked(t *testing.T) {
 // their keys' access; granted again, they get back the keys rolesync
 // blocked, not the one an admin blocked.
 func TestKeyRevocationBlocksAndRestoresKeys(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	url, err := pgServer.NewDatabase(context.Background())
 	if err != nil {
@@ -373,6 +379,7 @@ func TestKeyRevocationBlocksAndRestoresKeys(t *testing.T) {
 // TestCompetingWriterReported plays LiteLLM's own role mapping putting the
 // row back after every correction.
 func TestCompetingWriterReported(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	url, err := pgServer.NewDatabase(context.Background())
 	if err != nil {
@@ -406,6 +413,7 @@ func TestCompetingWriterReported(t *testing.T) {
 // issuer) would fight over one row. The older owns it; the newer reports
 // RowConflict and writes nothing, and takes over when the older goes.
 func TestOneUserIDInTwoNamespacesIsARowConflict(t *testing.T) {
+	needSuite(t)
 	ns1, ns2 := newNamespace(t), newNamespace(t)
 	createMapping(t, ns1, keycloakMapping, false)
 	createMapping(t, ns2, keycloakMapping, false)

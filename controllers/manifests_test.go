@@ -20,6 +20,7 @@ import (
 // --dry-run=server: the real apiserver validates every object (CRDs, RBAC,
 // the Deployment's security context, Service, NetworkPolicy).
 func TestDefaultManifestsApplyOnARealAPIServer(t *testing.T) {
+	needSuite(t)
 	kubectl, err := admin.Kubectl()
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +59,7 @@ func TestDefaultManifestsApplyOnARealAPIServer(t *testing.T) {
 // TestOIDCOverlayApplies renders config/overlays/oidc and dry-runs it on the
 // real apiserver: the manager gets --login-oidc-config and the ConfigMap.
 func TestOIDCOverlayApplies(t *testing.T) {
+	needSuite(t)
 	kubectl, err := admin.Kubectl()
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +91,7 @@ func TestOIDCOverlayApplies(t *testing.T) {
 // refuses RoleMappings (and ProxyUser overrides) above the cap, while other
 // namespaces are not affected.
 func TestMaxRolePolicyCapsANamespace(t *testing.T) {
+	needSuite(t)
 	kubectl, err := admin.Kubectl()
 	if err != nil {
 		t.Fatal(err)

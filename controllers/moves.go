@@ -84,14 +84,16 @@ type MoveReporter struct {
 // NeedLeaderElection is true: the tally is filled by the leader's controller.
 func (m *MoveReporter) NeedLeaderElection() bool { return true }
 
-// Start reports until ctx ends (and once more at the end).
+// Start reports until ctx ends. Moves tallied in the last period before
+// the end (leadership lost, manager stopping) are not reported: the
+// reporter writes nothing once ctx is done, and each ProxyUser's status
+// already says what moved it.
 func (m *MoveReporter) Start(ctx context.Context) error {
 	tick := time.NewTicker(m.Period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			m.report(context.Background())
 			return nil
 		case <-tick.C:
 			m.report(ctx)

@@ -94,7 +94,7 @@ type ProxyUserReconciler struct {
 	// KeyRevocation defaults to Off.
 	KeyRevocation KeyRevocation
 	// ResyncPeriod is how often (jittered by 10%) each user's row is compared
-	// with status; it defaults to 10 minutes.
+	// with status; it defaults to DefaultResyncPeriod.
 	ResyncPeriod time.Duration
 	// MaxConcurrentReconciles defaults to 1.
 	MaxConcurrentReconciles int
@@ -423,11 +423,20 @@ func (r *ProxyUserReconciler) olderTwin(ctx context.Context, pu *rolesyncv1.Prox
 	return owner.Name, nil
 }
 
+// DefaultResyncPeriod is how often each user's row is compared with its
+// status when no period is set (--resync-period's default).
+const DefaultResyncPeriod = 10 * time.Minute
+
 func (r *ProxyUserReconciler) resyncPeriod() time.Duration {
-	if r.ResyncPeriod <= 0 {
-		return 10 * time.Minute
+	return resyncPeriod(r.ResyncPeriod)
+}
+
+// resyncPeriod is period, or DefaultResyncPeriod when it is not set.
+func resyncPeriod(period time.Duration) time.Duration {
+	if period <= 0 {
+		return DefaultResyncPeriod
 	}
-	return r.ResyncPeriod
+	return period
 }
 
 func (r *ProxyUserReconciler) driftPolicy() DriftPolicy {

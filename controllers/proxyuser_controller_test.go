@@ -200,6 +200,7 @@ func eventsAbout(t *testing.T, obj client.Object, reason string) int {
 }
 
 func TestProxyUserResolvedSyncedAndExplained(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
 	pu := createUser(t, newUser(ns, "alice", keycloakClaims("team-a", "litellm-admin"), false))
@@ -250,6 +251,7 @@ func TestProxyUserResolvedSyncedAndExplained(t *testing.T) {
 }
 
 func TestRoleMappingEditMovesEveryExistingUser(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	rm := createMapping(t, ns, keycloakMapping, false)
 	const n = 20
@@ -300,6 +302,7 @@ func TestRoleMappingEditMovesEveryExistingUser(t *testing.T) {
 }
 
 func TestRoleOverrideSetAndCleared(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, `metadata: {name: capped}
 spec:
@@ -339,6 +342,7 @@ spec:
 }
 
 func TestDeniedUserGetsNoRowAndAnExistingRowIsDowngraded(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, strictMapping, false)
 
@@ -362,6 +366,7 @@ func TestDeniedUserGetsNoRowAndAnExistingRowIsDowngraded(t *testing.T) {
 }
 
 func TestDuplicateUserIsNeverSynced(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	url, err := pgServer.NewDatabase(context.Background())
 	if err != nil {
@@ -408,6 +413,7 @@ func TestDuplicateUserIsNeverSynced(t *testing.T) {
 }
 
 func TestDeletionPolicies(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
 	cases := []struct {
@@ -446,6 +452,7 @@ func TestDeletionPolicies(t *testing.T) {
 }
 
 func TestDriftIsCorrectedUnderEnforce(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
 	pu := createUser(t, newUser(ns, "dave", keycloakClaims("team-d"), false))
@@ -464,6 +471,7 @@ func TestDriftIsCorrectedUnderEnforce(t *testing.T) {
 }
 
 func TestDriftIsOnlyReportedUnderReport(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	url, err := pgServer.NewDatabase(context.Background())
 	if err != nil {
@@ -506,6 +514,7 @@ func TestDriftIsOnlyReportedUnderReport(t *testing.T) {
 }
 
 func TestWithoutDatabaseRolesStillResolve(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	startOperator(t, ns, Options{})
 	createMapping(t, ns, keycloakMapping, true)
@@ -554,6 +563,7 @@ func (c *countingStore) Delete(ctx context.Context, id, reason, object string) e
 func (c *countingStore) statements() int64 { return c.reads.Load() + c.writes.Load() }
 
 func TestUnchangedUsersCauseNoWrites(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	url, err := pgServer.NewDatabase(context.Background())
 	if err != nil {
@@ -635,6 +645,7 @@ func openDB(t testing.TB, url string) *proxydb.DB {
 // proxy database is down: each reports Synced=False and retries with
 // backoff (no hot loop); once the database is back every row is right.
 func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	db, outage := privateDatabase(t)
 	store := &countingStore{UserStore: db}
@@ -720,6 +731,7 @@ func createMany(t testing.TB, n int, user func(int) *rolesyncv1.ProxyUser) {
 // Event says why, and once the database is back the row goes and so does
 // the object.
 func TestDeletionWaitsForTheDatabase(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	db, outage := privateDatabase(t)
 	ns := newNamespace(t)

@@ -32,6 +32,7 @@ func roleMapping(t testing.TB, ns, doc string) *rolesyncv1.RoleMapping {
 }
 
 func TestBrokenMappingsRefusedByKubectlApply(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	kubectl, err := admin.Kubectl()
 	if err != nil {
@@ -84,6 +85,7 @@ func readyCondition(ctx context.Context, key client.ObjectKey) (*rolesyncv1.Role
 }
 
 func TestInvalidMappingNeverReachesTheEngine(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	good := roleMapping(t, ns, "metadata: {name: good}\nspec:\n  claim: groups\n  rules: [{equals: ml, role: internal_user}]\n")
@@ -149,6 +151,7 @@ func TestInvalidMappingNeverReachesTheEngine(t *testing.T) {
 }
 
 func TestRoleMappingStatusIsNotRewrittenWhenUnchanged(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	rm := roleMapping(t, ns, "metadata: {name: m}\nspec:\n  claim: groups\n  rules: [{equals: ml, role: internal_user}]\n")
@@ -184,6 +187,7 @@ func TestRoleMappingStatusIsNotRewrittenWhenUnchanged(t *testing.T) {
 // deciding with its last valid generation, also for a manager that starts
 // after the edit; users never fall through to the laxer mapping.
 func TestBrokenEditNeverWidensAccess(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	lax := roleMapping(t, ns, "metadata: {name: lax}\nspec:\n  claim: groups\n  rules: [{glob: '*', role: proxy_admin_viewer}]\n")
@@ -235,3 +239,47 @@ func TestBrokenEditNeverWidensAccess(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Every replica loads a RoleMapping into its Registry (its login server
+// decides with it), but only the leader writes its status: a follower
+// writes nothing, and once elected it writes the status it skipped.
+func TestRoleMappingStatusIsWrittenByTheLeaderOnly(t *testing.T) {
+	needSuite(t)
+	ns := newNamespace(t)
+	rm := createMapping(t, ns, keycloakMapping, true) // the suite manager leaves it alone
+	elected := make(chan struct{})
+	reg := rolemap.NewRegistry()
+	r := &RoleMappingReconciler{Client: listFromCache{k8sClient}, Registry: reg, Elected: elected}
+	ctx := context.Background()
+	if _, err := r.Reconcile(ctx, reqFor(rm)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reg.InForce(ns, rm.Name); !ok {
+		t.Fatal("a follower did not load the mapping into its Registry")
+	}
+	got := &rolesyncv1.RoleMapping{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rm), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.ObservedGeneration != 0 || len(got.Status.Conditions) != 0 {
+		t.Fatalf("a follower wrote the status: %+v", got.Status)
+	}
+	close(elected)
+	if _, err := r.Reconcile(ctx, reqFor(rm)); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rm), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.ObservedGeneration != got.Generation || apimeta.FindStatusCondition(got.Status.Conditions, rolesyncv1.ConditionReady) == nil {
+		t.Fatalf("the leader did not write the status: %+v", got.Status)
+	}
+}
+
+// listFromCache reads objects from the apiserver but lists from the suite
+// manager's cache, which has the field indexes the controllers list by.
+type listFromCache struct{ client.Client }
+
+func (c listFromCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return cachedClient.List(ctx, list, opts...)
+}

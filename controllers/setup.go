@@ -85,11 +85,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("add the UsersMoved reporter: %w", err)
 	}
 	if w, ok := o.Store.(RoleWriterSource); ok {
-		period := o.ResyncPeriod
-		if period <= 0 {
-			period = 10 * time.Minute
-		}
-		if err := mgr.Add(&LiteLLMWatch{Source: w, Period: period}); err != nil {
+		if err := mgr.Add(&LiteLLMWatch{Source: w, Period: resyncPeriod(o.ResyncPeriod)}); err != nil {
 			return fmt.Errorf("add the LiteLLM settings watch: %w", err)
 		}
 	}

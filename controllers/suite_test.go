@@ -61,58 +61,67 @@ func init() {
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 }
 
-func TestMain(m *testing.M) {
-	os.Exit(runSuite(m))
+// suite is the envtest control plane, PostgreSQL and the suite manager,
+// started by the first test that needs them (needSuite): the tests of pure
+// steps in this package run with plain `go test`.
+var suite = testenv.NewSuite(startSuite)
+
+// needSuite starts the suite if needed; a test that uses k8sClient, cfg,
+// the database or the suite manager calls it first.
+func needSuite(t testing.TB) {
+	t.Helper()
+	suite.Need(t)
 }
 
-func runSuite(m *testing.M) int {
+func TestMain(m *testing.M) {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
+	os.Exit(suite.Run(m, "controllers"))
+}
+
+func startSuite() (_ func(), err error) {
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stopAll()
+		}
+	}()
 	webhooks, err := validatingWebhooks(filepath.Join("..", "config", "webhook", "manifests.yaml"))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
-		return 1
+		return nil, err
 	}
 	env, err := testenv.Start(testenv.Options{Scheme: scheme, Postgres: true,
 		Webhooks: envtest.WebhookInstallOptions{ValidatingWebhooks: webhooks}})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
-		return 1
+		return nil, err
 	}
-	defer func() {
+	stops = append(stops, func() {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "controllers: stop the control plane: %v\n", err)
 		}
-	}()
+	})
 	testEnv, cfg, k8sClient, admin, pgServer = env.Env, env.Config, env.Client, env.Admin, env.Postgres
 	ctx, cancel := context.WithCancel(context.Background())
-	dbURL, err := pgServer.NewDatabase(ctx)
-	suiteDBURL = dbURL
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
-		cancel()
-		return 1
+	stops = append(stops, cancel)
+	if suiteDBURL, err = pgServer.NewDatabase(ctx); err != nil {
+		return nil, err
 	}
-	if suiteDB, err = proxydb.Open(ctx, dbURL, 8); err != nil {
-		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
-		cancel()
-		return 1
+	if suiteDB, err = proxydb.Open(ctx, suiteDBURL, 8); err != nil {
+		return nil, err
 	}
-	defer suiteDB.Close()
+	stops = append(stops, suiteDB.Close)
 	stopped, err := startManager(ctx)
-	defer func() {
+	stops = append(stops, func() {
 		cancel()
-		<-stopped // the manager stops before the control plane (deferred above) does
-	}()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "controllers: %v\n", err)
-		return 1
-	}
-	return m.Run()
+		<-stopped // the manager stops before the database and the control plane do
+	})
+	return stopAll, err
 }
 
-// bypassLabel exempts an object from the admission webhook in tests, to
-// stand for objects stored while webhooks were off (ENABLE_WEBHOOKS=false)
-// or before they were installed, which the controllers must still refuse.
 const bypassLabel = "test.rolesync.dev/bypass-webhook"
 
 // validatingWebhooks reads the generated webhook manifest and adds the

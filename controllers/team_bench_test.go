@@ -23,6 +23,7 @@ import (
 //
 //	go test ./controllers -run '^$' -bench TeamEditConvergence -benchtime 1x
 func BenchmarkTeamEditConvergence(b *testing.B) {
+	needSuite(b)
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) { benchTeams(b, n) })
 	}

@@ -74,6 +74,7 @@ func teamsCondition(pu *rolesyncv1.ProxyUser) (string, string) {
 // claims no longer grant (and handles its keys), drift in an owned team is
 // put back, and Additive never removes.
 func TestTeamsFromClaims(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	url, err := pgServer.NewDatabase(ctx)
 	if err != nil {
@@ -211,6 +212,7 @@ func TestTeamsFromClaims(t *testing.T) {
 // TestTeamDriftReported: under --drift-policy=Report a membership removed
 // behind rolesync's back in an owned team is reported, not put back.
 func TestTeamDriftReported(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	url, err := pgServer.NewDatabase(ctx)
 	if err != nil {

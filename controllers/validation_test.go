@@ -57,6 +57,7 @@ func readSamples(t *testing.T) []*unstructured.Unstructured {
 }
 
 func TestSamplesAreAccepted(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	for _, obj := range readSamples(t) {
 		obj.SetNamespace(ns)
@@ -67,6 +68,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 }
 
 func TestSamplesKubectlServerDryRun(t *testing.T) {
+	needSuite(t)
 	kubectl, err := admin.Kubectl()
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +101,7 @@ const validMappingSpec = `
 `
 
 func TestInvalidObjectsAreRejected(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	rm := func(spec string) string {
 		return "apiVersion: rolesync.dev/v1\nkind: RoleMapping\nmetadata:\n  name: bad\nspec:\n" + spec
@@ -167,6 +170,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 }
 
 func TestUserIDIsImmutable(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	obj := &unstructured.Unstructured{}
@@ -189,6 +193,7 @@ func TestUserIDIsImmutable(t *testing.T) {
 }
 
 func TestPrinterColumns(t *testing.T) {
+	needSuite(t)
 	ctx := context.Background()
 	want := map[string][]string{
 		"rolemappings.rolesync.dev": {"Priority", "Rules", "Ready", "Age"},

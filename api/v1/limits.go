@@ -1,6 +1,9 @@
 package v1
 
-import "unicode/utf8"
+import (
+	"unicode"
+	"unicode/utf8"
+)
 
 // Limits on a RoleMapping, declared once. The CRD's markers in
 // rolemapping_types.go repeat them (markers cannot name a constant);
@@ -40,4 +43,19 @@ func Truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// Printable reports whether s is valid UTF-8 of printable characters only
+// (no control or format characters): the one rule for ids, issuers and
+// team names that reach status, logs and LiteLLM's rows.
+func Printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -39,3 +39,8 @@ func (r Role) Valid() bool { return r.Rank() > 0 }
 func Roles() []Role {
 	return []Role{RoleProxyAdmin, RoleProxyAdminViewer, RoleInternalUser, RoleInternalUserViewer}
 }
+
+// OverrideSet reports whether an optional role (spec.roleOverride) is set:
+// nil and the empty string both mean "no override". The one definition,
+// used by the decision, the review and the CLI.
+func OverrideSet(r *Role) bool { return r != nil && *r != "" }

@@ -68,7 +68,7 @@ type syncOptions struct {
 func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"),
 		"PostgreSQL URL of the LiteLLM proxy database (default $DATABASE_URL). Empty runs without a database: roles are resolved into status only (Synced=Unknown).")
-	fs.DurationVar(&o.ResyncPeriod, "resync-period", 10*time.Minute,
+	fs.DurationVar(&o.ResyncPeriod, "resync-period", controllers.DefaultResyncPeriod,
 		"How often (jittered by 10%) each user's database row is compared with its status.")
 	fs.StringVar(&o.DriftPolicy, "drift-policy", string(controllers.DriftEnforce),
 		"What to do when a row differs from status: Enforce (rewrite it, Event DriftCorrected) or Report (Drifted=True, no write).")

@@ -91,7 +91,7 @@ func explainUser(name string, files []string, usersFile string, kube *kubeFlags,
 	final := proxyuser.Decide(in)
 	in.Override = nil
 	claims := proxyuser.Decide(in).Engine
-	overridden := pu.Spec.RoleOverride != nil && *pu.Spec.RoleOverride != ""
+	overridden := rolesyncv1.OverrideSet(pu.Spec.RoleOverride)
 	td := engine.EvaluateTeams(in.Stored, pu.Spec.Issuer)
 	teams := proxyuser.TeamGrants(ns, &td, final.Denied)
 

@@ -32,6 +32,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxyuser"
+	"github.com/rolesync/rolesync/internal/claimpath"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -345,7 +346,7 @@ func loadClaims(name string, stdin io.Reader) (map[string]any, error) {
 		label = "claims from stdin"
 	}
 	// Numbers stay exact, as the login server and the controller decode them.
-	claims, err := rolemap.DecodeClaims(data)
+	claims, err := claimpath.DecodeClaims(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a JSON object: %w", label, err)
 	}

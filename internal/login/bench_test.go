@@ -26,6 +26,7 @@ import (
 //
 //	go test ./internal/login -run '^$' -bench LoginEvents -benchtime 1x
 func BenchmarkLoginEvents(b *testing.B) {
+	needSuite(b)
 	for _, c := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) { benchLogin(b, c) })
 	}

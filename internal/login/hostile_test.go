@@ -27,6 +27,7 @@ import (
 // send. Each gets its status and reason, and no ProxyUser is created or
 // changed.
 func TestHostileRequests(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	// An existing user, and an event id already used.

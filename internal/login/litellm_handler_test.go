@@ -48,6 +48,7 @@ spec:
 // Entra-shaped logins get their mapped roles, a denied login is refused,
 // and timeouts, 5xx and an unreachable server fail closed.
 func TestLiteLLMHandler(t *testing.T) {
+	needSuite(t)
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Fatal("python3 is required to test the LiteLLM handler (integrations/litellm): install python3 (3.11 or newer), e.g. apt-get install python3")

@@ -424,11 +424,11 @@ func (s *Server) handle(r *http.Request, form *string) (*Response, *apiError) {
 	// event cannot carry a far-future time (pinning the user against later
 	// logins) or a far-past one.
 	if d := ev.Time.Sub(ev.SignedAt); d > authn.MaxSkew || d < -authn.MaxSkew {
-		return nil, fail(http.StatusBadRequest, ReasonInvalidField, "time: more than 5 minutes from the signature time (t, or the JWT's iat)")
+		return nil, fail(http.StatusBadRequest, ReasonInvalidField, fmt.Sprintf("time: more than %v from the signature time (t, or the JWT's iat)", authn.MaxSkew))
 	}
 	switch s.replay.Reserve(ev.ID, now) {
 	case authn.Replayed:
-		return nil, fail(http.StatusConflict, ReasonReplay, "this event id was already received in the last 10 minutes")
+		return nil, fail(http.StatusConflict, ReasonReplay, fmt.Sprintf("this event id was already received in the last %v", authn.ReplayWindow))
 	case authn.CacheFull:
 		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "too many recent events to check for replays")
 	}
@@ -483,7 +483,7 @@ func (s *Server) authenticateToken(ctx context.Context, namespace string, body [
 	case errors.Is(err, authn.ErrNoKeys):
 		return nil, fail(http.StatusServiceUnavailable, ReasonNoCredentials, "no identity-provider keys yet: the OIDC configuration is unusable or no provider has been reached")
 	case errors.Is(err, authn.ErrClockSkew):
-		return nil, fail(http.StatusUnauthorized, ReasonClockSkew, "the token's iat is more than 5 minutes from now: post the token when the user logs in")
+		return nil, fail(http.StatusUnauthorized, ReasonClockSkew, fmt.Sprintf("the token's iat is more than %v from now: post the token when the user logs in", authn.MaxSkew))
 	case errors.Is(err, oidc.ErrNamespaceNotAllowed):
 		return nil, fail(http.StatusForbidden, ReasonNamespaceNotAllowed, "the token's issuer may not record logins in namespace "+namespace+" (its namespaces list)")
 	case errors.Is(err, authn.ErrBadToken):
@@ -521,7 +521,7 @@ func (s *Server) authenticate(mediaType, namespace, signature string, body []byt
 	case err == nil:
 		return ev, nil
 	case errors.Is(err, authn.ErrClockSkew):
-		return nil, fail(http.StatusUnauthorized, ReasonClockSkew, "iat is more than 5 minutes from now")
+		return nil, fail(http.StatusUnauthorized, ReasonClockSkew, fmt.Sprintf("iat is more than %v from now", authn.MaxSkew))
 	case errors.Is(err, authn.ErrBadToken):
 		return nil, fail(http.StatusUnauthorized, ReasonBadToken, err.Error())
 	}

@@ -48,6 +48,7 @@ func claimsOf(t *testing.T, pu *rolesyncv1.ProxyUser) map[string]any {
 }
 
 func TestSignedJSONEventCreatesTheUserAndAnswersTheRole(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	at := time.Now().Add(-time.Second).Truncate(time.Second)
@@ -93,6 +94,7 @@ func TestSignedJSONEventCreatesTheUserAndAnswersTheRole(t *testing.T) {
 }
 
 func TestJWTEventsWithEachKeyKind(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	claims := map[string]any{"groups": []any{"platform"}}
@@ -119,6 +121,7 @@ func TestJWTEventsWithEachKeyKind(t *testing.T) {
 }
 
 func TestEventForAPreCreatedUserUpdatesItAndKeepsTheOverride(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	pre := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "break-glass"}}
@@ -150,6 +153,7 @@ func TestEventForAPreCreatedUserUpdatesItAndKeepsTheOverride(t *testing.T) {
 }
 
 func TestStaleEventChangesNothing(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	now := time.Now().Truncate(time.Second)
@@ -173,6 +177,7 @@ func TestStaleEventChangesNothing(t *testing.T) {
 // (spec only: the login server writes no condition), so the controller
 // denies the user from them.
 func TestDeniedLoginOfAnExistingUserDemotes(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	r := postEvent(t, ns, event("d-1", "dave", time.Now(), map[string]any{"groups": []any{"sales"}}))
@@ -228,6 +233,7 @@ func TestDeniedLoginOfAnExistingUserDemotes(t *testing.T) {
 }
 
 func TestFirstLoginOnlyKeepsTheStoredClaims(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping+"  syncPolicy: FirstLoginOnly\n")
 	first := postEvent(t, ns, event("f-1", "erin", time.Now().Add(-time.Second), map[string]any{"groups": []any{"platform"}}))
@@ -252,6 +258,7 @@ func TestFirstLoginOnlyKeepsTheStoredClaims(t *testing.T) {
 }
 
 func TestConcurrentEventsLeaveTheNewest(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
@@ -293,6 +300,7 @@ func TestConcurrentEventsLeaveTheNewest(t *testing.T) {
 }
 
 func TestRotatedSecretFile(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	newSecret := "rotated-in-secret-0123456789abcdef0123456"
@@ -331,6 +339,7 @@ var _ = apiextensionsv1.JSON{}
 // stored login answers the lower of what the stored claims and its own
 // claims give, and is denied when its own claims grant nothing.
 func TestStaleEventAnswersNoMoreThanItsOwnClaims(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	now := time.Now().Truncate(time.Second)
@@ -358,6 +367,7 @@ func TestStaleEventAnswersNoMoreThanItsOwnClaims(t *testing.T) {
 // TestRevokedSecretsFailClosed: a secrets file that is emptied, garbled or
 // deleted means no credentials (503 NoCredentials), not the last good ones.
 func TestRevokedSecretsFailClosed(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	orig, err := os.ReadFile(secretFile)
@@ -403,6 +413,7 @@ func TestRevokedSecretsFailClosed(t *testing.T) {
 
 // TestExactClaimNumbers: 9007199254740993 is not 9007199254740992.
 func TestExactClaimNumbers(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, `metadata: {name: ids}
 spec:
@@ -439,6 +450,7 @@ func writeAtomic(path string, data []byte) error {
 // path) it is refused, and a secret scoped to one namespace authenticates
 // events for that namespace only.
 func TestEventsAreBoundToTheirNamespace(t *testing.T) {
+	needSuite(t)
 	a, b := newNamespace(t), newNamespace(t)
 	withMapping(t, a, strictMapping)
 	withMapping(t, b, strictMapping)
@@ -484,6 +496,7 @@ func TestEventsAreBoundToTheirNamespace(t *testing.T) {
 // TestSquattedNameIsRefused: a ProxyUser of another identity under the name
 // derived for a login is never written with that login.
 func TestSquattedNameIsRefused(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	squat := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: proxyuser.Name(idpIssuer, "sam")}}

@@ -77,47 +77,70 @@ func init() {
 	utilruntime.Must(rolesyncv1.AddToScheme(scheme))
 }
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+// suite is the envtest control plane, the OpenID providers and the suite
+// manager with its login server, started by the first test that needs them
+// (needSuite): the tests of pure steps run with plain `go test`.
+var suite = testenv.NewSuite(startSuite)
 
-func runSuite(m *testing.M) int {
+// needSuite starts the suite if needed; a test that uses the login server,
+// k8sClient or the providers calls it first.
+func needSuite(t testing.TB) {
+	t.Helper()
+	suite.Need(t)
+}
+
+func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(logs, verboseOut())), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel)))
+	code := suite.Run(m, "login")
+	// After every test of the package (so it holds under -run and -shuffle):
+	// no secret, token or signature a test sent to the login server may
+	// appear in the logs.
+	if suite.Started() {
+		if err := logsHoldNoSecret(); err != nil {
+			fmt.Fprintln(os.Stderr, "login:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func startSuite() (_ func(), err error) {
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stopAll()
+		}
+	}()
 	env, err := testenv.Start(testenv.Options{Scheme: scheme})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "login: %v\n", err)
-		return 1
+		return nil, err
 	}
-	defer func() { _ = env.Stop() }()
+	stops = append(stops, func() { _ = env.Stop() })
 	cfg, k8sClient = env.Config, env.Client
 	dir, err := os.MkdirTemp("", "rolesync-login-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
+	stops = append(stops, func() { _ = os.RemoveAll(dir) })
 	if err := writeKeys(dir); err != nil {
-		fmt.Fprintf(os.Stderr, "login: keys: %v\n", err)
-		return 1
+		return nil, fmt.Errorf("keys: %w", err)
 	}
 	stopProviders, err := startProviders(dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "login: OpenID providers: %v\n", err)
-		return 1
+		return nil, fmt.Errorf("OpenID providers: %w", err)
 	}
-	defer stopProviders()
+	stops = append(stops, stopProviders)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	stops = append(stops, cancel)
 	if err := startManager(ctx, dir); err != nil {
-		fmt.Fprintf(os.Stderr, "login: %v\n", err)
-		return 1
+		return nil, err
 	}
-	code := m.Run()
-	// After every test of the package (so it holds under -run and -shuffle):
-	// no secret, token or signature a test sent may appear in the logs.
-	if err := logsHoldNoSecret(); err != nil {
-		fmt.Fprintln(os.Stderr, "login:", err)
-		return 1
-	}
-	return code
+	return stopAll, nil
 }
 
 func verboseOut() io.Writer {

@@ -52,6 +52,7 @@ func writeCert(t *testing.T, dir string, serial int64) {
 // TestTLSCertificateIsReloaded serves over TLS from a cert dir and swaps
 // the certificate: new connections get the new one without a restart.
 func TestTLSCertificateIsReloaded(t *testing.T) {
+	needSuite(t)
 	dir := t.TempDir()
 	writeCert(t, dir, 1)
 	s, err := NewServer(Options{BindAddress: "127.0.0.1:0", CertDir: dir, HMACSecretFile: secretFile},

@@ -61,6 +61,7 @@ spec:
 `
 
 func TestProviderTokensAreMapped(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, tokenMapping)
 	for _, tc := range []struct {
@@ -149,6 +150,7 @@ func resign(t testing.TB, tok string, method jwt.SigningMethod, key any, editHea
 }
 
 func TestForgedAndMisScopedProviderTokensAreRefused(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	withMapping(t, ns, tokenMapping)
 	admin := keycloakUser("mallory", []string{"admin"}, nil)
@@ -217,6 +219,7 @@ func TestForgedAndMisScopedProviderTokensAreRefused(t *testing.T) {
 }
 
 func TestProviderKeyRotationAndOutage(t *testing.T) {
+	needSuite(t)
 	// Its own provider: rotating or stopping the suite's would disturb the
 	// other tests.
 	p, err := idp.Start()
@@ -260,6 +263,7 @@ type tokenRefused struct{ r reply }
 func (e *tokenRefused) Error() string { return string(e.r.body) }
 
 func TestLoginTokensNeedsTheJWTMediaType(t *testing.T) {
+	needSuite(t)
 	ns := newNamespace(t)
 	r := send(t, http.MethodPost, tokensPath(ns), "application/json", []byte(`{}`), nil)
 	if r.status != http.StatusUnsupportedMediaType || r.err.Reason != ReasonMediaType {

@@ -8,6 +8,7 @@ package proxyuser
 
 import (
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/claimpath"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -56,7 +57,7 @@ type Decision struct {
 //     answers no more than its own claims give: the lower of the stored and
 //     the login's decision (denied when its own claims grant nothing).
 func Decide(in Input) Decision {
-	if in.Override != nil && *in.Override != "" {
+	if rolesyncv1.OverrideSet(in.Override) {
 		return Decision{Resolution: rolemap.Resolve(in.Namespace, in.Override, nil)}
 	}
 	evaluate := func(claims map[string]any) Decision {
@@ -95,6 +96,6 @@ func StoredClaims(pu *rolesyncv1.ProxyUser) map[string]any {
 	}
 	// The schema makes claims an object; a decode error leaves no claims
 	// (and so only defaults or a denial), never a crash.
-	claims, _ := rolemap.DecodeClaims(pu.Spec.Claims.Raw)
+	claims, _ := claimpath.DecodeClaims(pu.Spec.Claims.Raw)
 	return claims
 }

@@ -109,7 +109,7 @@ func Diff(users []rolesyncv1.ProxyUser, base, proposed Engines) Report {
 		pu := &users[i]
 		in := proxyuser.Input{Namespace: pu.Namespace, Issuer: pu.Spec.Issuer, Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}
 		c := Change{Namespace: pu.Namespace, Name: pu.Name, UserID: pu.Spec.UserID, Issuer: pu.Spec.Issuer}
-		overridden := in.Override != nil && *in.Override != ""
+		overridden := rolesyncv1.OverrideSet(in.Override)
 		if overridden { // what the claims alone would give, for the record
 			in.Override = nil
 		}

@@ -1,9 +1,7 @@
 package rolemap
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -98,18 +96,3 @@ func celValue(v any) any {
 	return v
 }
 
-// DecodeClaims decodes a JSON object of claims keeping numbers exact
-// (json.Number): 9007199254740993 never becomes 9007199254740992. The
-// login server and the controller both decode with it, so they decide alike.
-func DecodeClaims(raw []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var claims map[string]any
-	if err := dec.Decode(&claims); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("trailing data after the claims")
-	}
-	return claims, nil
-}

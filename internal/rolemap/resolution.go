@@ -20,7 +20,7 @@ type Resolution struct {
 // Resolve returns the override when it is set (d may then be nil), else
 // the decision d for a user of namespace.
 func Resolve(namespace string, override *rolesyncv1.Role, d *Decision) Resolution {
-	if override != nil && *override != "" {
+	if rolesyncv1.OverrideSet(override) {
 		src := &rolesyncv1.RoleSource{Type: rolesyncv1.SourceOverride, Description: "override"}
 		return Resolution{Role: *override, Reason: rolesyncv1.ReasonOverride, Message: "role " + string(*override) + " from spec.roleOverride", Source: src}
 	}

@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -314,13 +312,5 @@ func expand(r *teamRule, value string, re *regexp.Regexp) (string, bool) {
 		}
 	}
 	team := b.String()
-	if team == "" || len(team) > MaxTeamLength || !utf8.ValidString(team) {
-		return team, false
-	}
-	for _, c := range team {
-		if !unicode.IsPrint(c) {
-			return team, false
-		}
-	}
-	return team, true
+	return team, team != "" && len(team) <= MaxTeamLength && rolesyncv1.Printable(team)
 }

@@ -16,12 +16,12 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/rolesync/rolesync/internal/rolemap"
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/claimpath"
 )
 
 // Bounds on an event. A body over MaxBodyBytes is refused before it is read.
@@ -197,7 +197,7 @@ func (w *wireEvent) event() (*Event, error) {
 	if len(w.Claims) == 0 || bytes.Equal(w.Claims, []byte("null")) {
 		return nil, &FieldError{"claims", "required (a JSON object)"}
 	}
-	claims, err := rolemap.DecodeClaims(w.Claims)
+	claims, err := claimpath.DecodeClaims(w.Claims)
 	if e.Claims = claims; err != nil || e.Claims == nil {
 		return nil, &FieldError{"claims", "must be a JSON object"}
 	}
@@ -212,11 +212,11 @@ func (e *Event) Validate() error {
 	switch {
 	case e.ID == "":
 		return &FieldError{"id", "required"}
-	case len(e.ID) > MaxIDLength || !printable(e.ID):
+	case len(e.ID) > MaxIDLength || !rolesyncv1.Printable(e.ID):
 		return &FieldError{"id", fmt.Sprintf("must be 1 to %d printable characters", MaxIDLength)}
 	case e.UserID == "":
 		return &FieldError{"userID", "required"}
-	case len(e.UserID) > MaxUserID || !printable(e.UserID):
+	case len(e.UserID) > MaxUserID || !rolesyncv1.Printable(e.UserID):
 		return &FieldError{"userID", fmt.Sprintf("must be 1 to %d printable characters", MaxUserID)}
 	case e.Issuer == "":
 		return &FieldError{"issuer", "required (the identity provider's issuer URL)"}
@@ -238,19 +238,7 @@ func (e *Event) Validate() error {
 	return nil
 }
 
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
 func validIssuer(s string) bool {
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && printable(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && rolesyncv1.Printable(s)
 }

@@ -21,7 +21,7 @@ const MaxSkew = 5 * time.Minute
 // Authentication failures; the HTTP layer answers 401 with the reason.
 var (
 	ErrBadSignature = errors.New("the signature does not verify")
-	ErrClockSkew    = errors.New("the signature time is more than 5 minutes from now")
+	ErrClockSkew    = fmt.Errorf("the signature time is more than %v from now", MaxSkew)
 )
 
 // SignatureHeader is the header of the HMAC form.

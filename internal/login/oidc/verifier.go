@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
@@ -22,8 +20,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/claimpath"
 	"github.com/rolesync/rolesync/internal/login/authn"
-	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
 // ErrNamespaceNotAllowed means the token's issuer may not record logins in
@@ -232,7 +231,7 @@ func (v *Verifier) event(token string, payload []byte, is *Issuer, namespace str
 	if !is.allows(namespace) {
 		return nil, ErrNamespaceNotAllowed
 	}
-	claims, err := rolemap.DecodeClaims(payload)
+	claims, err := claimpath.DecodeClaims(payload)
 	if err != nil || claims == nil {
 		return nil, fmt.Errorf("%w: the token payload is not a JSON object", authn.ErrMalformed)
 	}
@@ -262,23 +261,11 @@ func (v *Verifier) event(token string, payload []byte, is *Issuer, namespace str
 // replayID is the token's jti when it fits an event id, else a digest of
 // the whole token: either way one token is accepted once.
 func replayID(jti, token string) string {
-	if id := "jti:" + jti; jti != "" && len(id) <= authn.MaxIDLength && printableID(id) {
+	if id := "jti:" + jti; jti != "" && len(id) <= authn.MaxIDLength && rolesyncv1.Printable(id) {
 		return id
 	}
 	sum := sha256.Sum256([]byte(token))
 	return "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func printableID(id string) bool {
-	if !utf8.ValidString(id) {
-		return false
-	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // provider is one issuer's discovery state and key cache.
