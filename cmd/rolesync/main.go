@@ -31,8 +31,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
-	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/claimpath"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 

@@ -95,4 +95,3 @@ func celValue(v any) any {
 	}
 	return v
 }
-
