@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
@@ -193,7 +194,7 @@ func TestUnmanagedRoleIsNeverOverwritten(t *testing.T) {
 	}
 	waitEvent(t, pu, rolesyncv1.ReasonUnmanagedRole, "org_admin")
 	// A mapping change that would move the user does not touch the row either.
-	patchUser(t, pu, func(u *rolesyncv1.ProxyUser) { u.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin) })
+	patchUser(t, pu, func(u *rolesyncv1.ProxyUser) { u.Spec.RoleOverride = ptr.To(rolesyncv1.RoleProxyAdmin) })
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(u *rolesyncv1.ProxyUser) error {
 		if u.Status.Role != rolesyncv1.RoleProxyAdmin {
 			return fmt.Errorf("role %q", u.Status.Role)
@@ -318,7 +319,7 @@ func TestKeyRevocationBlocksAndRestoresKeys(t *testing.T) {
 
 	// The group no longer grants anything: denied, keys blocked.
 	patch := client.MergeFrom(rm.DeepCopy())
-	rm.Spec.Rules[0].Equals = ptr("platform-v2")
+	rm.Spec.Rules[0].Equals = ptr.To("platform-v2")
 	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +346,7 @@ func TestKeyRevocationBlocksAndRestoresKeys(t *testing.T) {
 
 	// Granted again: the keys rolesync blocked work again; k3 stays blocked.
 	patch = client.MergeFrom(rm.DeepCopy())
-	rm.Spec.Rules[0].Equals = ptr("platform")
+	rm.Spec.Rules[0].Equals = ptr.To("platform")
 	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
 		t.Fatal(err)
 	}

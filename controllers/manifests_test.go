@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
@@ -131,7 +132,7 @@ func TestMaxRolePolicyCapsANamespace(t *testing.T) {
 		t.Fatalf("a RoleMapping within the cap: %v", err)
 	}
 	pu := newUser(capped, "pinned", nil, false)
-	pu.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin)
+	pu.Spec.RoleOverride = ptr.To(rolesyncv1.RoleProxyAdmin)
 	if err := k8sClient.Create(ctx, pu); err == nil || !strings.Contains(err.Error(), "roleOverride") {
 		t.Fatalf("an override above the cap: %v", err)
 	}

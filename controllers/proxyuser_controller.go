@@ -320,7 +320,7 @@ func (r *ProxyUserReconciler) tallyMove(before, pu *rolesyncv1.ProxyUser, res re
 // recordEvents emits the Events of one reconcile: a role change, a drift
 // correction, a sync failure's first occurrence.
 func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res resolution, sr proxyuser.SyncResult) {
-	newlyDenied := res.Denied && !conditionTrue(before.Status.Conditions, rolesyncv1.ConditionDenied)
+	newlyDenied := res.Denied && !apimeta.IsStatusConditionTrue(before.Status.Conditions, rolesyncv1.ConditionDenied)
 	if (before.Status.Role != pu.Status.Role || newlyDenied) && r.tallyMove(before, pu, res) {
 		newlyDenied = false // counted for the RoleMapping's UsersMoved Event
 	} else if before.Status.Role != pu.Status.Role {
@@ -346,10 +346,10 @@ func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res
 	if sr.Ambiguous != nil && conditionReason(before.Status.Conditions, rolesyncv1.ConditionSynced) != rolesyncv1.ReasonAmbiguousUser {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonAmbiguousUser, "Sync", "No row written: %v", sr.Ambiguous)
 	}
-	if sr.Drift == proxyuser.DriftReported && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionDrifted) != metav1.ConditionTrue {
+	if sr.Drift == proxyuser.DriftReported && !apimeta.IsStatusConditionTrue(before.Status.Conditions, rolesyncv1.ConditionDrifted) {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonDriftDetected, "Sync", "The database holds %s, not %s (drift policy Report)", proxyuser.RowText(sr.RowRole), res.RowRole())
 	}
-	if sr.Err != nil && conditionStatus(before.Status.Conditions, rolesyncv1.ConditionSynced) != metav1.ConditionFalse {
+	if sr.Err != nil && !apimeta.IsStatusConditionFalse(before.Status.Conditions, rolesyncv1.ConditionSynced) {
 		r.eventf(pu, "Warning", rolesyncv1.ReasonSyncFailed, "Sync", "Could not write the database: %v", sr.Err)
 	}
 }
@@ -537,22 +537,11 @@ func deletesOnly() predicate.Predicate {
 	}
 }
 
-func conditionStatus(conds []metav1.Condition, t string) metav1.ConditionStatus {
-	for i := range conds {
-		if conds[i].Type == t {
-			return conds[i].Status
-		}
-	}
-	return ""
-}
-
+// conditionReason is a condition's reason ("" when absent): apimeta has
+// getters for a condition's status, none for its reason.
 func conditionReason(conds []metav1.Condition, t string) string {
 	if c := apimeta.FindStatusCondition(conds, t); c != nil {
 		return c.Reason
 	}
 	return ""
-}
-
-func conditionTrue(conds []metav1.Condition, t string) bool {
-	return conditionStatus(conds, t) == metav1.ConditionTrue
 }

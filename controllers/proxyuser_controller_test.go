@@ -10,19 +10,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
-	"github.com/rolesync/rolesync/internal/testing/parallel"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
 )
 
@@ -316,7 +317,7 @@ spec:
 
 	// An admin's pin may exceed the mapping's ceiling.
 	patch := client.MergeFrom(pu.DeepCopy())
-	pu.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin)
+	pu.Spec.RoleOverride = ptr.To(rolesyncv1.RoleProxyAdmin)
 	if err := k8sClient.Patch(context.Background(), pu, patch); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +382,7 @@ func TestDuplicateUserIsNeverSynced(t *testing.T) {
 
 	twin := newUser(ns, "carol-again", keycloakClaims("litellm-admin"), true)
 	twin.Spec.UserID = first.Spec.UserID
-	twin.Spec.RoleOverride = ptr(rolesyncv1.RoleProxyAdmin)
+	twin.Spec.RoleOverride = ptr.To(rolesyncv1.RoleProxyAdmin)
 	createUser(t, twin)
 	got := waitUser(t, client.ObjectKeyFromObject(twin), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
 		return conditionIs(pu, rolesyncv1.ConditionReady, metav1.ConditionFalse, rolesyncv1.ReasonDuplicateUser)
@@ -602,7 +603,7 @@ func TestUnchangedUsersCauseNoWrites(t *testing.T) {
 	// An engine change that decides nothing new re-evaluates every user, and
 	// several resync periods pass.
 	patch := client.MergeFrom(rm.DeepCopy())
-	rm.Spec.Rules = append(rm.Spec.Rules, rolesyncv1.RoleRule{Equals: ptr("nobody-has-this"), Role: rolesyncv1.RoleProxyAdmin})
+	rm.Spec.Rules = append(rm.Spec.Rules, rolesyncv1.RoleRule{Equals: ptr.To("nobody-has-this"), Role: rolesyncv1.RoleProxyAdmin})
 	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
 		t.Fatal(err)
 	}
@@ -721,7 +722,12 @@ func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
 // createMany creates n ProxyUsers from 8 goroutines.
 func createMany(t testing.TB, n int, user func(int) *rolesyncv1.ProxyUser) {
 	t.Helper()
-	if err := parallel.Do(n, 8, func(i int) error { return k8sClient.Create(context.Background(), user(i)) }); err != nil {
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error { return k8sClient.Create(context.Background(), user(i)) })
+	}
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
@@ -58,7 +59,7 @@ func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.Prox
 		tr.Waiting = true
 		return tr
 	}
-	if conditionTrue(pu.Status.Conditions, rolesyncv1.ConditionTeamsSynced) && slices.Equal(pu.Status.Teams, tr.Grants) && r.teamsCheckedRecently(pu.UID) {
+	if apimeta.IsStatusConditionTrue(pu.Status.Conditions, rolesyncv1.ConditionTeamsSynced) && slices.Equal(pu.Status.Teams, tr.Grants) && r.teamsCheckedRecently(pu.UID) {
 		return tr
 	}
 	held, err := store.UserTeams(ctx, sr.Row)

@@ -238,8 +238,6 @@ func TestBrokenEditNeverWidensAccess(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // Every replica loads a RoleMapping into its Registry (its login server
 // decides with it), but only the leader writes its status: a follower
 // writes nothing, and once elected it writes the status it skipped.

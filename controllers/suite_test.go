@@ -24,6 +24,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,7 +40,6 @@ import (
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/rolemap"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
-	"github.com/rolesync/rolesync/internal/testing/poll"
 	"github.com/rolesync/rolesync/internal/testing/testenv"
 	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
@@ -237,7 +237,7 @@ func startOperator(t testing.TB, namespace string, o Options) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
-		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr(true)},
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatalf("manager: %v", err)
@@ -262,7 +262,7 @@ func startOperator(t testing.TB, namespace string, o Options) {
 // eventually polls cond until it returns nil or the timeout passes.
 func eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	poll.Until(t, timeout, 50*time.Millisecond, cond, nil)
+	testenv.Eventually(t, timeout, 50*time.Millisecond, cond, nil)
 }
 
 // operatorLogger is the logger of a test's own manager: silent unless

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -26,9 +27,7 @@ import (
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/testing/freeport"
 	"github.com/rolesync/rolesync/internal/testing/managerproc"
-	"github.com/rolesync/rolesync/internal/testing/parallel"
 	"github.com/rolesync/rolesync/internal/testing/pgtest"
-	"github.com/rolesync/rolesync/internal/testing/poll"
 	"github.com/rolesync/rolesync/internal/testing/syncbuf"
 	"github.com/rolesync/rolesync/internal/testing/tcpproxy"
 	"github.com/rolesync/rolesync/internal/testing/testenv"
@@ -256,13 +255,17 @@ func createKeycloakMapping(t testing.TB, ns string) *rolesyncv1.RoleMapping {
 func createUsers(t testing.TB, ns string, n int) {
 	t.Helper()
 	claims, _ := json.Marshal(map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": []string{"team-a"}}}})
-	err := parallel.Do(n, 8, func(i int) error {
-		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("u%04d", i)}}
-		pu.Spec.UserID = fmt.Sprintf("%s-u%04d", ns, i)
-		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: claims}
-		return k8s.Create(context.Background(), pu)
-	})
-	if err != nil {
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error {
+			pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("u%04d", i)}}
+			pu.Spec.UserID = fmt.Sprintf("%s-u%04d", ns, i)
+			pu.Spec.Claims = &apiextensionsv1.JSON{Raw: claims}
+			return k8s.Create(context.Background(), pu)
+		})
+	}
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -325,7 +328,7 @@ func freeAddr(t testing.TB) string {
 
 func waitFor(t testing.TB, timeout time.Duration, logs *syncbuf.Buffer, cond func() error) {
 	t.Helper()
-	poll.Until(t, timeout, 100*time.Millisecond, cond, func() string { return "manager log (tail):\n" + tail(logs.String(), 4000) })
+	testenv.Eventually(t, timeout, 100*time.Millisecond, cond, func() string { return "manager log (tail):\n" + tail(logs.String(), 4000) })
 }
 
 func tail(s string, n int) string {

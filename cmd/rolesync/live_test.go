@@ -23,7 +23,6 @@ import (
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/controllers"
 	"github.com/rolesync/rolesync/internal/rolemap"
-	"github.com/rolesync/rolesync/internal/testing/poll"
 	"github.com/rolesync/rolesync/internal/testing/testenv"
 )
 
@@ -143,7 +142,7 @@ spec: {userID: hal, issuer: "https://kc.example.com/realms/ai", claims: {groups:
 		}
 		return nil
 	}
-	poll.Until(t, 60*time.Second, 100*time.Millisecond, func() error {
+	testenv.Eventually(t, 60*time.Second, 100*time.Millisecond, func() error {
 		all := users()
 		if len(all) != 8 {
 			return fmt.Errorf("%d users", len(all))
@@ -168,7 +167,7 @@ spec: {userID: hal, issuer: "https://kc.example.com/realms/ai", claims: {groups:
 	if err := env.Client.Update(ctx, &rm); err != nil {
 		t.Fatalf("store an invalid spec (no webhook here): %v", err)
 	}
-	poll.Until(t, 30*time.Second, 100*time.Millisecond, func() error {
+	testenv.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&rm), &rm); err != nil {
 			return err
 		}
@@ -210,7 +209,7 @@ spec: {userID: hal, issuer: "https://kc.example.com/realms/ai", claims: {groups:
 
 	// Apply the proposal; the controller must end where diff said.
 	mustApply("-f", "testdata/review/proposed")
-	poll.Until(t, 60*time.Second, 100*time.Millisecond, func() error {
+	testenv.Eventually(t, 60*time.Second, 100*time.Millisecond, func() error {
 		var diffs []string
 		for key, pu := range users() {
 			if err := decided(pu); err != nil {

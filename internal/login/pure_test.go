@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/utils/keymutex"
 
 	"github.com/rolesync/rolesync/internal/login/authn"
 )
 
 func TestRateLimitPerClient(t *testing.T) {
-	s := &Server{limiter: authn.NewClientLimiter(1, 2), now: time.Now, replay: authn.NewReplayCache(), inFlight: make(chan struct{}, MaxInFlight)}
+	s := &Server{limiter: authn.NewClientLimiter(1, 2), now: time.Now, replay: authn.NewReplayCache(), inFlight: make(chan struct{}, MaxInFlight), locks: keymutex.NewHashed(identityLocks)}
 	before := testutil.ToFloat64(eventsTotal.WithLabelValues(FormUnknown, ReasonRateLimited))
 	codes := []int{}
 	for range 4 {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"mime"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -28,6 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/keymutex"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -131,8 +131,8 @@ type Server struct {
 	keepClaims []claimpath.Path
 	replay     *authn.ReplayCache
 	limiter    *authn.ClientLimiter
-	locks      [identityLocks]sync.Mutex // per-identity serialisation, striped
-	inFlight   chan struct{}             // bounds the requests being handled at once
+	locks      keymutex.KeyMutex // per-identity serialisation, striped (identityLocks)
+	inFlight   chan struct{}     // bounds the requests being handled at once
 	addr       chan string
 }
 
@@ -150,7 +150,7 @@ const (
 func NewServer(o Options, c client.Client, apiReader client.Reader, registry *rolemap.Registry, recorder events.EventRecorder, log logr.Logger) (*Server, error) {
 	s := &Server{opts: o, client: c, apiReader: apiReader, registry: registry, recorder: recorder, log: log,
 		now: time.Now, replay: authn.NewReplayCache(), limiter: authn.NewClientLimiter(o.RateLimit, o.RateBurst), addr: make(chan string, 1),
-		inFlight: make(chan struct{}, MaxInFlight)}
+		inFlight: make(chan struct{}, MaxInFlight), locks: keymutex.NewHashed(identityLocks)}
 	if o.HMACSecretFile == "" && o.JWTKeysFile == "" && o.OIDCConfigFile == "" {
 		return nil, errors.New("login server: set --login-hmac-secret-file, --login-jwt-keys-file or --login-oidc-config: every event must be authenticated")
 	}
@@ -555,41 +555,44 @@ func (s *Server) process(ctx context.Context, namespace string, ev *authn.Event)
 	}
 	engine, _ := s.registry.Engine(namespace)
 
-	lock := &s.locks[lockIndex(ev.Issuer, ev.UserID)]
-	lock.Lock()
-	defer lock.Unlock()
+	key := proxyuser.IdentityKey(ev.Issuer, ev.UserID)
+	s.locks.LockKey(key)
+	defer func() { _ = s.locks.UnlockKey(key) }()
 
-	var existing *rolesyncv1.ProxyUser
+	// A write that raced another replica (a conflict, or a create that
+	// found the object) is redone from a live read: retry.OnError is
+	// RetryOnConflict that also retries AlreadyExists.
+	var resp *Response
+	var aerr *apiError
 	live := false
-	for attempt := 0; ; attempt++ {
-		existing, err = s.findUser(ctx, namespace, ev, live)
-		if errors.Is(err, errNameTaken) {
-			return nil, fail(http.StatusConflict, ReasonNameTaken, "ProxyUser "+proxyuser.Name(ev.Issuer, ev.UserID)+" exists for another userID or issuer; rename or delete it")
+	err = retry.OnError(retry.DefaultRetry, writeRace, func() error {
+		existing, err := s.findUser(ctx, namespace, ev, live)
+		live = true // after a race, the cache was behind: read the apiserver
+		switch {
+		case errors.Is(err, errNameTaken):
+			aerr = fail(http.StatusConflict, ReasonNameTaken, "ProxyUser "+proxyuser.Name(ev.Issuer, ev.UserID)+" exists for another userID or issuer; rename or delete it")
+			return nil
+		case err != nil:
+			aerr = unavailable(err)
+			return nil
 		}
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		resp, aerr, retry := s.record(ctx, namespace, ev, engine, existing)
-		if !retry {
-			return resp, aerr
-		}
-		if attempt == 4 {
-			return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the ProxyUser kept changing; retry")
-		}
-		live = true // the cache was behind: read the apiserver
+		var werr error
+		resp, aerr, werr = s.record(ctx, namespace, ev, engine, existing)
+		return werr
+	})
+	if err != nil {
+		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the ProxyUser kept changing; retry")
 	}
+	return resp, aerr
 }
+
+// writeRace: the ProxyUser changed (or appeared) between the read and the write.
+func writeRace(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
 
 var nsGVK = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
 
 // identityLocks stripes the per-identity locks of the login server.
 const identityLocks = 64
-
-func lockIndex(issuer, userID string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(issuer + "\x00" + userID))
-	return int(h.Sum32() % identityLocks)
-}
 
 // findUser finds the ProxyUser of the event's identity, whatever its name:
 // from the cache's identity index, or (live) from the apiserver.
@@ -624,14 +627,15 @@ func (s *Server) findUser(ctx context.Context, namespace string, ev *authn.Event
 var errNameTaken = errors.New("the ProxyUser name of this user is taken by another user")
 
 // record answers the event for the user found (or none), writing the
-// ProxyUser. retry means a write conflicted: read again and redo.
-func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser) (*Response, *apiError, bool) {
+// ProxyUser. A write that raced another writer returns its error
+// (writeRace): read again and redo.
+func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser) (*Response, *apiError, error) {
 	resp := &Response{UserID: ev.UserID}
 	in := proxyuser.Input{Namespace: namespace, Engine: engine, Issuer: ev.Issuer, Login: ev.Claims}
 	if existing != nil {
 		resp.ProxyUser = &ObjectRef{Namespace: namespace, Name: existing.Name}
 		if !existing.DeletionTimestamp.IsZero() {
-			return nil, fail(http.StatusConflict, ReasonUserBeingDeleted, "the ProxyUser of this user is being deleted; retry later"), false
+			return nil, fail(http.StatusConflict, ReasonUserBeingDeleted, "the ProxyUser of this user is being deleted; retry later"), nil
 		}
 		in.Existing, in.Override, in.Stored = true, existing.Spec.RoleOverride, proxyuser.StoredClaims(existing)
 		// An older login than the one recorded changes nothing.
@@ -650,14 +654,14 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 	if in.Stale {
 		resp.Stale, resp.Denied = true, res.Denied
 		if res.Denied {
-			return resp, fail(http.StatusForbidden, res.Reason, "login denied: this (stale) login's claims grant no role"), false
+			return resp, fail(http.StatusForbidden, res.Reason, "login denied: this (stale) login's claims grant no role"), nil
 		}
-		return resp, nil, false
+		return resp, nil, nil
 	}
 	if res.Denied && existing == nil {
 		// Nobody to demote, and no ProxyUser for someone no mapping admits.
 		resp.Denied = true
-		return resp, fail(http.StatusForbidden, res.Reason, "login denied: "+res.Message), false
+		return resp, fail(http.StatusForbidden, res.Reason, "login denied: "+res.Message), nil
 	}
 	var claims map[string]any
 	if !keepStored {
@@ -669,12 +673,12 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 	// condition has the controller as its one writer.
 	name, err := s.write(ctx, namespace, ev, existing, claims, keepStored)
 	switch {
-	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
-		return nil, nil, true
+	case writeRace(err):
+		return nil, nil, err
 	case apierrors.IsInvalid(err):
-		return nil, fail(http.StatusBadRequest, ReasonInvalidField, "the ProxyUser was refused: "+err.Error()), false
+		return nil, fail(http.StatusBadRequest, ReasonInvalidField, "the ProxyUser was refused: "+err.Error()), nil
 	case err != nil:
-		return nil, unavailable(err), false
+		return nil, unavailable(err), nil
 	}
 	resp.ProxyUser = &ObjectRef{Namespace: namespace, Name: name}
 	if res.Denied {
@@ -682,9 +686,9 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 		if s.recorder != nil {
 			s.recorder.Eventf(existing, nil, "Warning", res.Reason, "Login", "Login denied: %s", res.Message)
 		}
-		return resp, fail(http.StatusForbidden, res.Reason, "login denied: "+res.Message), false
+		return resp, fail(http.StatusForbidden, res.Reason, "login denied: "+res.Message), nil
 	}
-	return resp, nil, false
+	return resp, nil, nil
 }
 
 // reduce keeps the claims the namespace's mappings read plus

@@ -39,7 +39,6 @@ import (
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/rolemap"
 	"github.com/rolesync/rolesync/internal/testing/idp"
-	"github.com/rolesync/rolesync/internal/testing/poll"
 	"github.com/rolesync/rolesync/internal/testing/syncbuf"
 	"github.com/rolesync/rolesync/internal/testing/testenv"
 )
@@ -332,7 +331,7 @@ func withMapping(t testing.TB, ns, doc string) {
 
 func waitUntil(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	poll.Until(t, timeout, 50*time.Millisecond, cond, nil)
+	testenv.Eventually(t, timeout, 50*time.Millisecond, cond, nil)
 }
 
 // event returns a valid event as a JSON-able map.

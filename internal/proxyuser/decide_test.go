@@ -4,12 +4,11 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
-
-func ptr[T any](v T) *T { return &v }
 
 // engine: groups "admins" → proxy_admin, "platform" → internal_user,
 // nothing else denied; policy is the mapping's syncPolicy.
@@ -17,7 +16,7 @@ func engine(t *testing.T, policy rolesyncv1.SyncPolicy) *rolemap.Engine {
 	t.Helper()
 	rm := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m", Generation: 1}}
 	rm.Spec.Claim = "groups"
-	rm.Spec.Rules = []rolesyncv1.RoleRule{{Equals: ptr("admins"), Role: rolesyncv1.RoleProxyAdmin}, {Equals: ptr("platform"), Role: rolesyncv1.RoleInternalUser}}
+	rm.Spec.Rules = []rolesyncv1.RoleRule{{Equals: ptr.To("admins"), Role: rolesyncv1.RoleProxyAdmin}, {Equals: ptr.To("platform"), Role: rolesyncv1.RoleInternalUser}}
 	rm.Spec.OnNoMatch = rolesyncv1.OnNoMatchDeny
 	if policy != "" {
 		rm.Spec.SyncPolicy = policy
@@ -47,7 +46,7 @@ func TestDecide(t *testing.T) {
 		keepStored bool
 	}{
 		{"stored claims (controller)", Input{Engine: every, Stored: groups("admins")}, rolesyncv1.RoleProxyAdmin, false, false},
-		{"override over a denial", Input{Engine: every, Stored: groups("sales"), Override: ptr(rolesyncv1.RoleInternalUser)}, rolesyncv1.RoleInternalUser, false, false},
+		{"override over a denial", Input{Engine: every, Stored: groups("sales"), Override: ptr.To(rolesyncv1.RoleInternalUser)}, rolesyncv1.RoleInternalUser, false, false},
 		{"new user's login", Input{Engine: every, Login: groups("platform")}, rolesyncv1.RoleInternalUser, false, false},
 		{"login replaces stored claims", Input{Engine: every, Existing: true, Stored: groups("admins"), Login: groups("platform")}, rolesyncv1.RoleInternalUser, false, false},
 		{"denied login of an existing user", Input{Engine: every, Existing: true, Stored: groups("admins"), Login: groups("sales")}, "", true, false},

@@ -1,5 +1,7 @@
 // Package parallel runs numbered operations on a fixed number of
-// goroutines, for tests and benchmarks that create or write many objects.
+// goroutines and times each, for benchmarks that report write latencies.
+// It is errgroup.SetLimit plus what errgroup lacks: each operation's
+// latency and the wall time (tests that only need the limit use errgroup).
 package parallel
 
 import (
@@ -9,14 +11,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Do runs op(0..n-1) on workers goroutines and returns the first error
-// (operations not started yet are skipped once one fails).
-func Do(n, workers int, op func(i int) error) error {
-	_, _, err := Timed(n, workers, op)
-	return err
-}
-
-// Timed is Do that also returns each operation's latency and the wall time.
+// Timed runs op(0..n-1) on workers goroutines and returns each
+// operation's latency, the wall time and the first error (operations not
+// started yet are skipped once one fails).
 func Timed(n, workers int, op func(i int) error) ([]time.Duration, time.Duration, error) {
 	lat := make([]time.Duration, n)
 	g, ctx := errgroup.WithContext(context.Background())

@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-func TestDoRunsEachOnceAndStopsOnError(t *testing.T) {
+func TestTimedRunsEachOnceAndStopsOnError(t *testing.T) {
 	var seen [100]atomic.Int32
-	if err := Do(100, 8, func(i int) error { seen[i].Add(1); return nil }); err != nil {
+	lat, _, err := Timed(100, 8, func(i int) error { seen[i].Add(1); return nil })
+	if err != nil || len(lat) != 100 {
 		t.Fatal(err)
 	}
 	for i := range seen {
@@ -18,7 +19,7 @@ func TestDoRunsEachOnceAndStopsOnError(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	var ran atomic.Int32
-	if err := Do(1000, 4, func(i int) error {
+	if _, _, err := Timed(1000, 4, func(i int) error {
 		ran.Add(1)
 		if i == 3 {
 			return boom

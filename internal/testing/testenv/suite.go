@@ -1,10 +1,14 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
 	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Suite is a test package's shared control plane, started by the first
@@ -52,4 +56,24 @@ func (s *Suite) Run(m *testing.M, name string) int {
 		code = 1
 	}
 	return code
+}
+
+// Eventually calls cond every interval (at once first) until it returns
+// nil, and fails tb when timeout passes first, with cond's last error and
+// describe() (for example a process log) when describe is not nil. It is
+// wait.PollUntilContextTimeout with the last error kept for the message.
+func Eventually(tb testing.TB, timeout, interval time.Duration, cond func() error, describe func() string) {
+	tb.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), interval, timeout, true, func(context.Context) (bool, error) {
+		last = cond()
+		return last == nil, nil
+	})
+	if err != nil {
+		extra := ""
+		if describe != nil {
+			extra = "\n" + describe()
+		}
+		tb.Fatalf("condition not met within %s: %v%s", timeout, last, extra)
+	}
 }
