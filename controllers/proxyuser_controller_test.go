@@ -603,7 +603,7 @@ func TestUnchangedUsersCauseNoWrites(t *testing.T) {
 	// An engine change that decides nothing new re-evaluates every user, and
 	// several resync periods pass.
 	patch := client.MergeFrom(rm.DeepCopy())
-	rm.Spec.Rules = append(rm.Spec.Rules, rolesyncv1.RoleRule{Equals: ptr.To("nobody-has-this"), Role: rolesyncv1.RoleProxyAdmin})
+	rm.Spec.Rules = append(rm.Spec.Rules, rolesyncv1.RoleRule{ClaimMatcher: rolesyncv1.ClaimMatcher{Equals: ptr.To("nobody-has-this")}, Role: rolesyncv1.RoleProxyAdmin})
 	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
 		t.Fatal(err)
 	}

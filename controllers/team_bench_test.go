@@ -75,7 +75,7 @@ func benchTeams(b *testing.B, n int) {
 	teamTook := timeEdit(func(rm *rolesyncv1.RoleMapping) {
 		rm.Spec.AllowedTeams = []string{"bench-*"}
 		glob := "team-*"
-		rm.Spec.Teams = []rolesyncv1.TeamRule{{Glob: &glob, Team: "bench-all"}}
+		rm.Spec.Teams = []rolesyncv1.TeamRule{{ClaimMatcher: rolesyncv1.ClaimMatcher{Glob: &glob}, Team: "bench-all"}}
 	}, func(pu *rolesyncv1.ProxyUser) bool {
 		s, _ := teamsCondition(pu)
 		return s == "True/TeamsSynced" && teamsOf(pu) == "bench-all=user"

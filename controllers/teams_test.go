@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
 )
 
 const teamsMapping = `metadata: {name: keycloak}
@@ -80,7 +82,7 @@ func TestTeamsFromClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := openDB(t, url)
+	db := &teamCheckCounter{DB: openDB(t, url)}
 	ns := newNamespace(t)
 	startOperator(t, ns, Options{Store: db, ResyncPeriod: 2 * time.Second, KeyRevocation: KeyRevocationBlock})
 	rm := createMapping(t, ns, teamsMapping, true)
@@ -196,7 +198,7 @@ func TestTeamsFromClaims(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(3 * time.Second) // a resync passes: Additive must still not remove
+	db.waitChecks(t, 2) // resyncs check the memberships again: Additive must still not remove
 	if r := rosterOf(t, url, "ai-missing"); r[pu.Spec.UserID] != "user" {
 		t.Fatalf("Additive removed ai-missing: %v", r)
 	}
@@ -219,7 +221,8 @@ func TestTeamDriftReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := newNamespace(t)
-	startOperator(t, ns, Options{Store: openDB(t, url), ResyncPeriod: 2 * time.Second, DriftPolicy: DriftReport})
+	db := &teamCheckCounter{DB: openDB(t, url)}
+	startOperator(t, ns, Options{Store: db, ResyncPeriod: 2 * time.Second, DriftPolicy: DriftReport})
 	createMapping(t, ns, teamsMapping, true)
 	pu := newUser(ns, "bo", map[string]any{"groups": []any{"/ai/search"}}, true)
 	withConn(t, url, func(ctx context.Context, c *pgx.Conn) error {
@@ -247,7 +250,7 @@ func TestTeamDriftReported(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(3 * time.Second) // a resync passes: still reported, still not put back
+	db.waitChecks(t, 2) // resyncs check the memberships again: still reported, still not put back
 	got := &rolesyncv1.ProxyUser{}
 	if err := k8sClient.Get(ctx, key, got); err != nil {
 		t.Fatal(err)
@@ -258,4 +261,29 @@ func TestTeamDriftReported(t *testing.T) {
 	if _, in := rosterOf(t, url, "ai-search")[pu.Spec.UserID]; in {
 		t.Fatal("Report put the membership back")
 	}
+}
+
+// teamCheckCounter counts the controller's team checks (each reads the
+// user's teams array once), so a test can wait for checks to happen
+// instead of sleeping through a resync.
+type teamCheckCounter struct {
+	*proxydb.DB
+	checks atomic.Int64
+}
+
+func (c *teamCheckCounter) UserTeams(ctx context.Context, rowUserID string) ([]string, error) {
+	c.checks.Add(1)
+	return c.DB.UserTeams(ctx, rowUserID)
+}
+
+// waitChecks waits until n more team checks have run.
+func (c *teamCheckCounter) waitChecks(t *testing.T, n int64) {
+	t.Helper()
+	from := c.checks.Load()
+	eventually(t, 30*time.Second, func() error {
+		if done := c.checks.Load() - from; done < n {
+			return fmt.Errorf("%d of %d team checks so far", done, n)
+		}
+		return nil
+	})
 }

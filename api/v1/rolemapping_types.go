@@ -76,15 +76,15 @@ const (
 	TeamSyncExact TeamSync = "Exact"
 )
 
-// TeamRule grants a LiteLLM team membership to the users whose claims it
-// matches. Exactly one of equals, glob, regex and expression is set.
-//
-// +kubebuilder:validation:XValidation:rule="[has(self.equals), has(self.glob), has(self.regex), has(self.expression)].filter(x, x).size() == 1",message="exactly one of equals, glob, regex or expression must be set"
-// +kubebuilder:validation:XValidation:rule="!has(self.expression) || (!has(self.claim) && !has(self.split) && !has(self.caseInsensitive))",message="claim, split and caseInsensitive do not apply to an expression rule"
-// +kubebuilder:validation:XValidation:rule="has(self.regex) || !self.team.matches('[$][1-9]')",message="$1 to $9 are the captures of a regex rule",fieldPath=".team"
-// +kubebuilder:validation:XValidation:rule="!has(self.expression) || !self.team.matches('[$][0-9]')",message="an expression rule has no matched value: its team cannot use $0 to $9",fieldPath=".team"
-type TeamRule struct {
-	// claim is the claim path this rule reads, overriding spec.claim.
+// ClaimMatcher is how a role rule or a team rule matches the claims: one
+// of equals, glob, regex and expression (the rule types' validation rules
+// require exactly one), with the claim path, case folding and splitting
+// the first three apply. RoleRule and TeamRule embed it, so the two kinds
+// of rule match alike and say so once.
+type ClaimMatcher struct {
+	// claim is the claim path this rule reads, overriding spec.claim: keys
+	// separated by dots, `\.` for a literal dot, `[n]` to index a list
+	// (for example `resource_access.litellm.roles`).
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
@@ -95,20 +95,22 @@ type TeamRule struct {
 	// +kubebuilder:validation:MaxLength=1024
 	Equals *string `json:"equals,omitempty"`
 
-	// glob matches a claim value with fnmatch patterns (as role rules).
+	// glob matches a claim value with fnmatch patterns as LiteLLM uses them:
+	// `*` any run of characters (including `/`), `?` one character, `[...]` a class.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Glob *string `json:"glob,omitempty"`
 
 	// regex matches a claim value with an RE2 regular expression anchored to
-	// the whole value; its captures are $1 to $9 in team.
+	// the whole value. In a team rule its captures are $1 to $9 in team.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Regex *string `json:"regex,omitempty"`
 
-	// expression is a CEL expression over `claims` that returns a bool.
+	// expression is a CEL expression over `claims` (the decoded token claims)
+	// that returns a bool, for example `'admins' in claims.groups && claims.email_verified`.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
@@ -118,11 +120,24 @@ type TeamRule struct {
 	// +optional
 	CaseInsensitive bool `json:"caseInsensitive,omitempty"`
 
-	// split splits a string claim value on this separator before matching.
+	// split splits a string claim value on this separator before matching,
+	// for example " " for an OAuth `scope` string.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=16
 	Split string `json:"split,omitempty"`
+}
+
+// TeamRule grants a LiteLLM team membership to the users whose claims it
+// matches. Exactly one of equals, glob, regex and expression is set.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.equals), has(self.glob), has(self.regex), has(self.expression)].filter(x, x).size() == 1",message="exactly one of equals, glob, regex or expression must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.expression) || (!has(self.claim) && !has(self.split) && !has(self.caseInsensitive))",message="claim, split and caseInsensitive do not apply to an expression rule"
+// +kubebuilder:validation:XValidation:rule="has(self.regex) || !self.team.matches('[$][1-9]')",message="$1 to $9 are the captures of a regex rule",fieldPath=".team"
+// +kubebuilder:validation:XValidation:rule="!has(self.expression) || !self.team.matches('[$][0-9]')",message="an expression rule has no matched value: its team cannot use $0 to $9",fieldPath=".team"
+type TeamRule struct {
+	// The claim matcher: exactly one of equals, glob, regex, expression.
+	ClaimMatcher `json:",inline"`
 
 	// team is the LiteLLM team_id granted. `$0` is the matched claim value
 	// and `$1` to `$9` the captures of a regex rule, for example
@@ -146,50 +161,8 @@ type TeamRule struct {
 // +kubebuilder:validation:XValidation:rule="[has(self.equals), has(self.glob), has(self.regex), has(self.expression)].filter(x, x).size() == 1",message="exactly one of equals, glob, regex or expression must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.expression) || (!has(self.claim) && !has(self.split) && !has(self.caseInsensitive))",message="claim, split and caseInsensitive do not apply to an expression rule"
 type RoleRule struct {
-	// claim is the claim path this rule reads, overriding spec.claim: keys
-	// separated by dots, `\.` for a literal dot, `[n]` to index a list
-	// (for example `resource_access.litellm.roles`).
-	// +optional
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=256
-	Claim string `json:"claim,omitempty"`
-
-	// equals matches a claim value exactly.
-	// +optional
-	// +kubebuilder:validation:MaxLength=1024
-	Equals *string `json:"equals,omitempty"`
-
-	// glob matches a claim value with fnmatch patterns as LiteLLM uses them:
-	// `*` any run of characters (including `/`), `?` one character, `[...]` a class.
-	// +optional
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=1024
-	Glob *string `json:"glob,omitempty"`
-
-	// regex matches a claim value with an RE2 regular expression anchored to
-	// the whole value.
-	// +optional
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=1024
-	Regex *string `json:"regex,omitempty"`
-
-	// expression is a CEL expression over `claims` (the decoded token claims)
-	// that returns a bool, for example `'admins' in claims.groups && claims.email_verified`.
-	// +optional
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=4096
-	Expression *string `json:"expression,omitempty"`
-
-	// caseInsensitive makes equals, glob and regex ignore case.
-	// +optional
-	CaseInsensitive bool `json:"caseInsensitive,omitempty"`
-
-	// split splits a string claim value on this separator before matching,
-	// for example " " for an OAuth `scope` string.
-	// +optional
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=16
-	Split string `json:"split,omitempty"`
+	// The claim matcher: exactly one of equals, glob, regex, expression.
+	ClaimMatcher `json:",inline"`
 
 	// role is the role this rule grants when it matches.
 	// +required

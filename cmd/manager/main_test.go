@@ -117,7 +117,7 @@ func TestManagerBinary(t *testing.T) {
 	bad := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: ns}}
 	re := "("
 	bad.Spec.Claim = "groups"
-	bad.Spec.Rules = []rolesyncv1.RoleRule{{Regex: &re, Role: rolesyncv1.RoleInternalUser}}
+	bad.Spec.Rules = []rolesyncv1.RoleRule{{ClaimMatcher: rolesyncv1.ClaimMatcher{Regex: &re}, Role: rolesyncv1.RoleInternalUser}}
 	if err := k8s.Create(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func createKeycloakMapping(t testing.TB, ns string) *rolesyncv1.RoleMapping {
 	glob := "team-*"
 	rm := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Name: "keycloak", Namespace: ns}}
 	rm.Spec.Claim = "resource_access.litellm.roles"
-	rm.Spec.Rules = []rolesyncv1.RoleRule{{Glob: &glob, Role: rolesyncv1.RoleInternalUser}}
+	rm.Spec.Rules = []rolesyncv1.RoleRule{{ClaimMatcher: rolesyncv1.ClaimMatcher{Glob: &glob}, Role: rolesyncv1.RoleInternalUser}}
 	if err := k8s.Create(context.Background(), rm); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -50,9 +49,8 @@ type diffOptions struct {
 
 func diff(args []string, stdout, stderr io.Writer) int {
 	var o diffOptions
-	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, diffUsage); fs.PrintDefaults() }
+	cmd := newCommand("diff", diffUsage, stderr)
+	fs := cmd.fs
 	fs.Var(&o.proposed, "f", "proposed RoleMappings: a YAML file or directory (repeatable, read recursively)")
 	fs.Var(&o.base, "base", "the mappings in force as files instead of the live cluster's (repeatable)")
 	fs.StringVar(&o.usersFile, "users", "", "ProxyUsers exported with kubectl get proxyusers -o yaml|json, instead of the live cluster's")
@@ -60,16 +58,10 @@ func diff(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.output, "o", "text", "output: text, json or markdown")
 	fs.StringVar(&o.failOn, "fail-on", "", "escalation: exit 3 when any user would gain privilege (a CI gate)")
 	o.kube.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
+	if code, ok := cmd.parse(args); !ok {
+		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "rolesync diff: "+format+"\n", a...)
-		return exitInvalid
-	}
+	fail := cmd.fail
 	switch {
 	case len(o.proposed) == 0:
 		return fail("-f is required (the proposed RoleMappings)")

@@ -82,8 +82,8 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := newCommand("explain", "", stderr)
+	fs := cmd.fs
 	var files stringList
 	var kube kubeFlags
 	fs.Var(&files, "f", "RoleMapping YAML file or directory (repeatable; directories are read recursively); with --user, default: the cluster's mappings in force")
@@ -93,16 +93,10 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	usersFile := fs.String("users", "", "with --user: read the ProxyUser from this export (kubectl get proxyusers -o yaml|json) instead of the cluster")
 	output := fs.String("o", "text", "output format: text or json")
 	kube.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
+	if code, ok := cmd.parse(args); !ok {
+		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "rolesync explain: "+format+"\n", a...)
-		return exitInvalid
-	}
+	fail := cmd.fail
 	switch {
 	case *output != "text" && *output != "json":
 		return fail("-o must be text or json, not %q", *output)
@@ -387,3 +381,41 @@ func readBoundedFrom(name string, stdin io.Reader, limit int64) ([]byte, error) 
 }
 
 func bufioReader(data []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(data)) }
+
+// command is a subcommand's flag set and its error reporting: the prelude
+// every subcommand shares.
+type command struct {
+	name   string
+	fs     *flag.FlagSet
+	stderr io.Writer
+}
+
+// newCommand returns the flag set of subcommand name, writing to stderr;
+// usage, when set, is printed above the flags by -h.
+func newCommand(name, usage string, stderr io.Writer) *command {
+	c := &command{name: name, fs: flag.NewFlagSet(name, flag.ContinueOnError), stderr: stderr}
+	c.fs.SetOutput(stderr)
+	if usage != "" {
+		c.fs.Usage = func() { fmt.Fprintln(stderr, usage); c.fs.PrintDefaults() }
+	}
+	return c
+}
+
+// parse parses args; when it returns false the command ends with code
+// (exitOK for -h, exitInvalid for a bad flag, which the flag package has
+// reported).
+func (c *command) parse(args []string) (int, bool) {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitInvalid, false
+	}
+	return 0, true
+}
+
+// fail reports invalid input, naming the subcommand, and returns exitInvalid.
+func (c *command) fail(format string, a ...any) int {
+	fmt.Fprintf(c.stderr, "rolesync "+c.name+": "+format+"\n", a...)
+	return exitInvalid
+}

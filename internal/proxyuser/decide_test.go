@@ -16,7 +16,7 @@ func engine(t *testing.T, policy rolesyncv1.SyncPolicy) *rolemap.Engine {
 	t.Helper()
 	rm := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m", Generation: 1}}
 	rm.Spec.Claim = "groups"
-	rm.Spec.Rules = []rolesyncv1.RoleRule{{Equals: ptr.To("admins"), Role: rolesyncv1.RoleProxyAdmin}, {Equals: ptr.To("platform"), Role: rolesyncv1.RoleInternalUser}}
+	rm.Spec.Rules = []rolesyncv1.RoleRule{{ClaimMatcher: rolesyncv1.ClaimMatcher{Equals: ptr.To("admins")}, Role: rolesyncv1.RoleProxyAdmin}, {ClaimMatcher: rolesyncv1.ClaimMatcher{Equals: ptr.To("platform")}, Role: rolesyncv1.RoleInternalUser}}
 	rm.Spec.OnNoMatch = rolesyncv1.OnNoMatchDeny
 	if policy != "" {
 		rm.Spec.SyncPolicy = policy

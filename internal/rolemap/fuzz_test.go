@@ -64,10 +64,10 @@ func FuzzCompile(f *testing.F) {
 		rm.Name = "f"
 		rm.Spec.Claim = claim
 		rm.Spec.Rules = []rolesyncv1.RoleRule{
-			{Glob: &globPat, Role: rolesyncv1.RoleInternalUser},
-			{Regex: &re, CaseInsensitive: true, Role: rolesyncv1.RoleProxyAdmin},
-			{Expression: &expr, Role: rolesyncv1.RoleInternalUserViewer},
-			{Equals: &value, CaseInsensitive: true, Role: rolesyncv1.RoleProxyAdminViewer},
+			{ClaimMatcher: rolesyncv1.ClaimMatcher{Glob: &globPat}, Role: rolesyncv1.RoleInternalUser},
+			{ClaimMatcher: rolesyncv1.ClaimMatcher{Regex: &re, CaseInsensitive: true}, Role: rolesyncv1.RoleProxyAdmin},
+			{ClaimMatcher: rolesyncv1.ClaimMatcher{Expression: &expr}, Role: rolesyncv1.RoleInternalUserViewer},
+			{ClaimMatcher: rolesyncv1.ClaimMatcher{Equals: &value, CaseInsensitive: true}, Role: rolesyncv1.RoleProxyAdminViewer},
 		}
 		m, errs := Compile(rm)
 		if m == nil {

@@ -16,8 +16,8 @@ func strPtr(s string) *string { return &s }
 func TestSetRoleMappingStatus(t *testing.T) {
 	rm := &rolesyncv1.RoleMapping{}
 	rm.Generation = 3
-	m, _ := Compile(&rolesyncv1.RoleMapping{Spec: rolesyncv1.RoleMappingSpec{Claim: "g", Rules: []rolesyncv1.RoleRule{{Equals: strPtr("a"), Role: rolesyncv1.RoleInternalUser}}}})
-	rm.Spec = rolesyncv1.RoleMappingSpec{Claim: "g", Rules: []rolesyncv1.RoleRule{{Equals: strPtr("a"), Role: rolesyncv1.RoleInternalUser}}}
+	m, _ := Compile(&rolesyncv1.RoleMapping{Spec: rolesyncv1.RoleMappingSpec{Claim: "g", Rules: []rolesyncv1.RoleRule{{ClaimMatcher: rolesyncv1.ClaimMatcher{Equals: strPtr("a")}, Role: rolesyncv1.RoleInternalUser}}}})
+	rm.Spec = rolesyncv1.RoleMappingSpec{Claim: "g", Rules: []rolesyncv1.RoleRule{{ClaimMatcher: rolesyncv1.ClaimMatcher{Equals: strPtr("a")}, Role: rolesyncv1.RoleInternalUser}}}
 	SetStatus(rm, m, nil, 3)
 	c := apimeta.FindStatusCondition(rm.Status.Conditions, rolesyncv1.ConditionReady)
 	if c.Status != metav1.ConditionTrue || c.Reason != rolesyncv1.ReasonValid || rm.Status.Rules != 1 || rm.Status.ObservedGeneration != 3 ||

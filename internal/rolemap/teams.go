@@ -116,8 +116,7 @@ func compileTeams(rm *rolesyncv1.RoleMapping, m *Mapping) field.ErrorList {
 	synthetic.Spec.Claim = s.Claim
 	for i := range s.Teams {
 		t := &s.Teams[i]
-		synthetic.Spec.Rules = append(synthetic.Spec.Rules, rolesyncv1.RoleRule{Claim: t.Claim, Equals: t.Equals, Glob: t.Glob, Regex: t.Regex,
-			Expression: t.Expression, CaseInsensitive: t.CaseInsensitive, Split: t.Split, Role: rolesyncv1.RoleInternalUserViewer})
+		synthetic.Spec.Rules = append(synthetic.Spec.Rules, rolesyncv1.RoleRule{ClaimMatcher: t.ClaimMatcher, Role: rolesyncv1.RoleInternalUserViewer})
 	}
 	matcher, merrs := compile(synthetic, false)
 	for _, e := range merrs {
