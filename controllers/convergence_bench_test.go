@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/testing/parallel"
 )
 
@@ -36,24 +37,9 @@ func BenchmarkMappingEditConvergence(b *testing.B) {
 
 func benchConvergence(b *testing.B, n int) {
 	ctx := context.Background()
-	url, err := pgServer.NewDatabase(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	store := &countingStore{UserStore: openDB(b, url)}
-	ns := newNamespace(b)
-	resync := 20 * time.Second
-	startOperator(b, ns, Options{Store: store, MaxConcurrentReconciles: benchConcurrency, ResyncPeriod: resync})
-	rm := createMapping(b, ns, keycloakMapping, true)
-	createMany(b, n, func(i int) *rolesyncv1.ProxyUser {
-		return newUser(ns, fmt.Sprintf("b%05d", i), keycloakClaims("team-b"), true)
-	})
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	waitAll(b, ns, n, rolesyncv1.RoleInternalUser, pool)
+	var store *countingStore
+	bo := startBenchOperator(b, n, "b", func(db *proxydb.DB) UserStore { store = &countingStore{UserStore: db}; return store }, nil)
+	ns, rm, pool, resync := bo.ns, bo.rm, bo.pool, bo.resync
 
 	// Raw limit, measured now on the same apiserver and database.
 	var list rolesyncv1.ProxyUserList
@@ -225,4 +211,41 @@ func timeParallel(b *testing.B, n int, op func(int) error) time.Duration {
 		b.Fatal(err)
 	}
 	return took
+}
+
+// benchOperator is a namespace with its own operator (resync 20 s), the
+// keycloak mapping and n users, all synced to internal_user.
+type benchOperator struct {
+	ns     string
+	rm     *rolesyncv1.RoleMapping
+	url    string
+	pool   *pgxpool.Pool
+	resync time.Duration
+}
+
+// startBenchOperator sets one up on a fresh database: store wraps the
+// database the operator writes through, seed (optional) prepares the
+// database before the users exist; user names are prefix + a number.
+func startBenchOperator(b *testing.B, n int, prefix string, store func(*proxydb.DB) UserStore, seed func(url string)) benchOperator {
+	b.Helper()
+	ctx := context.Background()
+	url, err := pgServer.NewDatabase(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bo := benchOperator{ns: newNamespace(b), url: url, resync: 20 * time.Second}
+	startOperator(b, bo.ns, Options{Store: store(openDB(b, url)), MaxConcurrentReconciles: benchConcurrency, ResyncPeriod: bo.resync})
+	bo.rm = createMapping(b, bo.ns, keycloakMapping, true)
+	if seed != nil {
+		seed(url)
+	}
+	createMany(b, n, func(i int) *rolesyncv1.ProxyUser {
+		return newUser(bo.ns, fmt.Sprintf("%s%05d", prefix, i), keycloakClaims("team-b"), true)
+	})
+	if bo.pool, err = pgxpool.New(ctx, url); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(bo.pool.Close)
+	waitAll(b, bo.ns, n, rolesyncv1.RoleInternalUser, bo.pool)
+	return bo
 }

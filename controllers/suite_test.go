@@ -79,15 +79,10 @@ func TestMain(m *testing.M) {
 }
 
 func startSuite() (_ func(), err error) {
-	var stops []func()
-	stopAll := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}
+	var stops testenv.Stops
 	defer func() {
 		if err != nil {
-			stopAll()
+			stops.Run()
 		}
 	}()
 	webhooks, err := validatingWebhooks(filepath.Join("..", "config", "webhook", "manifests.yaml"))
@@ -99,27 +94,27 @@ func startSuite() (_ func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	stops = append(stops, func() {
+	stops.Add(func() {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "controllers: stop the control plane: %v\n", err)
 		}
 	})
 	testEnv, cfg, k8sClient, admin, pgServer = env.Env, env.Config, env.Client, env.Admin, env.Postgres
 	ctx, cancel := context.WithCancel(context.Background())
-	stops = append(stops, cancel)
+	stops.Add(cancel)
 	if suiteDBURL, err = pgServer.NewDatabase(ctx); err != nil {
 		return nil, err
 	}
 	if suiteDB, err = proxydb.Open(ctx, suiteDBURL, 8); err != nil {
 		return nil, err
 	}
-	stops = append(stops, suiteDB.Close)
+	stops.Add(suiteDB.Close)
 	stopped, err := startManager(ctx)
-	stops = append(stops, func() {
+	stops.Add(func() {
 		cancel()
 		<-stopped // the manager stops before the database and the control plane do
 	})
-	return stopAll, err
+	return stops.Run, err
 }
 
 const bypassLabel = "test.rolesync.dev/bypass-webhook"

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
 )
 
 // BenchmarkTeamEditConvergence measures, in one run on a real apiserver
@@ -31,28 +31,13 @@ func BenchmarkTeamEditConvergence(b *testing.B) {
 
 func benchTeams(b *testing.B, n int) {
 	ctx := context.Background()
-	url, err := pgServer.NewDatabase(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	db := openDB(b, url)
-	ns := newNamespace(b)
-	resync := 20 * time.Second
-	startOperator(b, ns, Options{Store: db, MaxConcurrentReconciles: benchConcurrency, ResyncPeriod: resync})
-	rm := createMapping(b, ns, keycloakMapping, true)
-	withConn(b, url, func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `INSERT INTO "LiteLLM_TeamTable" (team_id, updated_at) VALUES ('bench-all', now())`)
-		return err
+	bo := startBenchOperator(b, n, "t", func(d *proxydb.DB) UserStore { return d }, func(url string) {
+		withConn(b, url, func(ctx context.Context, c *pgx.Conn) error {
+			_, err := c.Exec(ctx, `INSERT INTO "LiteLLM_TeamTable" (team_id, updated_at) VALUES ('bench-all', now())`)
+			return err
+		})
 	})
-	createMany(b, n, func(i int) *rolesyncv1.ProxyUser {
-		return newUser(ns, fmt.Sprintf("t%05d", i), keycloakClaims("team-b"), true)
-	})
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	waitAll(b, ns, n, rolesyncv1.RoleInternalUser, pool)
+	ns, rm, url, resync := bo.ns, bo.rm, bo.url, bo.resync
 
 	timeEdit := func(edit func(*rolesyncv1.RoleMapping), done func(*rolesyncv1.ProxyUser) bool) time.Duration {
 		var list rolesyncv1.ProxyUserList

@@ -104,28 +104,23 @@ func TestMain(m *testing.M) {
 }
 
 func startSuite() (_ func(), err error) {
-	var stops []func()
-	stopAll := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}
+	var stops testenv.Stops
 	defer func() {
 		if err != nil {
-			stopAll()
+			stops.Run()
 		}
 	}()
 	env, err := testenv.Start(testenv.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
 	}
-	stops = append(stops, func() { _ = env.Stop() })
+	stops.Add(func() { _ = env.Stop() })
 	cfg, k8sClient = env.Config, env.Client
 	dir, err := os.MkdirTemp("", "rolesync-login-")
 	if err != nil {
 		return nil, err
 	}
-	stops = append(stops, func() { _ = os.RemoveAll(dir) })
+	stops.Add(func() { _ = os.RemoveAll(dir) })
 	if err := writeKeys(dir); err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
@@ -133,13 +128,13 @@ func startSuite() (_ func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("OpenID providers: %w", err)
 	}
-	stops = append(stops, stopProviders)
+	stops.Add(stopProviders)
 	ctx, cancel := context.WithCancel(context.Background())
-	stops = append(stops, cancel)
+	stops.Add(cancel)
 	if err := startManager(ctx, dir); err != nil {
 		return nil, err
 	}
-	return stopAll, nil
+	return stops.Run, nil
 }
 
 func verboseOut() io.Writer {

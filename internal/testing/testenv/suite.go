@@ -77,3 +77,18 @@ func Eventually(tb testing.TB, timeout, interval time.Duration, cond func() erro
 		tb.Fatalf("condition not met within %s: %v%s", timeout, last, extra)
 	}
 }
+
+// Stops are cleanups run in reverse order of Add: what a suite's start
+// would defer, kept to run when the suite stops (or when its start fails
+// half way).
+type Stops []func()
+
+// Add registers f.
+func (s *Stops) Add(f func()) { *s = append(*s, f) }
+
+// Run runs the cleanups, last added first.
+func (s Stops) Run() {
+	for i := len(s) - 1; i >= 0; i-- {
+		s[i]()
+	}
+}
