@@ -27,25 +27,25 @@ import "strings"
 type BlockReason string
 
 const (
-	// BlockRoleDenied: the user is denied a role (or was deleted with
+	// BlockRoleDenied means the user is denied a role (or was deleted with
 	// deletionPolicy Downgrade) under --key-revocation=Block; every key of
 	// the user.
 	BlockRoleDenied BlockReason = "role"
-	// BlockTeamRemoved: the user left the key's team (teamSync Exact) under
+	// BlockTeamRemoved means the user left the key's team (teamSync Exact) under
 	// --key-revocation=Block; the user's keys of that team.
 	BlockTeamRemoved BlockReason = "team"
-	// BlockDeprovisioned: the identity provider's directory deprovisioned
+	// BlockDeprovisioned means the identity provider's directory deprovisioned
 	// the user; every key of the user.
 	BlockDeprovisioned BlockReason = "deprovisioned"
-	// blockExternal records that someone else blocked the key before
-	// rolesync's first reason.
-	blockExternal BlockReason = "external"
 )
+
+// The reason "external" (in keyBlockSQL) records that someone else blocked
+// the key before rolesync's first reason.
 
 // blockedByKey is the metadata key holding a key's reasons.
 const blockedByKey = "rolesync_blocked_by"
 
-// keyBlockSQL returns two common table expressions, name_sel and name,
+// keyBlockSQL returns the common table expressions name_sel, name_calc and name
 // that add (when the SQL boolean add is true) or lift the reason (an SQL
 // text expression) on the keys "LiteLLM_VerificationToken" k selected by
 // where. name returns (token, user_id, was_blocked, blocked) for every key
