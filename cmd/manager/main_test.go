@@ -197,6 +197,7 @@ func TestAPIServerOutageConverges(t *testing.T) {
 	createUsers(t, ns, n)
 	waitConverged(t, ctx, m, db, ns, n, rolesyncv1.RoleInternalUser)
 
+	outageFrom := len(m.logs.String())
 	if err := proxy.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,14 @@ func TestAPIServerOutageConverges(t *testing.T) {
 	if err := k8s.Patch(ctx, rm, patch); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Second)
+	// The outage lasts until the manager has failed to reach the apiserver
+	// a few times (counted in its log), not for a fixed time.
+	waitFor(t, 60*time.Second, m.logs, func() error {
+		if n := strings.Count(m.logs.String()[outageFrom:], "connection refused"); n < 3 {
+			return fmt.Errorf("the manager failed to reach the apiserver %d times so far", n)
+		}
+		return nil
+	})
 	if err := proxy.Start(); err != nil {
 		t.Fatal(err)
 	}
