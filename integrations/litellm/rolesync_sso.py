@@ -9,11 +9,25 @@ from ``extra_fields`` (``resource_access.litellm.roles`` becomes
 ``{"resource_access": {"litellm": {"roles": ...}}}``), adds ``team_ids``,
 signs a login event with the namespace's HMAC secret and posts it to
 rolesync's login server. It returns the role rolesync decided (LiteLLM uses it
-for a new user's row and the UI session; rolesync's controller keeps the
-database row itself), sets ``team_ids`` to the teams rolesync's mappings grant
-(LiteLLM adds a new user to them), refuses the login when rolesync denies it (403), and
-fails closed when rolesync cannot be reached or answers 5xx, unless
-ROLESYNC_FAIL_OPEN is set.
+for a new user's row and the UI session), refuses the login when rolesync
+denies it (403), and fails closed when rolesync cannot be reached or answers
+5xx, unless ROLESYNC_FAIL_OPEN is set.
+
+LiteLLM also writes from the object it passed in, after this hook, at every
+login (litellm/proxy/management_endpoints/ui_sso.py, auth_callback ->
+get_user_info_from_db): ``_build_sso_user_update_data`` writes
+``result.user_role`` into an EXISTING user's row whenever it is a valid role,
+and ``add_user_to_teams_from_sso_response`` adds the user to every team in
+``result.team_ids``. So the handler makes that object say what rolesync says:
+``user_role`` (and the attribute GENERIC_USER_ROLE_ATTRIBUTE names, default
+``role``, which ``_get_user_email_and_id_from_result`` reads for generic SSO)
+becomes rolesync's role, and, when the namespace's mappings manage teams
+(``teamsManaged`` in the answer), ``team_ids`` becomes exactly rolesync's
+grants, an empty list included. Note LiteLLM's
+``ui_access_mode: {type: restricted_sso_group}`` checks ``result.team_ids``
+after this hook (``verify_user_in_restricted_sso_group``): with teams managed
+by rolesync, the restricted group must be one of the teams rolesync grants, or
+use a strict RoleMapping (onNoMatch: Deny) instead of restricted_sso_group.
 
 Standard library only (Python 3.11+); the HTTP call runs in a worker thread
 (asyncio.to_thread) so LiteLLM's event loop never blocks.
@@ -49,7 +63,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from litellm.proxy._types import SSOUserDefinedValues
+from litellm.proxy._types import LitellmUserRoles, SSOUserDefinedValues
 
 try:  # LiteLLM runs on FastAPI: a refused login becomes an error page with this status.
     from fastapi import HTTPException as _Base
@@ -210,22 +224,52 @@ async def ask_rolesync(result: Any) -> dict[str, Any]:
                   f"rolesync could not decide this login ({status or 'unreachable'} {answer.get('reason', '')}); try again")
 
 
+def _set(obj: Any, name: str, value: Any) -> None:
+    """Set an attribute on LiteLLM's object. CustomOpenID is a pydantic model:
+    assigning a declared field works; a name it does not declare (the
+    GENERIC_USER_ROLE_ATTRIBUTE one) is refused by pydantic's __setattr__, so
+    it is stored on the instance directly, where LiteLLM's getattr finds it."""
+    try:
+        setattr(obj, name, value)
+    except (AttributeError, TypeError, ValueError):
+        object.__setattr__(obj, name, value)
+
+
+def _role_value(role: str) -> Any:
+    """The role as LiteLLM's CustomOpenID.user_role holds it (its enum)."""
+    try:
+        return LitellmUserRoles(role)
+    except ValueError:
+        return role
+
+
+def apply_answer(result: Any, role: str, teams: list[str] | None) -> None:
+    """Make LiteLLM's own per-login writes agree with rolesync: the role on
+    the object (user_role and the GENERIC_USER_ROLE_ATTRIBUTE attribute), and,
+    when teams is not None, team_ids exactly."""
+    _set(result, "user_role", _role_value(role))
+    attr = os.environ.get("GENERIC_USER_ROLE_ATTRIBUTE") or "role"
+    if attr != "user_role":
+        _set(result, attr, role)
+    if teams is not None:
+        _set(result, "team_ids", list(teams))
+
+
 async def custom_sso_handler(userIDPInfo: Any) -> SSOUserDefinedValues:  # noqa: N803 - LiteLLM's name
     """LiteLLM's custom_sso hook."""
     answer = await ask_rolesync(userIDPInfo)
-    teams = [t["team"] for t in answer.get("teams") or [] if isinstance(t, dict) and t.get("team")]
-    if teams:
-        # LiteLLM adds a new user to result.team_ids after this hook: the teams
-        # rolesync's mappings grant (the controller keeps every user's rosters).
-        try:
-            userIDPInfo.team_ids = teams
-        except (AttributeError, TypeError, ValueError):
-            pass
+    role = answer.get("role") or LEAST_ROLE
+    teams: list[str] | None = None
+    if answer.get("failOpen"):
+        teams = []  # let through with the least privilege: no role above the least, no team
+    elif answer.get("teamsManaged"):
+        teams = [t["team"] for t in answer.get("teams") or [] if isinstance(t, dict) and t.get("team")]
+    apply_answer(userIDPInfo, role, teams)
     values = SSOUserDefinedValues(
         models=[],
         user_id=userIDPInfo.id,
         user_email=getattr(userIDPInfo, "email", None),
-        user_role=answer.get("role") or LEAST_ROLE,
+        user_role=role,
         max_budget=None,
         budget_duration=None,
     )

@@ -286,8 +286,13 @@ type Response struct {
 	// Teams are the LiteLLM teams the RoleMappings grant (for LiteLLM's
 	// custom_sso handler to pass on as team_ids for a new user); the
 	// controller keeps the rosters for everyone.
-	Teams     []rolesyncv1.TeamMembership `json:"teams,omitempty"`
-	ProxyUser *ObjectRef                  `json:"proxyUser,omitempty"`
+	Teams []rolesyncv1.TeamMembership `json:"teams,omitempty"`
+	// TeamsManaged is true when a RoleMapping of the user's issuer owns
+	// teams: then Teams is the exact list of the user's memberships in
+	// owned teams (possibly none), and LiteLLM's handler sets the login's
+	// team_ids to it, so LiteLLM's own per-login team additions agree.
+	TeamsManaged bool       `json:"teamsManaged"`
+	ProxyUser    *ObjectRef `json:"proxyUser,omitempty"`
 }
 
 // ObjectRef names the ProxyUser of the event.
@@ -651,6 +656,7 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 	var td rolemap.TeamDecision
 	engine.EvaluateTeamsInto(teamClaims, ev.Issuer, &td)
 	resp.Teams = proxyuser.TeamGrants(namespace, &td, res.Denied)
+	resp.TeamsManaged = len(td.Owners) > 0
 	if in.Stale {
 		resp.Stale, resp.Denied = true, res.Denied
 		if res.Denied {

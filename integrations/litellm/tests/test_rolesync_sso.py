@@ -1,8 +1,10 @@
 """Tests of the LiteLLM handler. The integration tests post to a real rolesync
 login server: run them through `go test ./internal/login -run LiteLLMHandler`,
 which starts the server, creates the RoleMappings and sets ROLESYNC_TEST_*.
-Stand-ins exist only for LiteLLM's two types (CustomOpenID below,
-SSOUserDefinedValues in standins/)."""
+Stand-ins exist only for LiteLLM's types (CustomOpenID below, shaped like the
+pydantic model; SSOUserDefinedValues and LitellmUserRoles in standins/), and
+litellm_writes() repeats, line for line in what it reads, what LiteLLM's
+ui_sso.py does with the object after the hook."""
 
 from __future__ import annotations
 
@@ -13,30 +15,60 @@ import socket
 import sys
 import threading
 import unittest
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "standins"))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import rolesync_sso  # noqa: E402
+from litellm.proxy._types import LitellmUserRoles  # noqa: E402  (the stand-in)
 
 
-@dataclass
 class CustomOpenID:
-    """Stand-in for LiteLLM's CustomOpenID (fastapi_sso's OpenID plus
-    team_ids, user_role and extra_fields)."""
+    """Stand-in for LiteLLM's CustomOpenID (litellm/proxy/management_endpoints/
+    types.py): fastapi_sso's OpenID (id, email, first_name, last_name,
+    display_name, picture, provider) plus team_ids, user_role (a
+    LitellmUserRoles or None) and extra_fields. Like the pydantic model it is,
+    it refuses to set a field it does not declare (pydantic v2 raises
+    ValueError: object has no field)."""
 
-    id: Optional[str] = None
-    email: Optional[str] = None
-    first_name: Optional[str] = None
-    last_name: Optional[str] = None
-    display_name: Optional[str] = None
-    picture: Optional[str] = None
-    provider: Optional[str] = None
-    team_ids: list[str] = field(default_factory=list)
-    user_role: Optional[str] = None
-    extra_fields: Optional[dict[str, Any]] = None
+    _fields = ("id", "email", "first_name", "last_name", "display_name", "picture", "provider",
+               "team_ids", "user_role", "extra_fields")
+
+    def __init__(self, team_ids: Optional[list[str]] = None, **values: Any) -> None:
+        for name in self._fields:
+            object.__setattr__(self, name, None)
+        object.__setattr__(self, "team_ids", list(team_ids or []))
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self._fields:
+            raise ValueError(f'"CustomOpenID" object has no field "{name}"')
+        object.__setattr__(self, name, value)
+
+
+_VALID_ROLES = {r.value for r in LitellmUserRoles}
+
+
+def litellm_writes(result: Any) -> dict[str, Any]:
+    """What LiteLLM's ui_sso.py takes from the object after the hook:
+    _build_sso_user_update_data's update of an existing row (user_role when
+    it is a valid role, an enum turned into its value), the role
+    _get_user_email_and_id_from_result reads for generic SSO
+    (GENERIC_USER_ROLE_ATTRIBUTE, default "role"), and the teams
+    add_user_to_teams_from_sso_response adds (result.team_ids)."""
+    update: dict[str, Any] = {}
+    sso_role = getattr(result, "user_role", None)
+    if sso_role is not None:
+        sso_role = sso_role.value if isinstance(sso_role, LitellmUserRoles) else sso_role
+        if sso_role in _VALID_ROLES:
+            update["user_role"] = sso_role
+    return {
+        "update": update,
+        "generic_role": getattr(result, os.environ.get("GENERIC_USER_ROLE_ATTRIBUTE") or "role", None),
+        "teams": getattr(result, "team_ids", []),
+    }
 
 
 class NestClaims(unittest.TestCase):
@@ -104,8 +136,41 @@ class AgainstTheLoginServer(unittest.TestCase):
         self.assertEqual(got["user_role"], "proxy_admin")
         self.assertEqual(got["user_id"], "kc-ana")
         self.assertEqual(got["user_email"], "kc-ana@example.com")
-        # The mapping's team rule (/ai/(.+) -> ai-$1) decides LiteLLM's team_ids.
-        self.assertEqual(user.team_ids, ["ai-platform"])
+        # The mapping's team rule (/ai/(.+) -> ai-$1) decides LiteLLM's team_ids,
+        # and LiteLLM's own per-login writes now say what rolesync says.
+        self.assertEqual(litellm_writes(user), {"update": {"user_role": "proxy_admin"}, "generic_role": "proxy_admin",
+                                                "teams": ["ai-platform"]})
+        self.assertIs(user.user_role, LitellmUserRoles.PROXY_ADMIN)
+
+    def test_litellm_role_and_teams_from_the_idp_are_replaced(self) -> None:
+        # The IdP said proxy_admin (LiteLLM's GENERIC_USER_ROLE_ATTRIBUTE) and
+        # team-x; rolesync grants internal_user and, its mappings owning teams,
+        # no team at all: LiteLLM must write exactly that, the empty list included.
+        os.environ["GENERIC_USER_ROLE_ATTRIBUTE"] = "user_role"
+        # The group "/ai/" matches the role rule (glob /ai/*) but not the team rule (regex /ai/(.+)).
+        user = CustomOpenID(id="kc-bea", email="kc-bea@example.com", team_ids=["team-x", "ai-admins"],
+                            user_role=LitellmUserRoles.PROXY_ADMIN, extra_fields={"groups": ["/ai/"]})
+        got = self.login("ROLESYNC_TEST_KEYCLOAK_ISSUER", user)
+        self.assertEqual(got["user_role"], "internal_user")
+        writes = litellm_writes(user)
+        self.assertEqual(writes["update"], {"user_role": "internal_user"})
+        self.assertEqual(writes["teams"], [], "team_ids must be exactly rolesync's grants, none here")
+
+    def test_the_default_role_attribute_is_set_too(self) -> None:
+        # GENERIC_USER_ROLE_ATTRIBUTE unset: LiteLLM reads result.role, a name
+        # CustomOpenID does not declare; the handler still sets it.
+        os.environ.pop("GENERIC_USER_ROLE_ATTRIBUTE", None)
+        user = CustomOpenID(id="kc-cai", extra_fields={"groups": ["/ai/search"]})
+        self.login("ROLESYNC_TEST_KEYCLOAK_ISSUER", user)
+        self.assertEqual(litellm_writes(user)["generic_role"], "internal_user")
+        self.assertEqual(litellm_writes(user)["teams"], ["ai-search"])
+
+    def test_teams_are_left_to_litellm_where_no_mapping_owns_teams(self) -> None:
+        user = CustomOpenID(id="8b3c4d5e-0000-4c55-9e0a-3f2b1c4d5e6f", provider="microsoft", team_ids=["entra-group"],
+                            extra_fields={"roles": ["LiteLLM.Admin"]})
+        self.login("ROLESYNC_TEST_ENTRA_ISSUER", user)
+        self.assertEqual(litellm_writes(user), {"update": {"user_role": "proxy_admin"}, "generic_role": "proxy_admin",
+                                                "teams": ["entra-group"]})
 
     def test_entra_shaped_login_gets_the_mapped_role(self) -> None:
         # Entra: app roles in "roles", group object ids in "groups", the user's object id as LiteLLM's id
@@ -159,7 +224,7 @@ class WhenRolesyncCannotDecide(unittest.TestCase):
         os.environ.update({"ROLESYNC_NAMESPACE": "ns", "ROLESYNC_ISSUER": "https://idp.example.com",
                            "ROLESYNC_SECRET": "s" * 40, "ROLESYNC_TIMEOUT": "0.5"})
         os.environ.pop("ROLESYNC_FAIL_OPEN", None)
-        self.user = CustomOpenID(id="u1", extra_fields={"groups": ["g"]})
+        self.user = CustomOpenID(id="u1", team_ids=["g-team"], extra_fields={"groups": ["g"]})
 
     def tearDown(self) -> None:
         os.environ.clear()
@@ -172,8 +237,12 @@ class WhenRolesyncCannotDecide(unittest.TestCase):
         with self.assertRaises(rolesync_sso.LoginRefused) as cm:
             self.run_handler()
         self.assertEqual(cm.exception.status_code, 503)
+        self.assertEqual(litellm_writes(self.user)["teams"], ["g-team"], "a refused login changed the object")
         os.environ["ROLESYNC_FAIL_OPEN"] = "true"
         self.assertEqual(self.run_handler()["user_role"], "internal_user_viewer")
+        # Let through with the least privilege: LiteLLM writes the least role and adds no team.
+        self.assertEqual(litellm_writes(self.user)["update"], {"user_role": "internal_user_viewer"})
+        self.assertEqual(litellm_writes(self.user)["teams"], [])
 
     def test_unreachable(self) -> None:
         with socket.socket() as s:
