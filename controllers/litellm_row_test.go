@@ -454,3 +454,86 @@ func TestOneUserIDInTwoNamespacesIsARowConflict(t *testing.T) {
 	waitUser(t, client.ObjectKeyFromObject(other), 30*time.Second, settled(otherRole))
 	waitRow(t, suiteDB, first.Spec.UserID, string(otherRole))
 }
+
+// TestDeniedUserIsDeactivatedInLiteLLM: a user rolesync denies is
+// deactivated the way LiteLLM's SCIM does it (metadata.scim_active false,
+// which LiteLLM's key authentication refuses with 401 whatever door the user
+// comes through), shown in status; a grant lifts exactly rolesync's
+// deactivation, never one LiteLLM's SCIM made. Revocation stays Off: the
+// deactivation does not depend on key blocks.
+func TestDeniedUserIsDeactivatedInLiteLLM(t *testing.T) {
+	needSuite(t)
+	ns := newNamespace(t)
+	url, err := pgServer.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startOperator(t, ns, Options{Store: openDB(t, url), ResyncPeriod: 2 * time.Second})
+	rm := createMapping(t, ns, strictMapping, true)
+	ana := createUser(t, newUser(ns, "ana", map[string]any{"groups": []any{"platform"}}, true))
+	sci := newUser(ns, "sci", map[string]any{"groups": []any{"platform"}}, true)
+	// sci's row exists and LiteLLM's SCIM deactivated it.
+	sqlExec(t, url, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_role, metadata) VALUES ($1, $1, 'internal_user', '{"scim_active": false}')`, sci.Spec.UserID)
+	createUser(t, sci)
+	waitUser(t, client.ObjectKeyFromObject(ana), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	waitUser(t, client.ObjectKeyFromObject(sci), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		if !pu.Status.Deactivated {
+			return fmt.Errorf("status.deactivated false for a row LiteLLM's SCIM deactivated")
+		}
+		return settled(rolesyncv1.RoleInternalUser)(pu)
+	})
+	active := func(user string) string {
+		var v string
+		withConn(t, url, func(ctx context.Context, c *pgx.Conn) error {
+			return c.QueryRow(ctx, `SELECT COALESCE(metadata->>'scim_active', '') FROM "LiteLLM_UserTable" WHERE user_id = $1`, user).Scan(&v)
+		})
+		return v
+	}
+
+	// The group no longer grants anything: both denied, ana deactivated by rolesync.
+	patch := client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules[0].Equals = ptr.To("platform-v2")
+	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, client.ObjectKeyFromObject(ana), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		if !pu.Status.Deactivated {
+			return fmt.Errorf("status.deactivated false")
+		}
+		return conditionIs(pu, rolesyncv1.ConditionDenied, metav1.ConditionTrue, rolesyncv1.ReasonNoMatch)
+	})
+	if v := active(ana.Spec.UserID); v != "false" {
+		t.Fatalf("ana's row scim_active %q, want false", v)
+	}
+	// Someone reactivates ana behind rolesync's back: the next resync deactivates again.
+	sqlExec(t, url, `UPDATE "LiteLLM_UserTable" SET metadata = metadata - 'scim_active' WHERE user_id = $1`, ana.Spec.UserID)
+	eventually(t, 30*time.Second, func() error {
+		if v := active(ana.Spec.UserID); v != "false" {
+			return fmt.Errorf("scim_active %q", v)
+		}
+		return nil
+	})
+
+	// Granted again: rolesync's deactivation is lifted, LiteLLM's SCIM one is not.
+	patch = client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules[0].Equals = ptr.To("platform")
+	if err := k8sClient.Patch(context.Background(), rm, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, client.ObjectKeyFromObject(ana), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		if pu.Status.Deactivated {
+			return fmt.Errorf("still deactivated")
+		}
+		return settled(rolesyncv1.RoleInternalUser)(pu)
+	})
+	if v := active(ana.Spec.UserID); v != "" {
+		t.Fatalf("ana's row scim_active %q after the grant, want it gone", v)
+	}
+	got := waitUser(t, client.ObjectKeyFromObject(sci), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
+	if v := active(sci.Spec.UserID); v != "false" || !got.Status.Deactivated {
+		t.Fatalf("LiteLLM's SCIM deactivation was lifted: scim_active %q, status.deactivated %v", v, got.Status.Deactivated)
+	}
+	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE blocked`); n != 0 {
+		t.Fatalf("%d keys blocked with revocation Off", n)
+	}
+}

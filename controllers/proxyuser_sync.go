@@ -55,7 +55,7 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 	upToDate := bound != "" && st.SyncedRole == want && st.ObservedGeneration == pu.Generation
 	if upToDate {
 		if m, ok := r.checked.Load(pu.UID); ok && m.(checkMark).role == want && time.Since(m.(checkMark).at) < r.resyncPeriod()*9/10 {
-			return proxyuser.SyncResult{Row: bound}
+			return proxyuser.SyncResult{Row: bound, Inactive: pu.Status.Deactivated}
 		}
 	} else if bound != "" {
 		// The role changed: write the bound row directly (one round trip).
@@ -90,11 +90,11 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 		return proxyuser.SyncResult{Wrote: true, Row: pu.Spec.UserID}
 	case !proxydb.Managed(row.Role):
 		r.checked.Delete(pu.UID)
-		return proxyuser.SyncResult{Row: row.UserID, Unmanaged: row.Role}
+		return proxyuser.SyncResult{Row: row.UserID, Unmanaged: row.Role, Inactive: row.Inactive}
 	}
 	if upToDate && row.UserID == bound && rolesyncv1.Role(row.Role) == want && !r.revokes(res) {
 		r.markChecked(pu.UID, want)
-		return proxyuser.SyncResult{Row: row.UserID}
+		return proxyuser.SyncResult{Row: row.UserID, Inactive: row.Inactive}
 	}
 	drifted := upToDate && rolesyncv1.Role(row.Role) != want
 	if drifted && r.driftPolicy() == DriftReport {
@@ -112,7 +112,7 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 // when the row no longer exists.
 func (r *ProxyUserReconciler) apply(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, rowUserID string, drifted bool, rowRole string) (proxyuser.SyncResult, bool) {
 	o, err := r.Store.Apply(ctx, proxydb.Change{RowUserID: rowUserID, Role: string(res.RowRole()), Keys: r.keys(res),
-		Reason: auditReason(res), Object: objectName(pu)})
+		Activation: activation(res), Reason: auditReason(res), Object: objectName(pu)})
 	if err != nil {
 		r.checked.Delete(pu.UID)
 		return proxyuser.SyncResult{Err: err}, false
@@ -122,10 +122,10 @@ func (r *ProxyUserReconciler) apply(ctx context.Context, pu *rolesyncv1.ProxyUse
 	}
 	if !proxydb.Managed(o.Before) {
 		r.checked.Delete(pu.UID)
-		return proxyuser.SyncResult{Row: rowUserID, Unmanaged: o.Before}, false
+		return proxyuser.SyncResult{Row: rowUserID, Unmanaged: o.Before, Inactive: o.Inactive}, false
 	}
 	r.markChecked(pu.UID, res.RowRole())
-	sr := proxyuser.SyncResult{Wrote: true, Row: rowUserID}
+	sr := proxyuser.SyncResult{Wrote: true, Row: rowUserID, Inactive: o.Inactive}
 	if drifted && o.RoleChanged {
 		sr.Drift, sr.RowRole = proxyuser.DriftCorrected, rowRole
 		sr.Competing = r.noteCorrection(pu.UID)
@@ -158,10 +158,23 @@ func (r *ProxyUserReconciler) keys(res resolution) proxydb.Keys {
 	return proxydb.KeysLeave
 }
 
-// revokes reports whether a drift check must also look at the keys (a
-// denied user whose keys are to be blocked: a key may have been added).
+// activation says what a write does to the user's LiteLLM activation: a
+// denied user is deactivated (LiteLLM's key authentication then refuses
+// every key of the user, whatever door they came through: the UI, the CLI
+// login, an existing key); a granted user gets back what rolesync took
+// away, never a deactivation LiteLLM's SCIM made.
+func activation(res resolution) proxydb.Activation {
+	if res.Denied {
+		return proxydb.ActivationDeactivate
+	}
+	return proxydb.ActivationRestore
+}
+
+// revokes reports whether a drift check must write even when the role
+// agrees: a denied user is re-deactivated (and a key added since blocked)
+// by the same guarded statement, which writes nothing when all holds.
 func (r *ProxyUserReconciler) revokes(res resolution) bool {
-	return r.keys(res) == proxydb.KeysBlock
+	return res.Denied
 }
 
 // rowWait is how soon a user waiting for LiteLLM's row is looked at again:
@@ -187,7 +200,7 @@ func (r *ProxyUserReconciler) applyDeletionPolicy(ctx context.Context, pu *roles
 			keys = proxydb.KeysBlock
 		}
 		_, err = r.Store.Apply(ctx, proxydb.Change{RowUserID: row.UserID, Role: string(rolesyncv1.DefaultSSORole), Keys: keys,
-			Reason: "deletionPolicy Downgrade", Object: objectName(pu)})
+			Activation: proxydb.ActivationLeave, Reason: "deletionPolicy Downgrade", Object: objectName(pu)})
 	}
 	var blocked *proxydb.DeleteBlockedError
 	if errors.As(err, &blocked) {

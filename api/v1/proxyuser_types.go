@@ -140,6 +140,14 @@ type ProxyUserStatus struct {
 	// +kubebuilder:validation:MaxLength=256
 	DatabaseUserID string `json:"databaseUserID,omitempty"`
 
+	// deactivated is true when the bound LiteLLM row is deactivated
+	// (metadata.scim_active false): LiteLLM refuses every key of the user
+	// (401), whatever door they use. rolesync deactivates a denied user and
+	// lifts only its own deactivation when a role is granted again; LiteLLM's
+	// SCIM may deactivate a user too.
+	// +optional
+	Deactivated bool `json:"deactivated,omitempty"`
+
 	// lastSyncTime is when the database was last written or confirmed.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
@@ -176,6 +184,7 @@ type ProxyUserStatus struct {
 // +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=".status.conditions[?(@.type==\"Synced\")].status"
 // +kubebuilder:printcolumn:name="Row",type=string,JSONPath=".status.databaseUserID",priority=1
 // +kubebuilder:printcolumn:name="Teams",type=string,JSONPath=".status.teams[*].team",priority=1
+// +kubebuilder:printcolumn:name="Deactivated",type=boolean,JSONPath=".status.deactivated",priority=1
 // +kubebuilder:printcolumn:name="Last Login",type=date,JSONPath=".spec.lastLoginTime"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ProxyUser struct {

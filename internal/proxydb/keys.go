@@ -1,6 +1,12 @@
 package proxydb
 
-import "strings"
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // Virtual keys ("LiteLLM_VerificationToken") and their blocked column.
 //
@@ -93,17 +99,39 @@ func keyAuditSQL(name, keys, audit string) string {
 )`
 }
 
-// copyKeysToDeletedSQL copies the keys selected by where (on
-// "LiteLLM_VerificationToken") into "LiteLLM_DeletedVerificationToken", as
-// LiteLLM does before it deletes keys.
-func copyKeysToDeletedSQL(where string) string {
-	return `INSERT INTO "LiteLLM_DeletedVerificationToken" (id, token, key_name, key_alias, spend, expires, models, aliases, config,
-		user_id, team_id, permissions, max_parallel_requests, metadata, blocked, tpm_limit, rpm_limit, max_budget,
-		budget_duration, budget_reset_at, model_spend, model_max_budget, budget_id, organization_id,
-		created_at, created_by, updated_at, updated_by, deleted_at, deleted_by)
-	SELECT gen_random_uuid()::text, token, key_name, key_alias, spend, expires, models, aliases, config,
-		user_id, team_id, permissions, max_parallel_requests, metadata, blocked, tpm_limit, rpm_limit, max_budget,
-		budget_duration, budget_reset_at, model_spend, model_max_budget, budget_id, organization_id,
-		created_at, created_by, updated_at, updated_by, ` + utcNow + `, '` + ChangedBy + `'
-	FROM "LiteLLM_VerificationToken" WHERE ` + where
+// keyCopyOwnColumns are the columns of "LiteLLM_DeletedVerificationToken"
+// the copy fills itself; every other column both key tables have is copied
+// from the key.
+var keyCopyOwnColumns = []string{"id", "deleted_at", "deleted_by", "deleted_by_api_key", "litellm_changed_by"}
+
+// buildKeyCopy returns the INSERT ... SELECT (without WHERE) that copies
+// keys into "LiteLLM_DeletedVerificationToken" as LiteLLM's own key deletion
+// does (key_management_endpoints.py, _transform_verification_tokens_to_deleted_records:
+// every column of the key, then deleted_at, deleted_by and
+// litellm_changed_by): every column the two tables share, whatever LiteLLM
+// release added it, so a copy never drops one. keyCols and deletedCols are
+// the tables' columns as the database has them.
+func buildKeyCopy(keyCols, deletedCols []string) (string, error) {
+	if len(keyCols) == 0 || len(deletedCols) == 0 {
+		return "", errors.New(`LiteLLM's "LiteLLM_VerificationToken" or "LiteLLM_DeletedVerificationToken" table is missing: not a LiteLLM database (or its migrations did not run); no key is deleted`)
+	}
+	var shared []string
+	for _, c := range keyCols {
+		if slices.Contains(deletedCols, c) && !slices.Contains(keyCopyOwnColumns, c) {
+			shared = append(shared, pgx.Identifier{c}.Sanitize())
+		}
+	}
+	if !slices.Contains(shared, `"token"`) || !slices.Contains(deletedCols, "id") || !slices.Contains(deletedCols, "deleted_at") {
+		return "", errors.New(`"LiteLLM_DeletedVerificationToken" lacks id, token or deleted_at: not LiteLLM's table; no key is deleted`)
+	}
+	into := append([]string{`"id"`}, shared...)
+	from := append([]string{`gen_random_uuid()::text`}, shared...)
+	into, from = append(into, `"deleted_at"`), append(from, utcNow)
+	for _, c := range []string{"deleted_by", "litellm_changed_by"} {
+		if slices.Contains(deletedCols, c) {
+			into, from = append(into, pgx.Identifier{c}.Sanitize()), append(from, `'`+ChangedBy+`'`)
+		}
+	}
+	return `INSERT INTO "LiteLLM_DeletedVerificationToken" (` + strings.Join(into, ", ") + `)
+	SELECT ` + strings.Join(from, ", ") + ` FROM "LiteLLM_VerificationToken"`, nil
 }

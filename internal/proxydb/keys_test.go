@@ -2,7 +2,10 @@ package proxydb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -195,5 +198,165 @@ func TestTeamWriterStopsWritingWithItsContext(t *testing.T) {
 	}
 	if len(s.calls) != 0 {
 		t.Fatal("a batch started after the context ended")
+	}
+}
+
+// rowActive returns the row's metadata.scim_active ("" when absent) and
+// whether rolesync's deactivation mark is there.
+func rowActive(t *testing.T, db *DB, user string) (active string, ours bool) {
+	t.Helper()
+	if err := db.pool.QueryRow(context.Background(), `SELECT COALESCE(metadata->>'scim_active', ''), metadata ? 'rolesync_deactivated'
+		FROM "LiteLLM_UserTable" WHERE user_id = $1`, user).Scan(&active, &ours); err != nil {
+		t.Fatal(err)
+	}
+	return active, ours
+}
+
+// A denied user is deactivated the way LiteLLM's SCIM does it (its key
+// authentication then refuses every key of the user with 401), recorded as
+// rolesync's: a grant lifts exactly that, never a deactivation LiteLLM's
+// SCIM made, and restores the value it replaced.
+func TestDeactivationLikeLiteLLMSCIM(t *testing.T) {
+	db, raw := newDB(t)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_role, metadata) VALUES
+		('ann', 'internal_user', '{"note": "kept"}'),
+		('scim-off', 'internal_user', '{"scim_active": false}'),
+		('scim-on', 'internal_user', '{"scim_active": true}'),
+		('org', 'org_admin', '{}')`)
+	deny := func(user string) Outcome {
+		t.Helper()
+		o, err := db.Apply(ctx, Change{RowUserID: user, Role: "internal_user_viewer", Keys: KeysLeave, Activation: ActivationDeactivate, Reason: "denied: no rule matched"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	grant := func(user string) Outcome {
+		t.Helper()
+		o, err := db.Apply(ctx, Change{RowUserID: user, Role: "internal_user", Keys: KeysUnblock, Activation: ActivationRestore})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	if o := deny("ann"); !o.Inactive || !o.ActivationChanged || !o.RoleChanged {
+		t.Fatalf("deny: %+v", o)
+	}
+	if active, ours := rowActive(t, db, "ann"); active != "false" || !ours {
+		t.Fatalf("ann after the denial: scim_active=%q ours=%v", active, ours)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = 'ann' AND metadata->>'note' = 'kept'`); n != 1 {
+		t.Fatal("the row's other metadata was lost")
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE object_id = 'ann' AND action = 'updated' AND updated_values->>'scim_active' = 'false'`); n != 1 {
+		t.Fatalf("%d deactivation audit rows", n)
+	}
+	if o := deny("ann"); o.ActivationChanged || o.RoleChanged || !o.Inactive {
+		t.Fatalf("deny again wrote: %+v", o)
+	}
+	if o := grant("ann"); o.Inactive || !o.ActivationChanged {
+		t.Fatalf("grant: %+v", o)
+	}
+	if active, ours := rowActive(t, db, "ann"); active != "" || ours {
+		t.Fatalf("ann after the grant: scim_active=%q ours=%v, want both gone", active, ours)
+	}
+
+	// LiteLLM's SCIM deactivated this user: rolesync's denial and grant leave it so.
+	if o := deny("scim-off"); o.ActivationChanged || !o.Inactive {
+		t.Fatalf("deny of a SCIM-deactivated user: %+v", o)
+	}
+	if o := grant("scim-off"); o.ActivationChanged || !o.Inactive {
+		t.Fatalf("a grant lifted LiteLLM's SCIM deactivation: %+v", o)
+	}
+	// A SCIM-active user gets scim_active true back.
+	deny("scim-on")
+	grant("scim-on")
+	if active, ours := rowActive(t, db, "scim-on"); active != "true" || ours {
+		t.Fatalf("scim-on after deny and grant: scim_active=%q ours=%v", active, ours)
+	}
+	// A role rolesync does not manage: nothing written.
+	if o := deny("org"); o.ActivationChanged || o.Inactive {
+		t.Fatalf("deny of an org_admin row: %+v", o)
+	}
+	// Leave touches nothing.
+	if o, err := db.Apply(ctx, Change{RowUserID: "ann", Role: "internal_user_viewer", Keys: KeysLeave, Activation: ActivationLeave}); err != nil || o.ActivationChanged || o.Inactive {
+		t.Fatalf("leave: %+v %v", o, err)
+	}
+	// Find reports the activation.
+	if row, _, err := db.Find(ctx, "scim-off", ""); err != nil || !row.Inactive {
+		t.Fatalf("Find: %+v %v", row, err)
+	}
+}
+
+// A deleted key is copied to "LiteLLM_DeletedVerificationToken" with every
+// column LiteLLM's own key deletion keeps (every column the two tables
+// share), by the user's deletion and by a team removal alike.
+func TestDeletedKeysKeepEveryColumn(t *testing.T) {
+	db, raw := newDB(t)
+	w := startTeamWriter(t, db)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_role, teams) VALUES ('gus', 'internal_user', '{}'), ('hal', 'internal_user', '{t}')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, members_with_roles, updated_at) VALUES ('t', '[{"user_id": "hal", "role": "user"}]', now())`)
+	for _, k := range []struct{ token, user, team string }{{"gus-key", "gus", ""}, {"hal-key", "hal", "t"}} {
+		exec(t, raw, `INSERT INTO "LiteLLM_VerificationToken" (token, key_name, key_alias, spend, models, user_id, team_id, agent_id, project_id,
+			metadata, router_settings, allowed_routes, policies, access_group_ids, allowed_cache_controls, soft_budget_cooldown,
+			rotation_count, auto_rotate, rotation_interval, last_active, created_by, updated_by)
+			VALUES ($1, 'sk-...x', 'ci', 1.5, '{gpt-4}', $2, NULLIF($3, ''), NULL, NULL, '{"m": 1}', '{"r": 2}', '{/chat}',
+			'{p1}', '{ag1}', '{no-cache}', true, 3, true, '30d', now(), 'admin', 'admin')`, k.token, k.user, k.team)
+	}
+	shared := func(token string) map[string]any {
+		t.Helper()
+		var raw []byte
+		if err := db.pool.QueryRow(ctx, `SELECT to_jsonb(k) FROM "LiteLLM_VerificationToken" k WHERE token = $1`, token).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		return m
+	}
+	before := map[string]map[string]any{"gus-key": shared("gus-key"), "hal-key": shared("hal-key")}
+	if err := db.Delete(ctx, "gus", "deletionPolicy Delete", "ns/gus"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := applyTeams(ctx, w, "hal", "", []teamOp{{Team: "t", Remove: true}}, KeysLeave, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	for token, want := range before {
+		var raw []byte
+		if err := db.pool.QueryRow(ctx, `SELECT to_jsonb(d) FROM "LiteLLM_DeletedVerificationToken" d WHERE token = $1`, token).Scan(&raw); err != nil {
+			t.Fatalf("%s not copied: %v", token, err)
+		}
+		var got map[string]any
+		_ = json.Unmarshal(raw, &got)
+		for col, v := range want {
+			if _, has := got[col]; !has {
+				continue // a column only the key table has
+			}
+			if !reflect.DeepEqual(got[col], v) {
+				t.Errorf("%s: column %s copied as %v, want %v", token, col, got[col], v)
+			}
+		}
+		if got["deleted_by"] != ChangedBy || got["litellm_changed_by"] != ChangedBy || got["deleted_at"] == nil {
+			t.Errorf("%s: deleted_by %v litellm_changed_by %v deleted_at %v", token, got["deleted_by"], got["litellm_changed_by"], got["deleted_at"])
+		}
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken"`); n != 0 {
+		t.Fatalf("%d keys left", n)
+	}
+}
+
+// A database whose key tables are not LiteLLM's refuses to delete keys
+// (nothing is written) instead of dropping them uncopied.
+func TestKeyCopyNeedsLiteLLMTables(t *testing.T) {
+	if _, err := buildKeyCopy([]string{"token", "user_id"}, nil); err == nil {
+		t.Fatal("no deleted-keys table, yet a copy statement")
+	}
+	if _, err := buildKeyCopy([]string{"token"}, []string{"token"}); err == nil {
+		t.Fatal("a deleted-keys table without id and deleted_at accepted")
+	}
+	sql, err := buildKeyCopy([]string{"token", "spend", "new_col"}, []string{"id", "token", "spend", "new_col", "deleted_at", "deleted_by"})
+	if err != nil || !strings.Contains(sql, `"new_col"`) || strings.Contains(sql, "litellm_changed_by") {
+		t.Fatalf("%v %s", err, sql)
 	}
 }

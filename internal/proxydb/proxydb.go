@@ -62,16 +62,25 @@ func Open(ctx context.Context, dsn string, maxConns int32) (*DB, error) {
 }
 
 // statements returns the write statements for this database: with audit
-// log rows when "LiteLLM_AuditLog" exists (asked once).
+// log rows when "LiteLLM_AuditLog" exists, and copying deleted keys with
+// every column LiteLLM's two key tables share (asked once).
 func (d *DB) statements(ctx context.Context) (*statements, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stmts == nil {
 		var audit bool
-		if err := d.pool.QueryRow(ctx, `SELECT to_regclass('"LiteLLM_AuditLog"') IS NOT NULL`).Scan(&audit); err != nil {
+		var keyCols, deletedCols []string
+		err := d.pool.QueryRow(ctx, `SELECT to_regclass('"LiteLLM_AuditLog"') IS NOT NULL,
+			COALESCE((SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns
+				WHERE table_schema = current_schema() AND table_name = 'LiteLLM_VerificationToken'), '{}'),
+			COALESCE((SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns
+				WHERE table_schema = current_schema() AND table_name = 'LiteLLM_DeletedVerificationToken'), '{}')`).
+			Scan(&audit, &keyCols, &deletedCols)
+		if err != nil {
 			return nil, err
 		}
 		s := buildStatements(audit)
+		s.copyKeys, s.copyErr = buildKeyCopy(keyCols, deletedCols)
 		d.stmts = &s
 	}
 	return d.stmts, nil
@@ -89,6 +98,9 @@ type Row struct {
 	SSOUserID string // "" when NULL
 	Email     string // "" when NULL
 	Role      string // "" when NULL
+	// Inactive: metadata.scim_active is false, so LiteLLM's key
+	// authentication refuses the user (by rolesync or by LiteLLM's SCIM).
+	Inactive bool
 }
 
 // AmbiguousError means several rows could be the user's (by email): rolesync
@@ -116,7 +128,8 @@ func (e *DeleteBlockedError) Error() string {
 
 // findSQL reads every row LiteLLM's lookup could pick for an SSO id and an
 // email; Pick orders them as LiteLLM does.
-const findSQL = `SELECT user_id, COALESCE(sso_user_id, ''), COALESCE(user_email, ''), COALESCE(user_role, '')
+const findSQL = `SELECT user_id, COALESCE(sso_user_id, ''), COALESCE(user_email, ''), COALESCE(user_role, ''),
+	COALESCE(metadata->'scim_active' = 'false'::jsonb, false)
 FROM "LiteLLM_UserTable"
 WHERE user_id = $1 OR sso_user_id = $1 OR ($2 <> '' AND lower(user_email) = lower($2))
 LIMIT 16`
@@ -131,7 +144,7 @@ func (d *DB) Find(ctx context.Context, userID, email string) (Row, bool, error) 
 	var candidates []Row
 	for rows.Next() {
 		var r Row
-		if err := rows.Scan(&r.UserID, &r.SSOUserID, &r.Email, &r.Role); err != nil {
+		if err := rows.Scan(&r.UserID, &r.SSOUserID, &r.Email, &r.Role, &r.Inactive); err != nil {
 			rows.Close()
 			return Row{}, false, fmt.Errorf("proxydb: find user %s: %w", userID, err)
 		}
@@ -195,11 +208,29 @@ const (
 	KeysLeave
 )
 
+// Activation says what a write does to the user's LiteLLM activation
+// (metadata.scim_active, which LiteLLM's key authentication checks).
+type Activation int
+
+const (
+	// ActivationRestore lifts a deactivation rolesync made (and only
+	// that: a user LiteLLM's SCIM deactivated stays deactivated).
+	ActivationRestore Activation = iota
+	// ActivationDeactivate sets metadata.scim_active = false, as LiteLLM's
+	// SCIM does for active=false, recording it as rolesync's
+	// (metadata.rolesync_deactivated, with the value it replaced).
+	ActivationDeactivate
+	// ActivationLeave leaves it alone.
+	ActivationLeave
+)
+
 // Change is one role write to a bound row.
 type Change struct {
 	RowUserID string // the bound row's user_id
 	Role      string
 	Keys      Keys
+	// Activation deactivates a denied user in LiteLLM, or lifts it.
+	Activation Activation
 	// Reason is the decision's source, recorded in the audit log
 	// (for example "keycloak#0 groups=admins" or "deletionPolicy Downgrade").
 	Reason string
@@ -213,6 +244,12 @@ type Outcome struct {
 	Before      string // its role before the write ("" for NULL)
 	RoleChanged bool
 	KeysChanged int // keys blocked or unblocked
+	// Inactive: after the write the row is deactivated in LiteLLM
+	// (metadata.scim_active false, by rolesync or by LiteLLM's SCIM).
+	Inactive bool
+	// ActivationChanged: the write deactivated the user or lifted
+	// rolesync's deactivation.
+	ActivationChanged bool
 }
 
 // Apply makes the bound row hold c.Role and applies c.Keys, with an audit
@@ -223,8 +260,8 @@ func (d *DB) Apply(ctx context.Context, c Change) (Outcome, error) {
 	var found *bool
 	st, err := d.statements(ctx)
 	if err == nil {
-		err = d.pool.QueryRow(ctx, st.apply, c.RowUserID, c.Role, int(c.Keys), auditReason(c.Reason, c.Object), UnmanagedRoles).
-			Scan(&found, &o.Before, &o.RoleChanged, &o.KeysChanged)
+		err = d.pool.QueryRow(ctx, st.apply, c.RowUserID, c.Role, int(c.Keys), auditReason(c.Reason, c.Object), UnmanagedRoles, int(c.Activation)).
+			Scan(&found, &o.Before, &o.RoleChanged, &o.KeysChanged, &o.Inactive, &o.ActivationChanged)
 	}
 	if err != nil {
 		return Outcome{}, fmt.Errorf("proxydb: set role of user %s: %w", c.RowUserID, err)
@@ -283,7 +320,10 @@ func (d *DB) Delete(ctx context.Context, rowUserID, reason, object string) error
 	if err != nil {
 		return fmt.Errorf("proxydb: delete user %s: %w", rowUserID, err)
 	}
-	for _, stmt := range deleteSteps {
+	if st.copyErr != nil {
+		return fmt.Errorf("proxydb: delete user %s: %w", rowUserID, st.copyErr)
+	}
+	for _, stmt := range append([]string{st.copyKeys + ` WHERE user_id = $1`}, deleteSteps...) {
 		if _, err := tx.Exec(ctx, stmt, rowUserID); err != nil {
 			return deleteError(rowUserID, err)
 		}
@@ -308,10 +348,10 @@ func deleteError(userID string, err error) error {
 	return fmt.Errorf("proxydb: delete user %s: %w", userID, err)
 }
 
-// deleteSteps are the statements of Delete after the row is locked, in
-// LiteLLM's /user/delete order ($1 is the row's user_id).
+// deleteSteps are the statements of Delete after the row is locked and the
+// user's keys are copied to "LiteLLM_DeletedVerificationToken", in LiteLLM's
+// /user/delete order ($1 is the row's user_id).
 var deleteSteps = []string{
-	copyKeysToDeletedSQL(`user_id = $1`),
 	`DELETE FROM "LiteLLM_VerificationToken" WHERE user_id = $1`,
 	`DELETE FROM "LiteLLM_TeamMembership" WHERE user_id = $1`,
 	`UPDATE "LiteLLM_TeamTable" SET
@@ -362,36 +402,73 @@ const insertAudit = `INSERT INTO "LiteLLM_AuditLog" (id, updated_at, changed_by,
 type statements struct {
 	audit         bool
 	apply, create string
+	// copyKeys is the INSERT ... SELECT prefix that copies keys into
+	// "LiteLLM_DeletedVerificationToken" (append a WHERE); copyErr says why
+	// there is none (the tables are not LiteLLM's).
+	copyKeys string
+	copyErr  error
 }
 
 // buildStatements writes the statements, with or without the audit log.
 //
 // apply: $1 row user_id, $2 role, $3 keys (0 lift the role's block, 1 add
 // it, 2 leave the keys), $4 the rolesync audit values, $5 the unmanaged
-// roles. It locks the row, updates the role when it differs and is managed,
-// adds or lifts the role's key block (keyBlockSQL), writes one audit row per
-// change, and returns (found, role before, role changed, keys changed).
+// roles, $6 the activation (0 lift rolesync's deactivation, 1 deactivate,
+// 2 leave). It locks the row, updates the role and the activation when they
+// differ and the row is managed (one UPDATE), adds or lifts the role's key
+// block (keyBlockSQL), writes one audit row per change, and returns (found,
+// role before, role changed, keys changed, inactive after, activation
+// changed).
 func buildStatements(audit bool) statements {
 	apply := `WITH old AS (
-	SELECT user_id, COALESCE(user_role, '') AS role, (user_role IS NULL OR user_role <> ALL($5::text[])) AS managed
+	SELECT user_id, COALESCE(user_role, '') AS role, (user_role IS NULL OR user_role <> ALL($5::text[])) AS managed,
+		COALESCE(metadata->'scim_active' = 'false'::jsonb, false) AS inactive, metadata ? 'rolesync_deactivated' AS ours
 	FROM "LiteLLM_UserTable" WHERE user_id = $1 FOR UPDATE
+), want AS (
+	SELECT user_id, role, inactive,
+		managed AND role IS DISTINCT FROM $2::text AS set_role,
+		managed AND $6::int = 1 AND NOT inactive AS deactivate,
+		managed AND $6::int = 0 AND ours AS reactivate
+	FROM old
 ), upd AS (
-	UPDATE "LiteLLM_UserTable" t SET user_role = $2::text, updated_at = ` + utcNow + `
-	FROM old WHERE t.user_id = old.user_id AND old.managed AND old.role IS DISTINCT FROM $2::text
-	RETURNING t.user_id, old.role AS before
+	-- One UPDATE of the row (a statement updates a row once): the role and
+	-- the activation LiteLLM's key authentication reads (metadata.scim_active,
+	-- as LiteLLM's SCIM sets it), rolesync's own deactivation recorded with
+	-- the value it replaced so that lifting it restores exactly that.
+	UPDATE "LiteLLM_UserTable" t SET
+		user_role = CASE WHEN w.set_role THEN $2::text ELSE t.user_role END,
+		metadata = CASE
+			WHEN w.deactivate THEN t.metadata || jsonb_build_object('scim_active', false,
+				'rolesync_deactivated', jsonb_build_object('prior', t.metadata->'scim_active'))
+			WHEN w.reactivate THEN (t.metadata - 'rolesync_deactivated' - 'scim_active')
+				|| CASE WHEN jsonb_typeof(t.metadata->'rolesync_deactivated'->'prior') = 'boolean'
+					THEN jsonb_build_object('scim_active', t.metadata->'rolesync_deactivated'->'prior') ELSE '{}'::jsonb END
+			ELSE t.metadata END,
+		updated_at = ` + utcNow + `
+	FROM want w WHERE t.user_id = w.user_id AND (w.set_role OR w.deactivate OR w.reactivate)
+	RETURNING t.user_id, w.role AS before, w.set_role, w.deactivate, w.reactivate, w.inactive AS was_inactive,
+		COALESCE(t.metadata->'scim_active' = 'false'::jsonb, false) AS inactive
 ), ` + keyBlockSQL("keys", `k.user_id IN (SELECT user_id FROM old WHERE managed) AND $3::int <> 2`, `'`+string(BlockRoleDenied)+`'`, `$3::int = 1`)
 	if audit {
 		apply += `, audit_role AS (
 	` + insertAudit + `
 	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'updated', 'LiteLLM_UserTable', user_id,
 		jsonb_build_object('user_role', NULLIF(before, '')), jsonb_build_object('user_role', $2::text, 'rolesync', $4::jsonb)
-	FROM upd
+	FROM upd WHERE set_role
+), audit_active AS (
+	` + insertAudit + `
+	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'updated', 'LiteLLM_UserTable', user_id,
+		jsonb_build_object('scim_active', NOT was_inactive), jsonb_build_object('scim_active', NOT inactive, 'rolesync', $4::jsonb)
+	FROM upd WHERE deactivate OR reactivate
 ), ` + keyAuditSQL("audit_keys", "keys", "$4::jsonb")
 	} else {
 		apply += `, unused AS (SELECT $4::jsonb)`
 	}
 	apply += `
-SELECT (SELECT true FROM old), COALESCE((SELECT role FROM old), ''), EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM keys WHERE blocked IS DISTINCT FROM was_blocked)::int`
+SELECT (SELECT true FROM old), COALESCE((SELECT role FROM old), ''), EXISTS (SELECT 1 FROM upd WHERE set_role),
+	(SELECT count(*) FROM keys WHERE blocked IS DISTINCT FROM was_blocked)::int,
+	COALESCE((SELECT inactive FROM upd), (SELECT inactive FROM old), false),
+	EXISTS (SELECT 1 FROM upd WHERE deactivate OR reactivate)`
 
 	create := `WITH ins AS (
 	INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role, teams, models, metadata, spend,

@@ -198,7 +198,7 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 	for _, op := range ops {
 		reasons[op.RowUserID] = auditReason(op.Reason, op.Object)
 	}
-	keyCounts, err := teamKeys(ctx, tx, team, added, removed, keys, st.audit, reasons)
+	keyCounts, err := teamKeys(ctx, tx, st, team, added, removed, keys, reasons)
 	if err != nil {
 		return nil, true, err
 	}
@@ -246,7 +246,7 @@ func nilIfEmpty(s string) any {
 // does; added members' keys get that block lifted whatever the key mode, so
 // turning revocation off never strands a key. It returns the keys changed
 // per user.
-func teamKeys(ctx context.Context, tx pgx.Tx, team string, added, removed []string, keys Keys, audit bool, reasons map[string]map[string]string) (map[string]int, error) {
+func teamKeys(ctx context.Context, tx pgx.Tx, st *statements, team string, added, removed []string, keys Keys, reasons map[string]map[string]string) (map[string]int, error) {
 	counts := map[string]int{}
 	collect := func(rows pgx.Rows, err error) error {
 		if err != nil {
@@ -264,7 +264,7 @@ func teamKeys(ctx context.Context, tx pgx.Tx, team string, added, removed []stri
 	}
 	block := func(users []string, add bool) error {
 		stmt := `WITH ` + keyBlockSQL("keys", `k.team_id = $1 AND k.user_id = ANY($2::text[])`, `'`+string(BlockTeamRemoved)+`'`, `$3::boolean`)
-		if audit {
+		if st.audit {
 			stmt += `, ` + keyAuditSQL("audit_keys", "keys", `($4::jsonb)->user_id`)
 		} else {
 			stmt += `, unused AS (SELECT $4::jsonb)`
@@ -277,7 +277,10 @@ func teamKeys(ctx context.Context, tx pgx.Tx, team string, added, removed []stri
 			return nil, err
 		}
 	case len(removed) > 0:
-		if _, err := tx.Exec(ctx, copyKeysToDeletedSQL(`user_id = ANY($1::text[]) AND team_id = $2`), removed, team); err != nil {
+		if st.copyErr != nil {
+			return nil, st.copyErr
+		}
+		if _, err := tx.Exec(ctx, st.copyKeys+` WHERE user_id = ANY($1::text[]) AND team_id = $2`, removed, team); err != nil {
 			return nil, err
 		}
 		if err := collect(tx.Query(ctx, `DELETE FROM "LiteLLM_VerificationToken" WHERE team_id = $1 AND user_id = ANY($2::text[]) RETURNING user_id`, team, removed)); err != nil {

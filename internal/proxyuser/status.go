@@ -36,6 +36,9 @@ type SyncResult struct {
 	RowRole string
 	// Row is the user_id of the row the user is bound to ("" when none).
 	Row string
+	// Inactive: the row is deactivated in LiteLLM (metadata.scim_active
+	// false), as the write left it or the read found it.
+	Inactive bool
 	// Waiting: the user came through a login and LiteLLM has not created
 	// the row yet.
 	Waiting bool
@@ -79,23 +82,25 @@ func setSyncStatus(pu *rolesyncv1.ProxyUser, res rolemap.Resolution, sr SyncResu
 	want := res.RowRole()
 	switch {
 	case sr.NoDatabase:
+		st.Deactivated = false
 		set(rolesyncv1.ConditionSynced, metav1.ConditionUnknown, rolesyncv1.ReasonNoDatabase, "the operator runs without --database-url: roles are resolved into status only")
 		set(rolesyncv1.ConditionDrifted, metav1.ConditionUnknown, rolesyncv1.ReasonNoDatabase, "no database to compare with")
 	case sr.Err != nil:
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonSyncFailed, sr.Err.Error()+"; retrying with backoff")
 	case sr.Conflict != "":
-		st.DatabaseUserID = ""
+		st.DatabaseUserID, st.Deactivated = "", false
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonRowConflict, fmt.Sprintf(
 			"ProxyUser %s, created earlier, has the same userID and writes its database row (LiteLLM keys rows by user_id alone); this one is not synced until that one is deleted", sr.Conflict))
 	case sr.Ambiguous != nil:
-		st.DatabaseUserID = ""
+		st.DatabaseUserID, st.Deactivated = "", false
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonAmbiguousUser, sr.Ambiguous.Error()+
 			": rolesync writes none of them; give the right row sso_user_id = the user's id, or remove the others")
 	case sr.Waiting:
+		st.Deactivated = false
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonWaitingForRow, fmt.Sprintf(
 			"LiteLLM has no row for %s yet: LiteLLM creates it at the user's login (right after its login hook), then rolesync sets its role to %s", pu.Spec.UserID, want))
 	case sr.Unmanaged != "":
-		st.DatabaseUserID = sr.Row
+		st.DatabaseUserID, st.Deactivated = sr.Row, sr.Inactive
 		set(rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonUnmanagedRole, fmt.Sprintf("row %s holds %s, which rolesync does not manage: not written", sr.Row, sr.Unmanaged))
 		set(rolesyncv1.ConditionDrifted, metav1.ConditionTrue, rolesyncv1.ReasonUnmanagedRole, fmt.Sprintf(
 			"row %s holds %s (set by someone else), not %s; rolesync never overwrites org_admin, team or customer", sr.Row, sr.Unmanaged, want))
@@ -107,10 +112,13 @@ func setSyncStatus(pu *rolesyncv1.ProxyUser, res rolemap.Resolution, sr SyncResu
 			st.SyncedRole = want
 			st.LastSyncTime = &now
 		}
-		st.DatabaseUserID = sr.Row
+		st.DatabaseUserID, st.Deactivated = sr.Row, sr.Inactive && sr.Row != ""
 		msg := "the database holds " + string(want)
 		if res.Denied {
 			msg = "denied: the database row, if any, holds " + string(want)
+			if st.Deactivated {
+				msg += " and is deactivated in LiteLLM (metadata.scim_active false: every key of the user is refused)"
+			}
 		}
 		set(rolesyncv1.ConditionSynced, metav1.ConditionTrue, rolesyncv1.ReasonSynced, msg)
 		if sr.Drift == DriftCorrected && sr.Competing {

@@ -158,3 +158,28 @@ func TestReadySummarizesEverySteps(t *testing.T) {
 		})
 	}
 }
+
+// status.deactivated says what the bound row's activation is, and the
+// Synced message of a denied, deactivated user says every key is refused.
+func TestDeactivatedStatus(t *testing.T) {
+	denied := rolemap.Resolution{Denied: true, Reason: rolesyncv1.ReasonNoMatch, Message: "no rule matched"}
+	pu := &rolesyncv1.ProxyUser{}
+	SetStatus(pu, denied, SyncResult{Wrote: true, Row: "u", Inactive: true}, TeamsResult{}, metav1.Now())
+	c := apimeta.FindStatusCondition(pu.Status.Conditions, rolesyncv1.ConditionSynced)
+	if !pu.Status.Deactivated || !strings.Contains(c.Message, "deactivated in LiteLLM") {
+		t.Fatalf("denied and deactivated: %v, Synced %q", pu.Status.Deactivated, c.Message)
+	}
+	SetStatus(pu, denied, SyncResult{Err: errors.New("db down")}, TeamsResult{}, metav1.Now())
+	if !pu.Status.Deactivated {
+		t.Fatal("a failed write forgot what the row held")
+	}
+	SetStatus(pu, denied, SyncResult{Waiting: true}, TeamsResult{}, metav1.Now())
+	if pu.Status.Deactivated {
+		t.Fatal("deactivated while no row is bound")
+	}
+	pu.Status.Deactivated = true
+	SetStatus(pu, denied, SyncResult{NoDatabase: true}, TeamsResult{}, metav1.Now())
+	if pu.Status.Deactivated {
+		t.Fatal("deactivated without a database")
+	}
+}
