@@ -129,8 +129,7 @@ func (r *RoleMappingReconciler) load(rm *rolesyncv1.RoleMapping) field.ErrorList
 	default:
 		r.Registry.SetInvalid(rm.Namespace, rm.Name, rm.Generation) // the engine keeps what it had
 	}
-	inForce, _ := r.Registry.InForce(rm.Namespace, rm.Name)
-	rolemap.SetStatus(rm, m, errs, inForce)
+	rolemap.SetStatus(rm, m, errs, r.Registry.Mapping(rm.Namespace, rm.Name))
 	if m == nil {
 		return errs
 	}

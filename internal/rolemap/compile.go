@@ -86,6 +86,7 @@ type Mapping struct {
 	exprs   []int32
 	paths   []string
 	teams   *teamSet // nil without team rules and allowedTeams
+	spec    *rolesyncv1.RoleMappingSpec
 }
 
 // Key returns "namespace/name".
@@ -124,8 +125,13 @@ func Compile(rm *rolesyncv1.RoleMapping) (*Mapping, field.ErrorList) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	m.spec = rm.Spec.DeepCopy()
 	return m, nil
 }
+
+// Spec returns the spec the mapping was compiled from (status.lastValidSpec
+// records it while a later, invalid generation is refused).
+func (m *Mapping) Spec() *rolesyncv1.RoleMappingSpec { return m.spec }
 
 // compile compiles the role rules; dedupe refuses two rules with the same
 // matcher (team rules may share one: a group can grant two teams). The

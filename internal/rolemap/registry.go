@@ -66,13 +66,18 @@ func (r *Registry) SetInvalid(namespace, name string, generation int64) {
 // InForce returns the generation of a mapping the engine decides with, and
 // false when none of its generations was ever valid (here).
 func (r *Registry) InForce(namespace, name string) (int64, bool) {
+	if m := r.Mapping(namespace, name); m != nil {
+		return m.Generation, true
+	}
+	return 0, false
+}
+
+// Mapping returns the generation of a mapping the engine decides with, or
+// nil when none of its generations was ever valid (here).
+func (r *Registry) Mapping(namespace, name string) *Mapping {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	m, ok := r.byNS[namespace][name]
-	if !ok {
-		return 0, false
-	}
-	return m.Generation, true
+	return r.byNS[namespace][name]
 }
 
 // Delete removes a mapping (deleted from the API) and forgets its

@@ -79,10 +79,17 @@ func LastValid(rm *rolesyncv1.RoleMapping) *Mapping {
 	return m
 }
 
-// SetStatus computes the status from the compile result and the
-// generation the engine decides with (0: none). It is pure, so it is
-// table-tested without an apiserver.
-func SetStatus(rm *rolesyncv1.RoleMapping, m *Mapping, errs field.ErrorList, inForce int64) {
+// SetStatus computes the status from the compile result and the mapping
+// the engine decides with (nil: none). status.lastValidSpec always records
+// the spec in force, taken from the mapping itself: a status write that was
+// lost (a conflict) for the valid generation cannot leave an invalid one
+// without the record a restarted manager restores from. It is pure, so it
+// is table-tested without an apiserver.
+func SetStatus(rm *rolesyncv1.RoleMapping, m *Mapping, errs field.ErrorList, inForceMapping *Mapping) {
+	var inForce int64
+	if inForceMapping != nil {
+		inForce = inForceMapping.Generation
+	}
 	cond := metav1.Condition{Type: rolesyncv1.ConditionReady, ObservedGeneration: rm.Generation}
 	if m != nil {
 		cond.Status, cond.Reason = metav1.ConditionTrue, rolesyncv1.ReasonValid
@@ -94,6 +101,9 @@ func SetStatus(rm *rolesyncv1.RoleMapping, m *Mapping, errs field.ErrorList, inF
 		cond.Message = errs.ToAggregate().Error()
 		if inForce != 0 {
 			cond.Message = fmt.Sprintf("generation %d stays in force; ", inForce) + cond.Message
+			if spec := inForceMapping.Spec(); spec != nil {
+				rm.Status.LastValidSpec = EncodeSpec(spec)
+			}
 		} else {
 			cond.Message = "no generation was ever valid: the mapping decides nothing; " + cond.Message
 			rm.Status.LastValidSpec = nil
