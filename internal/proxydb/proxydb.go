@@ -310,6 +310,18 @@ func (d *DB) Delete(ctx context.Context, rowUserID, reason, object string) error
 		return fmt.Errorf("proxydb: delete user %s: %w", rowUserID, err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
+	// The rosters are rewritten under LiteLLM's per-team advisory lock, as
+	// member_add/member_delete (and rolesync's team writer) take it: taken
+	// first, in team order, before the user's row is locked, so a team
+	// batch (team lock, then user rows) and this delete never wait on each
+	// other in a cycle.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext(t)) FROM (
+		SELECT team_id AS t FROM "LiteLLM_TeamTable" WHERE $1 = ANY(members) OR $1 = ANY(admins)
+			OR (jsonb_typeof(members_with_roles) = 'array' AND members_with_roles @> jsonb_build_array(jsonb_build_object('user_id', $1::text)))
+		UNION SELECT unnest(teams) FROM "LiteLLM_UserTable" WHERE user_id = $1
+		ORDER BY 1) teams`, rowUserID); err != nil {
+		return fmt.Errorf("proxydb: delete user %s: lock its teams: %w", rowUserID, err)
+	}
 	var before []byte
 	err = tx.QueryRow(ctx, `SELECT jsonb_build_object('user_id', user_id, 'user_email', user_email, 'user_role', user_role,
 		'sso_user_id', sso_user_id, 'teams', teams, 'organization_id', organization_id)

@@ -91,6 +91,26 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 	for i, op := range ops {
 		opUsers[i] = op.RowUserID
 	}
+	// Users who have the team in their teams array: a removal cleans them
+	// even without a roster entry, as LiteLLM's bulk deletion does
+	// (bulk_user_deletion._remove_members_from_team).
+	inArray := map[string]bool{}
+	arr, err := tx.Query(ctx, `SELECT user_id FROM "LiteLLM_UserTable" WHERE user_id = ANY($2::text[]) AND $1 = ANY(teams)`, team, opUsers)
+	if err != nil {
+		return nil, true, err
+	}
+	for arr.Next() {
+		var u string
+		if err := arr.Scan(&u); err != nil {
+			arr.Close()
+			return nil, true, err
+		}
+		inArray[u] = true
+	}
+	arr.Close()
+	if err := arr.Err(); err != nil {
+		return nil, true, err
+	}
 	current := make(map[string]rosterEntry, len(ops))
 	rows, err := tx.Query(ctx, `SELECT m->>'user_id', COALESCE(m->>'role', ''), m FROM "LiteLLM_TeamTable" t,
 		jsonb_array_elements(CASE WHEN jsonb_typeof(t.members_with_roles) = 'array' THEN t.members_with_roles ELSE '[]'::jsonb END) m
@@ -122,7 +142,7 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 			before = string(e.raw)
 		}
 		switch {
-		case op.Remove && !member:
+		case op.Remove && !member && !inArray[op.RowUserID]:
 			continue
 		case op.Remove && op.DryRun:
 			results[i].Changed = "removed"

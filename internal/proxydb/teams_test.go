@@ -7,6 +7,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/rolesync/rolesync/internal/testing/testenv"
 )
 
 // roster returns team's members_with_roles as user_id -> role.
@@ -318,5 +321,71 @@ func TestRoleAndTeamBlocksCompose(t *testing.T) {
 	// Both lifted: unblocked.
 	if _, err := db.Apply(ctx, Change{RowUserID: "kim", Role: "internal_user", Keys: KeysUnblock}); err != nil || blocked() {
 		t.Fatalf("the key stayed blocked after both blocks were lifted (%v)", err)
+	}
+}
+
+// A removal also cleans a user who has the team only in their teams array
+// (no roster entry), as LiteLLM's bulk deletion does.
+func TestRemovalCleansTheTeamsArrayWithoutARosterEntry(t *testing.T) {
+	db, raw := newDB(t)
+	w := startTeamWriter(t, db)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, teams) VALUES ('ivy', '{t,other}')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, members_with_roles, updated_at) VALUES ('t', '[]', now())`)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id) VALUES ('ivy', 't')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id, team_id) VALUES ('ivy-t', 'ivy', 't')`)
+	res, err := applyTeams(ctx, w, "ivy", "", []teamOp{{Team: "t", Remove: true}}, KeysLeave, "teamSync Exact", "ns/ivy")
+	if err != nil || !slices.Equal(res.Removed, []string{"t"}) {
+		t.Fatalf("removal: %+v %v", res, err)
+	}
+	if got := userTeams(t, db, "ivy"); !slices.Equal(got, []string{"other"}) {
+		t.Fatalf("teams array %v", got)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamMembership" WHERE user_id = 'ivy'`); n != 0 {
+		t.Fatal("membership row left")
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE token = 'ivy-t'`); n != 0 {
+		t.Fatal("the team key was not removed")
+	}
+	// Nothing left: the same removal changes nothing.
+	if res, err := applyTeams(ctx, w, "ivy", "", []teamOp{{Team: "t", Remove: true}}, KeysLeave, "", ""); err != nil || len(res.Removed) != 0 {
+		t.Fatalf("repeat: %+v %v", res, err)
+	}
+}
+
+// deletionPolicy Delete rewrites the rosters under LiteLLM's per-team
+// advisory lock: it waits for a member_add of one of the user's teams.
+func TestDeleteTakesTheTeamLock(t *testing.T) {
+	db, raw := newDB(t)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, teams) VALUES ('jo', '{t}')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, members_with_roles, updated_at) VALUES ('t', '[{"user_id": "jo", "role": "user"}]', now())`)
+	holder, err := raw.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('t'))`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- db.Delete(ctx, "jo", "deletionPolicy Delete", "ns/jo") }()
+	// The delete waits on the team's lock (seen in pg_locks, not guessed by a sleep).
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if n := count(t, raw, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`); n != 1 {
+			return fmt.Errorf("%d advisory lock waits", n)
+		}
+		return nil
+	}, nil)
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = 'jo'`); n != 1 {
+		t.Fatal("the user was deleted while a member_add of its team held the lock")
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r := roster(t, db, "t"); len(r) != 0 {
+		t.Fatalf("roster %v", r)
 	}
 }
