@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -78,7 +81,13 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 		return nil, false, err
 	}
 	var budget *string
-	err = tx.QueryRow(ctx, `SELECT metadata->>'team_member_budget_id' FROM "LiteLLM_TeamTable" WHERE team_id = $1 FOR UPDATE`, team).Scan(&budget)
+	var memberModels []string
+	// default_team_member_models is read through to_jsonb so a LiteLLM
+	// release without the column reads as none.
+	err = tx.QueryRow(ctx, `SELECT metadata->>'team_member_budget_id',
+		COALESCE(ARRAY(SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(to_jsonb(t)->'default_team_member_models') = 'array'
+			THEN to_jsonb(t)->'default_team_member_models' ELSE '[]'::jsonb END)), '{}')
+		FROM "LiteLLM_TeamTable" t WHERE team_id = $1 FOR UPDATE`, team).Scan(&budget, &memberModels)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -202,17 +211,17 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 			WHERE user_id = ANY($2::text[]) AND $1 = ANY(teams)`, []any{team, removed}},
 		{`DELETE FROM "LiteLLM_TeamMembership" WHERE team_id = $1 AND user_id = ANY($2::text[])`, []any{team, removed}},
 	}
-	if budget != nil && *budget != "" {
-		steps = append(steps, struct {
-			sql  string
-			args []any
-		}{`INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id, spend, total_spend, budget_id)
-			SELECT u, $1, 0, 0, $3 FROM unnest($2::text[]) u ON CONFLICT DO NOTHING`, []any{team, added, *budget}})
-	}
 	for _, step := range steps {
 		if _, err := tx.Exec(ctx, step.sql, step.args...); err != nil {
 			return nil, true, err
 		}
+	}
+	defaultBudget := ""
+	if budget != nil {
+		defaultBudget = *budget
+	}
+	if err := memberBudgets(ctx, tx, team, added, memberModels, defaultBudget); err != nil {
+		return nil, true, err
 	}
 	reasons := make(map[string]map[string]string, len(ops)) // rolesync's audit values per user
 	for _, op := range ops {
@@ -313,4 +322,78 @@ func teamKeys(ctx context.Context, tx pgx.Tx, st *statements, team string, added
 		}
 	}
 	return counts, nil
+}
+
+// memberBudgets gives each added member a "LiteLLM_TeamMembership" row with
+// a budget of its own, as LiteLLM's member add does (team_roster_sync,
+// management_helpers/utils.py _resolve_member_budget_id with allowed_models =
+// the team's default_team_member_models or None):
+//   - the team has default_team_member_models: a fresh budget whose
+//     allowed_models are those models (the member reaches only them, not
+//     every team model);
+//   - else the team has a default member budget
+//     (metadata.team_member_budget_id) that exists: a clone of it
+//     (_clone_team_default_budget_for_member: its limits, duration and
+//     allowed_models; a reset window starting now);
+//   - else no membership row (LiteLLM writes none without a budget).
+func memberBudgets(ctx context.Context, tx pgx.Tx, team string, added, models []string, defaultBudget string) error {
+	if len(added) == 0 || (len(models) == 0 && defaultBudget == "") {
+		return nil
+	}
+	now := utcNow
+	if len(models) > 0 {
+		_, err := tx.Exec(ctx, `WITH ids AS MATERIALIZED (SELECT u, gen_random_uuid()::text AS bid FROM unnest($2::text[]) u),
+			b AS (INSERT INTO "LiteLLM_BudgetTable" (budget_id, allowed_models, created_at, created_by, updated_at, updated_by)
+				SELECT bid, $3::text[], `+now+`, '`+ChangedBy+`', `+now+`, '`+ChangedBy+`' FROM ids)
+			INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id, spend, total_spend, budget_id)
+			SELECT u, $1, 0, 0, bid FROM ids ON CONFLICT DO NOTHING`, team, added, models)
+		return err
+	}
+	var duration *string
+	err := tx.QueryRow(ctx, `SELECT budget_duration FROM "LiteLLM_BudgetTable" WHERE budget_id = $1`, defaultBudget).Scan(&duration)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // the default budget is gone: LiteLLM links no budget, so no membership row
+	}
+	if err != nil {
+		return err
+	}
+	var resetAt *time.Time
+	if duration != nil && *duration != "" {
+		if d, ok := budgetWindow(*duration); ok {
+			at := time.Now().UTC().Add(d)
+			resetAt = &at
+		}
+	}
+	_, err = tx.Exec(ctx, `WITH ids AS MATERIALIZED (SELECT u, gen_random_uuid()::text AS bid FROM unnest($2::text[]) u),
+		b AS (INSERT INTO "LiteLLM_BudgetTable" (budget_id, max_budget, soft_budget, max_parallel_requests, tpm_limit, rpm_limit,
+				model_max_budget, budget_duration, allowed_models, budget_reset_at, created_at, created_by, updated_at, updated_by)
+			SELECT ids.bid, d.max_budget, d.soft_budget, d.max_parallel_requests, d.tpm_limit, d.rpm_limit,
+				d.model_max_budget, d.budget_duration, COALESCE(d.allowed_models, '{}'), $4::timestamp,
+				`+now+`, '`+ChangedBy+`', `+now+`, '`+ChangedBy+`'
+			FROM ids, "LiteLLM_BudgetTable" d WHERE d.budget_id = $3)
+		INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id, spend, total_spend, budget_id)
+		SELECT u, $1, 0, 0, bid FROM ids ON CONFLICT DO NOTHING`, team, added, defaultBudget, resetAt)
+	return err
+}
+
+// budgetWindow parses a LiteLLM budget duration ("30s", "10m", "24h", "7d",
+// "1w", "1mo"), as litellm_core_utils/duration_parser.duration_in_seconds
+// does. A cloned member budget's window starts now; LiteLLM snaps it to a
+// boundary in its configured timezone, which its budget reset job does at
+// the first reset.
+func budgetWindow(s string) (time.Duration, bool) {
+	units := []struct {
+		suffix string
+		unit   time.Duration
+	}{{"mo", 30 * 24 * time.Hour}, {"s", time.Second}, {"m", time.Minute}, {"h", time.Hour}, {"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.Atoi(n)
+			if err != nil || v <= 0 {
+				return 0, false
+			}
+			return time.Duration(v) * u.unit, true
+		}
+	}
+	return 0, false
 }

@@ -133,9 +133,12 @@ func TestTeamMembershipLikeLiteLLM(t *testing.T) {
 	if !slices.Equal(userTeams(t, db, "ana"), []string{"search", "budgeted"}) {
 		t.Fatalf("ana's teams %v", userTeams(t, db, "ana"))
 	}
-	// A membership row only where the team gives members a budget.
-	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamMembership" WHERE user_id = 'ana' AND team_id = 'budgeted' AND budget_id = 'b-1'`); n != 1 {
-		t.Fatalf("%d membership rows for budgeted", n)
+	// A membership row only where the team gives members a budget: a clone
+	// of the team's default member budget, the member's own (LiteLLM's
+	// _clone_team_default_budget_for_member).
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamMembership" m JOIN "LiteLLM_BudgetTable" b USING (budget_id)
+		WHERE m.user_id = 'ana' AND m.team_id = 'budgeted' AND m.budget_id <> 'b-1' AND b.max_budget = 10 AND b.created_by = 'rolesync'`); n != 1 {
+		t.Fatalf("%d membership rows for budgeted with a clone of b-1", n)
 	}
 	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamMembership" WHERE team_id = 'search'`); n != 0 {
 		t.Fatalf("%d membership rows for search", n)
@@ -387,5 +390,84 @@ func TestDeleteTakesTheTeamLock(t *testing.T) {
 	}
 	if r := roster(t, db, "t"); len(r) != 0 {
 		t.Fatalf("roster %v", r)
+	}
+}
+
+// Member budgets as LiteLLM's member add makes them: a team with
+// default_team_member_models gives each added member a fresh budget whose
+// allowed_models are those models (not every team model); a team with a
+// default member budget gives each a clone of it (limits, duration and
+// models; a window starting now); a team with neither gives no membership
+// row; a default budget that is gone gives none either.
+func TestMemberBudgetsLikeLiteLLM(t *testing.T) {
+	db, raw := newDB(t)
+	w := startTeamWriter(t, db)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, teams) VALUES ('u1', '{}'), ('u2', '{}')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_BudgetTable" (budget_id, max_budget, tpm_limit, budget_duration, allowed_models, model_max_budget, created_by, updated_by)
+		VALUES ('tmpl', 25, 1000, '7d', '{gpt-4o-mini}', '{"gpt-4o-mini": 5}', 'admin', 'admin')`)
+	exec(t, raw, `INSERT INTO "LiteLLM_TeamTable" (team_id, models, default_team_member_models, metadata, updated_at) VALUES
+		('scoped', '{gpt-4o,gpt-4o-mini,o3}', '{gpt-4o-mini}', '{"team_member_budget_id": "tmpl"}', now()),
+		('cloned', '{gpt-4o}', '{}', '{"team_member_budget_id": "tmpl"}', now()),
+		('plain', '{gpt-4o}', '{}', '{}', now()),
+		('gone', '{gpt-4o}', '{}', '{"team_member_budget_id": "deleted-budget"}', now())`)
+	for _, team := range []string{"scoped", "cloned", "plain", "gone"} {
+		for _, u := range []string{"u1", "u2"} {
+			if _, err := applyTeams(ctx, w, u, "", []teamOp{{Team: team, Role: "user"}}, KeysLeave, "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	type budget struct {
+		id, duration string
+		models       []string
+		max          *float64
+		resetSet     bool
+	}
+	budgets := func(team string) []budget {
+		t.Helper()
+		rows, err := raw.Query(ctx, `SELECT b.budget_id, COALESCE(b.budget_duration, ''), COALESCE(b.allowed_models, '{}'), b.max_budget, b.budget_reset_at IS NOT NULL
+			FROM "LiteLLM_TeamMembership" m JOIN "LiteLLM_BudgetTable" b USING (budget_id) WHERE m.team_id = $1 ORDER BY m.user_id`, team)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []budget
+		for rows.Next() {
+			var b budget
+			if err := rows.Scan(&b.id, &b.duration, &b.models, &b.max, &b.resetSet); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	scoped := budgets("scoped")
+	if len(scoped) != 2 || scoped[0].id == scoped[1].id || !slices.Equal(scoped[0].models, []string{"gpt-4o-mini"}) || scoped[0].max != nil || scoped[0].duration != "" {
+		t.Fatalf("default_team_member_models: %+v (want a fresh budget per member limited to gpt-4o-mini)", scoped)
+	}
+	cloned := budgets("cloned")
+	if len(cloned) != 2 || cloned[0].id == "tmpl" || cloned[0].id == cloned[1].id || cloned[0].max == nil || *cloned[0].max != 25 ||
+		cloned[0].duration != "7d" || !cloned[0].resetSet || !slices.Equal(cloned[0].models, []string{"gpt-4o-mini"}) {
+		t.Fatalf("default member budget: %+v (want a clone per member)", cloned)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_TeamMembership" WHERE team_id IN ('plain', 'gone')`); n != 0 {
+		t.Fatalf("%d membership rows without a budget", n)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_BudgetTable" WHERE budget_id = 'tmpl' AND max_budget = 25`); n != 1 {
+		t.Fatal("the team's default budget was changed")
+	}
+}
+
+func TestBudgetWindow(t *testing.T) {
+	for in, want := range map[string]time.Duration{"30s": 30 * time.Second, "10m": 10 * time.Minute, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "1w": 7 * 24 * time.Hour, "1mo": 30 * 24 * time.Hour} {
+		if got, ok := budgetWindow(in); !ok || got != want {
+			t.Errorf("%s: %v %v", in, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "d", "-1d", "1y", "1.5h"} {
+		if _, ok := budgetWindow(bad); ok {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
