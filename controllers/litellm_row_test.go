@@ -278,21 +278,29 @@ func TestDeleteLikeLiteLLMAndDeleteBlocked(t *testing.T) {
 	createUser(t, stuck)
 	waitUser(t, client.ObjectKeyFromObject(stuck), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 	sqlExec(t, url, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id) VALUES ($1, $2)`, "skey-"+ns, stuck.Spec.UserID)
+	// A JWT mapping on the key no longer blocks (LiteLLM's FK cascades since
+	// issue #33702); a table of a newer release that references the user does.
 	sqlExec(t, url, `INSERT INTO "LiteLLM_JWTKeyMapping" (id, jwt_claim_name, jwt_claim_value, token, updated_at) VALUES ($1, 'sub', $1, $2, now())`, "m-"+ns, "skey-"+ns)
+	sqlExec(t, url, `CREATE TABLE IF NOT EXISTS "LiteLLM_FutureGrant" (id text PRIMARY KEY, user_id text NOT NULL REFERENCES "LiteLLM_UserTable"(user_id) ON DELETE RESTRICT)`)
+	sqlExec(t, url, `INSERT INTO "LiteLLM_FutureGrant" (id, user_id) VALUES ($1, $2)`, "g-"+ns, stuck.Spec.UserID)
 	if err := k8sClient.Delete(context.Background(), stuck); err != nil {
 		t.Fatal(err)
 	}
 	waitUser(t, client.ObjectKeyFromObject(stuck), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
 		return conditionIs(pu, rolesyncv1.ConditionDeleteBlocked, metav1.ConditionTrue, rolesyncv1.ReasonDeleteBlocked)
 	})
-	waitEvent(t, stuck, rolesyncv1.ReasonDeleteBlocked, "LiteLLM_JWTKeyMapping")
+	waitEvent(t, stuck, rolesyncv1.ReasonDeleteBlocked, "LiteLLM_FutureGrant")
 	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1`, stuck.Spec.UserID) +
 		sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE user_id = $1`, stuck.Spec.UserID); n != 2 {
 		t.Fatal("a blocked delete removed part of the user")
 	}
-	// The admin removes the mapping: the delete completes on the next retry.
-	sqlExec(t, url, `DELETE FROM "LiteLLM_JWTKeyMapping" WHERE id = $1`, "m-"+ns)
+	// The admin removes the row: the delete completes on the next retry, the
+	// key's JWT mapping with it.
+	sqlExec(t, url, `DELETE FROM "LiteLLM_FutureGrant" WHERE id = $1`, "g-"+ns)
 	waitGone(t, stuck)
+	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_JWTKeyMapping" WHERE id = $1`, "m-"+ns); n != 0 {
+		t.Fatal("the key's JWT mapping survived its key")
+	}
 	if n := sqlCount(t, url, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1`, stuck.Spec.UserID); n != 0 {
 		t.Fatal("row survived")
 	}

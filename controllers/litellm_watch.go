@@ -2,11 +2,14 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/rolesync/rolesync/internal/proxydb"
 )
 
 var roleWriters = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -14,14 +17,26 @@ var roleWriters = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Help: "1 when rolesync sees LiteLLM itself configured to write user roles (writer=sso_config_role_mappings: role_mappings in LiteLLM_SSOConfig); the two writers then fight.",
 }, []string{"writer"})
 
+var (
+	schemaInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rolesync_litellm_schema_info",
+		Help: "1 for LiteLLM's newest applied migration as rolesync found it in the proxy database (\"\" when unknown).",
+	}, []string{"migration"})
+	schemaMissing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rolesync_litellm_schema_missing_columns",
+		Help: "Columns rolesync reads or writes that LiteLLM's schema lacks (or holds with another type); a missing required one stops every write.",
+	})
+)
+
 func init() {
-	metrics.Registry.MustRegister(roleWriters)
+	metrics.Registry.MustRegister(roleWriters, schemaInfo, schemaMissing)
 }
 
-// RoleWriterSource tells whether LiteLLM's own settings map roles;
-// *proxydb.DB implements it.
+// RoleWriterSource tells whether LiteLLM's own settings map roles, and
+// what LiteLLM's schema holds; *proxydb.DB implements it.
 type RoleWriterSource interface {
 	SSORoleMappings(ctx context.Context) (bool, error)
+	Schema(ctx context.Context) (proxydb.SchemaReport, error)
 }
 
 // LiteLLMWatch looks, once per period, at what rolesync can see of
@@ -37,7 +52,25 @@ type LiteLLMWatch struct {
 func (w *LiteLLMWatch) Start(ctx context.Context) error {
 	logger := log.FromContext(ctx).WithName("litellm-watch")
 	on := false
+	lastSchema := "-"
 	check := func() {
+		if rep, err := w.Source.Schema(ctx); err == nil {
+			missing := make([]string, len(rep.Missing))
+			for i, c := range rep.Missing {
+				missing[i] = c.String()
+			}
+			if seen := rep.Migration + "|" + strings.Join(missing, ","); seen != lastSchema {
+				lastSchema = seen
+				if refused := rep.Refused(); refused != nil {
+					logger.Error(refused, "Found LiteLLM's schema without columns rolesync writes", "migration", rep.Migration)
+				} else {
+					logger.Info("Found LiteLLM's schema", "migration", rep.Migration, "missingOptional", missing)
+				}
+				schemaInfo.Reset()
+				schemaInfo.WithLabelValues(rep.Migration).Set(1)
+				schemaMissing.Set(float64(len(rep.Missing)))
+			}
+		}
 		now, err := w.Source.SSORoleMappings(ctx)
 		if err != nil {
 			return // the database is down: the ProxyUser controller reports that

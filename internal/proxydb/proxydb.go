@@ -63,14 +63,23 @@ func Open(ctx context.Context, dsn string, maxConns int32) (*DB, error) {
 
 // statements returns the write statements for this database: with audit
 // log rows when "LiteLLM_AuditLog" exists, and copying deleted keys with
-// every column LiteLLM's two key tables share (asked once).
+// every column LiteLLM's two key tables share (asked once). A schema that
+// lacks a column rolesync writes is refused (*SchemaError) and asked again
+// at the next write, so the writes resume once LiteLLM's migrations ran.
 func (d *DB) statements(ctx context.Context) (*statements, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stmts == nil {
+		rep, err := d.Schema(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := rep.Refused(); err != nil {
+			return nil, err
+		}
 		var audit bool
 		var keyCols, deletedCols []string
-		err := d.pool.QueryRow(ctx, `SELECT to_regclass('"LiteLLM_AuditLog"') IS NOT NULL,
+		err = d.pool.QueryRow(ctx, `SELECT to_regclass('"LiteLLM_AuditLog"') IS NOT NULL,
 			COALESCE((SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns
 				WHERE table_schema = current_schema() AND table_name = 'LiteLLM_VerificationToken'), '{}'),
 			COALESCE((SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns
@@ -78,6 +87,9 @@ func (d *DB) statements(ctx context.Context) (*statements, error) {
 			Scan(&audit, &keyCols, &deletedCols)
 		if err != nil {
 			return nil, err
+		}
+		for _, c := range rep.Missing {
+			audit = audit && c.Table != "LiteLLM_AuditLog" // an audit log without LiteLLM's columns is not written
 		}
 		s := buildStatements(audit)
 		s.copyKeys, s.copyErr = buildKeyCopy(keyCols, deletedCols)

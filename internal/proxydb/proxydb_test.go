@@ -367,13 +367,14 @@ func TestDeleteBlockedNamesTheTableAndDeletesNothing(t *testing.T) {
 	ctx := context.Background()
 	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_role) VALUES ('gina', 'internal_user')`)
 	exec(t, raw, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id) VALUES ('gk', 'gina')`)
-	// A JWT-to-key mapping points at gina's key (ON DELETE RESTRICT): LiteLLM's
-	// /user/delete does not remove those, so neither does rolesync.
-	exec(t, raw, `INSERT INTO "LiteLLM_JWTKeyMapping" (id, jwt_claim_name, jwt_claim_value, token, updated_at) VALUES ('m', 'sub', 'gina', 'gk', now())`)
+	// A table of a newer LiteLLM release rolesync does not know references
+	// gina (ON DELETE RESTRICT): nothing is deleted, the table is named.
+	exec(t, raw, `CREATE TABLE "LiteLLM_FutureGrant" (id text PRIMARY KEY, user_id text NOT NULL REFERENCES "LiteLLM_UserTable"(user_id) ON DELETE RESTRICT)`)
+	exec(t, raw, `INSERT INTO "LiteLLM_FutureGrant" (id, user_id) VALUES ('g', 'gina')`)
 	err := db.Delete(ctx, "gina", "deletionPolicy Delete", "ai/gina")
 	var blocked *DeleteBlockedError
-	if !errors.As(err, &blocked) || blocked.Table != "LiteLLM_JWTKeyMapping" {
-		t.Fatalf("want DeleteBlockedError naming LiteLLM_JWTKeyMapping, got %v", err)
+	if !errors.As(err, &blocked) || blocked.Table != "LiteLLM_FutureGrant" {
+		t.Fatalf("want DeleteBlockedError naming LiteLLM_FutureGrant, got %v", err)
 	}
 	for _, q := range []string{
 		`SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = 'gina'`,

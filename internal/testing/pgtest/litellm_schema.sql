@@ -2,7 +2,10 @@
 -- Prisma migrations create them in PostgreSQL.
 --
 -- Follows: BerriAI/litellm schema.prisma at commit 029f645f1c81 (late 2026),
--- plus the migration that adds "LiteLLM_UserTable_user_email_lower_idx".
+-- plus the migration that adds "LiteLLM_UserTable_user_email_lower_idx" and
+-- the one that makes "LiteLLM_JWTKeyMapping_token_fkey" ON DELETE CASCADE
+-- (LiteLLM issue #33702). proxydb.Columns lists every column rolesync reads
+-- or writes; TestLiteLLMSchemaHasEveryColumnRolesyncUses holds it to this file.
 -- Derived by hand with Prisma's PostgreSQL mapping: String -> TEXT,
 -- String[] -> TEXT[], Float -> DOUBLE PRECISION, BigInt -> BIGINT,
 -- Int -> INTEGER, Json -> JSONB, DateTime -> TIMESTAMP(3), @default(now()) ->
@@ -349,7 +352,10 @@ ALTER TABLE "LiteLLM_VerificationToken" ADD CONSTRAINT "LiteLLM_VerificationToke
 ALTER TABLE "LiteLLM_VerificationToken" ADD CONSTRAINT "LiteLLM_VerificationToken_organization_id_fkey" FOREIGN KEY ("organization_id") REFERENCES "LiteLLM_OrganizationTable"("organization_id") ON DELETE SET NULL ON UPDATE CASCADE;
 ALTER TABLE "LiteLLM_VerificationToken" ADD CONSTRAINT "LiteLLM_VerificationToken_project_id_fkey" FOREIGN KEY ("project_id") REFERENCES "LiteLLM_ProjectTable"("project_id") ON DELETE SET NULL ON UPDATE CASCADE;
 ALTER TABLE "LiteLLM_VerificationToken" ADD CONSTRAINT "LiteLLM_VerificationToken_object_permission_id_fkey" FOREIGN KEY ("object_permission_id") REFERENCES "LiteLLM_ObjectPermissionTable"("object_permission_id") ON DELETE SET NULL ON UPDATE CASCADE;
-ALTER TABLE "LiteLLM_JWTKeyMapping" ADD CONSTRAINT "LiteLLM_JWTKeyMapping_token_fkey" FOREIGN KEY ("token") REFERENCES "LiteLLM_VerificationToken"("token") ON DELETE RESTRICT ON UPDATE CASCADE;
+-- ON DELETE CASCADE since LiteLLM's migration for issue #33702 (mid 2026): a
+-- key referenced by a JWT mapping could not be deleted; the mapping now goes
+-- with its key.
+ALTER TABLE "LiteLLM_JWTKeyMapping" ADD CONSTRAINT "LiteLLM_JWTKeyMapping_token_fkey" FOREIGN KEY ("token") REFERENCES "LiteLLM_VerificationToken"("token") ON DELETE CASCADE ON UPDATE CASCADE;
 ALTER TABLE "LiteLLM_TeamMembership" ADD CONSTRAINT "LiteLLM_TeamMembership_budget_id_fkey" FOREIGN KEY ("budget_id") REFERENCES "LiteLLM_BudgetTable"("budget_id") ON DELETE SET NULL ON UPDATE CASCADE;
 ALTER TABLE "LiteLLM_OrganizationMembership" ADD CONSTRAINT "LiteLLM_OrganizationMembership_user_id_fkey" FOREIGN KEY ("user_id") REFERENCES "LiteLLM_UserTable"("user_id") ON DELETE RESTRICT ON UPDATE CASCADE;
 ALTER TABLE "LiteLLM_OrganizationMembership" ADD CONSTRAINT "LiteLLM_OrganizationMembership_organization_id_fkey" FOREIGN KEY ("organization_id") REFERENCES "LiteLLM_OrganizationTable"("organization_id") ON DELETE RESTRICT ON UPDATE CASCADE;
