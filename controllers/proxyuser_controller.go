@@ -93,6 +93,11 @@ type ProxyUserReconciler struct {
 	DriftPolicy DriftPolicy
 	// KeyRevocation defaults to Off.
 	KeyRevocation KeyRevocation
+	// LiteLLMCacheTTL is LiteLLM's user cache TTL
+	// (general_settings.user_api_key_cache_ttl): a write is in force in
+	// LiteLLM at most this long after it. It defaults to
+	// DefaultLiteLLMCacheTTL.
+	LiteLLMCacheTTL time.Duration
 	// ResyncPeriod is how often (jittered by 10%) each user's row is compared
 	// with status; it defaults to DefaultResyncPeriod.
 	ResyncPeriod time.Duration
@@ -244,6 +249,7 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	} else {
 		sr = r.sync(ctx, pu, res)
 	}
+	sr.CacheTTL = r.cacheTTL()
 	tr := r.syncTeams(ctx, pu, claims, res, sr)
 	proxyuser.SetStatus(pu, res, sr, tr, metav1.Now())
 	r.recordEvents(base, pu, res, sr)
@@ -324,8 +330,8 @@ func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res
 	if (before.Status.Role != pu.Status.Role || newlyDenied) && r.tallyMove(before, pu, res) {
 		newlyDenied = false // counted for the RoleMapping's UsersMoved Event
 	} else if before.Status.Role != pu.Status.Role {
-		r.eventf(pu, "Normal", rolesyncv1.ReasonRoleChanged, "Resolve", "Role changed from %s to %s: %s",
-			roleText(before.Status.Role), roleText(pu.Status.Role), res.Message)
+		r.eventf(pu, "Normal", rolesyncv1.ReasonRoleChanged, "Resolve", "Role changed from %s to %s: %s; in force in LiteLLM within %s of the database write (its user cache)",
+			roleText(before.Status.Role), roleText(pu.Status.Role), res.Message, r.cacheTTL())
 	}
 	if newlyDenied {
 		r.eventf(pu, "Warning", res.Reason, "Resolve", "Denied: %s", res.Message)
@@ -423,9 +429,19 @@ func (r *ProxyUserReconciler) olderTwin(ctx context.Context, pu *rolesyncv1.Prox
 	return owner.Name, nil
 }
 
+// DefaultLiteLLMCacheTTL is LiteLLM's default user_api_key_cache_ttl.
+const DefaultLiteLLMCacheTTL = 60 * time.Second
+
 // DefaultResyncPeriod is how often each user's row is compared with its
 // status when no period is set (--resync-period's default).
 const DefaultResyncPeriod = 10 * time.Minute
+
+func (r *ProxyUserReconciler) cacheTTL() time.Duration {
+	if r.LiteLLMCacheTTL <= 0 {
+		return DefaultLiteLLMCacheTTL
+	}
+	return r.LiteLLMCacheTTL
+}
 
 func (r *ProxyUserReconciler) resyncPeriod() time.Duration {
 	return resyncPeriod(r.ResyncPeriod)

@@ -19,10 +19,12 @@ type Options struct {
 	// Registry is shared by the controllers and the login server.
 	Registry *rolemap.Registry
 	// Store is the proxy database, or nil to run without one.
-	Store                   UserStore
-	DriftPolicy             DriftPolicy
-	KeyRevocation           KeyRevocation
-	ResyncPeriod            time.Duration
+	Store         UserStore
+	DriftPolicy   DriftPolicy
+	KeyRevocation KeyRevocation
+	ResyncPeriod  time.Duration
+	// LiteLLMCacheTTL is LiteLLM's user cache TTL (0: DefaultLiteLLMCacheTTL).
+	LiteLLMCacheTTL         time.Duration
 	MaxConcurrentReconciles int
 	// EventRate and EventBurst budget ProxyUser Events (0: the defaults).
 	EventRate  float64
@@ -73,6 +75,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		DriftPolicy:             o.DriftPolicy,
 		KeyRevocation:           o.KeyRevocation,
 		ResyncPeriod:            o.ResyncPeriod,
+		LiteLLMCacheTTL:         o.LiteLLMCacheTTL,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		Changes:                 changes,
 		Teams:                   teams,

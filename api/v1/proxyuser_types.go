@@ -152,6 +152,14 @@ type ProxyUserStatus struct {
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 
+	// inForceBy is when the last database write is in force in LiteLLM at
+	// the latest: lastSyncTime plus LiteLLM's user cache TTL
+	// (--litellm-cache-ttl, its general_settings.user_api_key_cache_ttl).
+	// LiteLLM serves user, team and key objects from that cache, and a
+	// database write cannot evict them.
+	// +optional
+	InForceBy *metav1.Time `json:"inForceBy,omitempty"`
+
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

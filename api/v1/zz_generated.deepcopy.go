@@ -151,6 +151,10 @@ func (in *ProxyUserStatus) DeepCopyInto(out *ProxyUserStatus) {
 		in, out := &in.LastSyncTime, &out.LastSyncTime
 		*out = (*in).DeepCopy()
 	}
+	if in.InForceBy != nil {
+		in, out := &in.InForceBy, &out.InForceBy
+		*out = (*in).DeepCopy()
+	}
 	if in.Teams != nil {
 		in, out := &in.Teams, &out.Teams
 		*out = make([]TeamMembership, len(*in))

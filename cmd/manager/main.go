@@ -56,6 +56,7 @@ type managerOptions struct {
 type syncOptions struct {
 	DatabaseURL   string
 	ResyncPeriod  time.Duration
+	CacheTTL      time.Duration
 	DriftPolicy   string
 	KeyRevocation string
 	EventRate     float64
@@ -70,6 +71,8 @@ func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
 		"PostgreSQL URL of the LiteLLM proxy database (default $DATABASE_URL). Empty runs without a database: roles are resolved into status only (Synced=Unknown).")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", controllers.DefaultResyncPeriod,
 		"How often (jittered by 10%) each user's database row is compared with its status.")
+	fs.DurationVar(&o.CacheTTL, "litellm-cache-ttl", controllers.DefaultLiteLLMCacheTTL,
+		"LiteLLM's user cache TTL (its general_settings.user_api_key_cache_ttl): a change rolesync writes is in force in LiteLLM at most this long after the write (ProxyUser status.inForceBy; 0 means the default).")
 	fs.StringVar(&o.DriftPolicy, "drift-policy", string(controllers.DriftEnforce),
 		"What to do when a row differs from status: Enforce (rewrite it, Event DriftCorrected) or Report (Drifted=True, no write).")
 	fs.StringVar(&o.KeyRevocation, "key-revocation", string(controllers.KeyRevocationOff),
@@ -135,6 +138,9 @@ func (o *syncOptions) validate() error {
 	case controllers.KeyRevocationOff, controllers.KeyRevocationBlock:
 	default:
 		return fmt.Errorf("--key-revocation must be Block or Off, not %q", o.KeyRevocation)
+	}
+	if o.CacheTTL < 0 {
+		return fmt.Errorf("--litellm-cache-ttl must not be negative, not %s", o.CacheTTL)
 	}
 	if o.ResyncPeriod < time.Second {
 		return fmt.Errorf("--resync-period must be at least 1s, not %s", o.ResyncPeriod)
@@ -229,6 +235,7 @@ func main() {
 		DriftPolicy:             controllers.DriftPolicy(syncOpts.DriftPolicy),
 		KeyRevocation:           controllers.KeyRevocation(syncOpts.KeyRevocation),
 		ResyncPeriod:            syncOpts.ResyncPeriod,
+		LiteLLMCacheTTL:         syncOpts.CacheTTL,
 		MaxConcurrentReconciles: mgrOpts.MaxConcurrent,
 		EventRate:               syncOpts.EventRate,
 		EventBurst:              syncOpts.EventBurst,

@@ -2,6 +2,7 @@ package proxyuser
 
 import (
 	"fmt"
+	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,6 +47,9 @@ type SyncResult struct {
 	Ambiguous error
 	// Unmanaged is the role rolesync does not manage found in the row (left alone).
 	Unmanaged string
+	// CacheTTL is LiteLLM's user cache TTL: a write is in force in LiteLLM
+	// at most this long after it (status.inForceBy).
+	CacheTTL time.Duration
 	// Competing: the corrected drift came soon after the previous correction.
 	Competing bool
 	// Conflict names (namespace/name) the older ProxyUser with the same
@@ -111,6 +115,8 @@ func setSyncStatus(pu *rolesyncv1.ProxyUser, res rolemap.Resolution, sr SyncResu
 		if sr.Wrote || st.SyncedRole != want {
 			st.SyncedRole = want
 			st.LastSyncTime = &now
+			inForce := metav1.NewTime(now.Add(sr.CacheTTL))
+			st.InForceBy = &inForce
 		}
 		st.DatabaseUserID, st.Deactivated = sr.Row, sr.Inactive && sr.Row != ""
 		msg := "the database holds " + string(want)
@@ -137,7 +143,7 @@ func setSyncStatus(pu *rolesyncv1.ProxyUser, res rolemap.Resolution, sr SyncResu
 // userID and issuer already owns. It is never resolved nor synced.
 func SetDuplicateStatus(pu *rolesyncv1.ProxyUser, owner string) {
 	st := &pu.Status
-	st.Role, st.Source, st.SyncedRole, st.LastSyncTime = "", nil, "", nil
+	st.Role, st.Source, st.SyncedRole, st.LastSyncTime, st.InForceBy = "", nil, "", nil, nil
 	msg := fmt.Sprintf("ProxyUser %s, created earlier, has the same userID and issuer; this one is ignored until it is deleted", owner)
 	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: rolesyncv1.ConditionSynced, Status: metav1.ConditionFalse,
 		Reason: rolesyncv1.ReasonDuplicateUser, Message: msg, ObservedGeneration: pu.Generation})

@@ -183,3 +183,20 @@ func TestDeactivatedStatus(t *testing.T) {
 		t.Fatal("deactivated without a database")
 	}
 }
+
+// status.inForceBy says when a write is in force in LiteLLM at the latest:
+// the write's time plus LiteLLM's user cache TTL; a confirmation that
+// writes nothing keeps it.
+func TestInForceBy(t *testing.T) {
+	now := metav1.NewTime(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	allowed := rolemap.Resolution{Role: rolesyncv1.RoleInternalUser, Reason: rolesyncv1.ReasonResolved}
+	pu := &rolesyncv1.ProxyUser{}
+	SetStatus(pu, allowed, SyncResult{Wrote: true, Row: "u", CacheTTL: time.Minute}, TeamsResult{}, now)
+	if pu.Status.InForceBy == nil || !pu.Status.InForceBy.Time.Equal(now.Add(time.Minute)) {
+		t.Fatalf("inForceBy %v, want %v", pu.Status.InForceBy, now.Add(time.Minute))
+	}
+	SetStatus(pu, allowed, SyncResult{Row: "u", CacheTTL: time.Minute}, TeamsResult{}, metav1.NewTime(now.Add(time.Hour)))
+	if !pu.Status.InForceBy.Time.Equal(now.Add(time.Minute)) {
+		t.Fatalf("a confirmation moved inForceBy to %v", pu.Status.InForceBy)
+	}
+}
