@@ -1,10 +1,14 @@
 package v1
 
 // Condition types used on RoleMapping and ProxyUser status. Each has one
-// writer: the RoleMapping controller writes a RoleMapping's Ready; the
-// ProxyUser controller writes every ProxyUser condition (Ready, Synced,
-// Drifted, Denied, DeleteBlocked). The login server writes ProxyUser spec
-// only (claims, login time): the controller derives conditions from it.
+// writer: the leader's RoleMapping controller writes a RoleMapping's status
+// (every replica loads mappings for its login server; only the leader
+// writes, with a resourceVersion precondition); the ProxyUser controller
+// writes every ProxyUser condition (Ready, Synced, Drifted, Denied,
+// DeleteBlocked, TeamsSynced), all through the pure setters of
+// internal/proxyuser, Ready last as the summary of the others
+// (proxyuser.ReadySteps). The login server writes ProxyUser spec only
+// (claims, login time): the controller derives conditions from it.
 const (
 	// ConditionReady is True when the object is valid and fully reconciled.
 	ConditionReady = "Ready"
