@@ -93,6 +93,9 @@ type ProxyUserReconciler struct {
 	DriftPolicy DriftPolicy
 	// KeyRevocation defaults to Off.
 	KeyRevocation KeyRevocation
+	// KeepDeniedActive leaves a denied user's LiteLLM activation alone
+	// (--deactivate-denied=false); by default a denied user is deactivated.
+	KeepDeniedActive bool
 	// LiteLLMCacheTTL is LiteLLM's user cache TTL
 	// (general_settings.user_api_key_cache_ttl): a write is in force in
 	// LiteLLM at most this long after it. It defaults to

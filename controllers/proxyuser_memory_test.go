@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 )
 
@@ -41,5 +42,26 @@ func TestFinalizeForgetsTheUser(t *testing.T) {
 	}
 	if _, ok := r.checked.Load(k8stypes.UID("uid-other")); !ok {
 		t.Error("another user's mark was dropped")
+	}
+}
+
+// --deactivate-denied=false only demotes a denied user, and a grant still
+// lifts the deactivations rolesync made before it was turned off.
+func TestActivationFollowsTheFlag(t *testing.T) {
+	denied, granted := resolution{Denied: true}, resolution{Role: rolesyncv1.RoleInternalUser}
+	on, off := &ProxyUserReconciler{}, &ProxyUserReconciler{KeepDeniedActive: true}
+	for _, tc := range []struct {
+		r    *ProxyUserReconciler
+		res  resolution
+		want proxydb.Activation
+	}{
+		{on, denied, proxydb.ActivationDeactivate},
+		{on, granted, proxydb.ActivationRestore},
+		{off, denied, proxydb.ActivationLeave},
+		{off, granted, proxydb.ActivationRestore},
+	} {
+		if got := tc.r.activation(tc.res); got != tc.want {
+			t.Errorf("keepDeniedActive=%v denied=%v: %v, want %v", tc.r.KeepDeniedActive, tc.res.Denied, got, tc.want)
+		}
 	}
 }

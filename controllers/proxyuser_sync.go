@@ -112,7 +112,7 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 // when the row no longer exists.
 func (r *ProxyUserReconciler) apply(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, rowUserID string, drifted bool, rowRole string) (proxyuser.SyncResult, bool) {
 	o, err := r.Store.Apply(ctx, proxydb.Change{RowUserID: rowUserID, Role: string(res.RowRole()), Keys: r.keys(res),
-		Activation: activation(res), Reason: auditReason(res), Object: objectName(pu)})
+		Activation: r.activation(res), Reason: auditReason(res), Object: objectName(pu)})
 	if err != nil {
 		r.checked.Delete(pu.UID)
 		return proxyuser.SyncResult{Err: err}, false
@@ -162,12 +162,16 @@ func (r *ProxyUserReconciler) keys(res resolution) proxydb.Keys {
 // denied user is deactivated (LiteLLM's key authentication then refuses
 // every key of the user, whatever door they came through: the UI, the CLI
 // login, an existing key); a granted user gets back what rolesync took
-// away, never a deactivation LiteLLM's SCIM made.
-func activation(res resolution) proxydb.Activation {
-	if res.Denied {
-		return proxydb.ActivationDeactivate
+// away, never a deactivation LiteLLM's SCIM made (even with
+// --deactivate-denied=false, so turning it off never strands a user).
+func (r *ProxyUserReconciler) activation(res resolution) proxydb.Activation {
+	switch {
+	case !res.Denied:
+		return proxydb.ActivationRestore
+	case r.KeepDeniedActive:
+		return proxydb.ActivationLeave
 	}
-	return proxydb.ActivationRestore
+	return proxydb.ActivationDeactivate
 }
 
 // revokes reports whether a drift check must write even when the role

@@ -22,7 +22,9 @@ type Options struct {
 	Store         UserStore
 	DriftPolicy   DriftPolicy
 	KeyRevocation KeyRevocation
-	ResyncPeriod  time.Duration
+	// KeepDeniedActive: --deactivate-denied=false.
+	KeepDeniedActive bool
+	ResyncPeriod     time.Duration
 	// LiteLLMCacheTTL is LiteLLM's user cache TTL (0: DefaultLiteLLMCacheTTL).
 	LiteLLMCacheTTL         time.Duration
 	MaxConcurrentReconciles int
@@ -74,6 +76,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Moves:                   moves,
 		DriftPolicy:             o.DriftPolicy,
 		KeyRevocation:           o.KeyRevocation,
+		KeepDeniedActive:        o.KeepDeniedActive,
 		ResyncPeriod:            o.ResyncPeriod,
 		LiteLLMCacheTTL:         o.LiteLLMCacheTTL,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,

@@ -59,6 +59,7 @@ type syncOptions struct {
 	CacheTTL      time.Duration
 	DriftPolicy   string
 	KeyRevocation string
+	Deactivate    bool
 	EventRate     float64
 	EventBurst    int
 }
@@ -77,6 +78,8 @@ func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
 		"What to do when a row differs from status: Enforce (rewrite it, Event DriftCorrected) or Report (Drifted=True, no write).")
 	fs.StringVar(&o.KeyRevocation, "key-revocation", string(controllers.KeyRevocationOff),
 		"What a denied user (and one deleted with deletionPolicy Downgrade) loses besides the role: Block (their LiteLLM virtual keys are blocked, and unblocked when a role is granted again; only keys rolesync blocked) or Off (keys keep working).")
+	fs.BoolVar(&o.Deactivate, "deactivate-denied", true,
+		"Deactivate a denied user in LiteLLM the way its SCIM does (metadata.scim_active=false: LiteLLM refuses every key of the user, whatever door they use); rolesync lifts only its own deactivation when a role is granted again, also after this is turned off.")
 	fs.Float64Var(&o.EventRate, "event-rate", controllers.DefaultEventRate,
 		"ProxyUser Events per second, sustained; beyond the budget Events are dropped (and counted), status still records every change.")
 	fs.IntVar(&o.EventBurst, "event-burst", controllers.DefaultEventBurst, "ProxyUser Events allowed at once.")
@@ -234,6 +237,7 @@ func main() {
 		Registry:                registry,
 		DriftPolicy:             controllers.DriftPolicy(syncOpts.DriftPolicy),
 		KeyRevocation:           controllers.KeyRevocation(syncOpts.KeyRevocation),
+		KeepDeniedActive:        !syncOpts.Deactivate,
 		ResyncPeriod:            syncOpts.ResyncPeriod,
 		LiteLLMCacheTTL:         syncOpts.CacheTTL,
 		MaxConcurrentReconciles: mgrOpts.MaxConcurrent,
