@@ -4,6 +4,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -24,6 +26,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxyuser"
+	"github.com/rolesync/rolesync/internal/review"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -45,6 +48,9 @@ type RoleMappingReconciler struct {
 	// replicas never race on it nor count users from caches that disagree.
 	// nil means this replica always leads.
 	Elected <-chan struct{}
+	// Brake holds an edit that would deny or demote too many users
+	// (review.Brake; the zero value is off).
+	Brake review.Brake
 }
 
 // leading reports whether this replica writes status.
@@ -82,7 +88,10 @@ func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	base := rm.DeepCopy()
-	invalid := r.load(rm)
+	invalid, err := r.load(ctx, rm)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	if r.leading() {
 		users, err := r.countUsers(ctx, rm)
 		if err != nil {
@@ -113,12 +122,28 @@ func (r *RoleMappingReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // an invalid one, its last valid generation) into the Registry, notifies
 // the ProxyUser controller when the engine changed, and sets the status
 // from the result. It returns the errors of an invalid spec.
-func (r *RoleMappingReconciler) load(rm *rolesyncv1.RoleMapping) field.ErrorList {
-	if g, seen := r.Registry.Observed(rm.Namespace, rm.Name); seen && g == rm.Generation && (rm.Status.ObservedGeneration == rm.Generation || !r.leading()) {
-		return nil // refused (or loaded) already: reported once per generation, by the leader
+func (r *RoleMappingReconciler) load(ctx context.Context, rm *rolesyncv1.RoleMapping) (field.ErrorList, error) {
+	inForce, _ := r.Registry.InForce(rm.Namespace, rm.Name)
+	releasing := confirmed(rm) && inForce != rm.Generation // a held generation was just confirmed
+	if g, seen := r.Registry.Observed(rm.Namespace, rm.Name); seen && g == rm.Generation && !releasing &&
+		(rm.Status.ObservedGeneration == rm.Generation || !r.leading()) {
+		return nil, nil // refused, held or loaded already: reported once per generation, by the leader
 	}
 	m, errs := rolemap.Compile(rm)
+	hold, err := r.hold(ctx, rm, m)
+	if err != nil {
+		return nil, err
+	}
 	switch {
+	case hold != nil:
+		// The mass-change brake: the engine keeps the generation in force
+		// (restored from status after a restart) until an admin confirms.
+		if r.restoreLastValid(rm) {
+			r.notify(rm.Namespace)
+		}
+		r.Registry.SetInvalid(rm.Namespace, rm.Name, rm.Generation)
+		rolemap.SetHeldStatus(rm, r.Registry.Mapping(rm.Namespace, rm.Name), hold.lost, hold.users, hold.threshold)
+		return nil, nil
 	case m != nil:
 		r.Registry.Set(m)
 		r.notify(rm.Namespace)
@@ -131,9 +156,53 @@ func (r *RoleMappingReconciler) load(rm *rolesyncv1.RoleMapping) field.ErrorList
 	}
 	rolemap.SetStatus(rm, m, errs, r.Registry.Mapping(rm.Namespace, rm.Name))
 	if m == nil {
-		return errs
+		return errs, nil
 	}
-	return nil
+	return nil, nil
+}
+
+// confirmed reports whether the rolesync.dev/confirm-generation annotation
+// names the mapping's current generation.
+func confirmed(rm *rolesyncv1.RoleMapping) bool {
+	return rm.Annotations[rolesyncv1.ConfirmGenerationAnnotation] == strconv.FormatInt(rm.Generation, 10)
+}
+
+// held is what the mass-change brake found.
+type held struct{ lost, users, threshold int }
+
+// hold decides whether the brake holds m, the valid current generation:
+// it would deny or demote at least the brake's threshold of the
+// namespace's users (decided on their stored claims against the engine in
+// force, and with m in it; after a restart the generation in force comes
+// from status), so every replica and a restarted manager decide alike.
+func (r *RoleMappingReconciler) hold(ctx context.Context, rm *rolesyncv1.RoleMapping, m *rolemap.Mapping) (*held, error) {
+	if m == nil || r.Brake.Percent <= 0 || confirmed(rm) || rm.Status.GenerationInForce == rm.Generation {
+		return nil, nil // invalid, no brake, confirmed, or this generation is in force already
+	}
+	var list rolesyncv1.ProxyUserList
+	if err := r.List(ctx, &list, client.InNamespace(rm.Namespace)); err != nil {
+		return nil, fmt.Errorf("list proxy users for the mass-change brake of %s/%s: %w", rm.Namespace, rm.Name, err)
+	}
+	// The engine in force, with this mapping's generation in force (from
+	// status when this replica has none yet), and the one m would make.
+	base := r.Registry.Mappings(rm.Namespace)
+	if !slices.ContainsFunc(base, func(x *rolemap.Mapping) bool { return x.Name == rm.Name }) {
+		if last := rolemap.LastValid(rm); last != nil {
+			base = append(base, last)
+		}
+	}
+	proposed := []*rolemap.Mapping{m}
+	for _, x := range base {
+		if x.Name != rm.Name {
+			proposed = append(proposed, x)
+		}
+	}
+	rep := review.Diff(list.Items, review.Engines{rm.Namespace: rolemap.NewEngine(base...)}, review.Engines{rm.Namespace: rolemap.NewEngine(proposed...)})
+	lost, users := rep.Losses()[rm.Namespace], len(list.Items)
+	if !r.Brake.Trips(lost, users) {
+		return nil, nil
+	}
+	return &held{lost: lost, users: users, threshold: r.Brake.Threshold(users)}, nil
 }
 
 // unload removes a deleted mapping from the Registry.
@@ -182,7 +251,8 @@ func (r *RoleMappingReconciler) notify(namespace string) {
 // SetupWithManager registers the controller; status-only updates are ignored.
 func (r *RoleMappingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&rolesyncv1.RoleMapping{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Spec edits, and annotation edits (a confirmation of a held generation).
+		For(&rolesyncv1.RoleMapping{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&rolesyncv1.ProxyUser{}, userCountHandler()).
 		WatchesRawSource(r.onElection(mgr)).
 		WithOptions(controller.Options{

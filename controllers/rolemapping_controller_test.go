@@ -14,10 +14,12 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/review"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -280,4 +282,97 @@ type listFromCache struct{ client.Client }
 
 func (c listFromCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	return cachedClient.List(ctx, list, opts...)
+}
+
+// The mass-change brake: an edit that would deny or demote too many of a
+// namespace's users is held (the generation in force keeps deciding, the
+// RoleMapping says why and how many) until the confirm annotation names
+// its generation; an edit that only grants is never held.
+func TestMassChangeBrakeHoldsUntilConfirmed(t *testing.T) {
+	needSuite(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	reg := rolemap.NewRegistry()
+	startOperator(t, ns, Options{Registry: reg, Brake: review.Brake{Percent: 10, MinUsers: 3}})
+	rm := createMapping(t, ns, strictMapping, true)
+	var users []*rolesyncv1.ProxyUser
+	for i := range 5 {
+		users = append(users, createUser(t, newUser(ns, fmt.Sprintf("u%d", i), map[string]any{"groups": []any{"platform"}}, true)))
+	}
+	for _, pu := range users {
+		waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(p *rolesyncv1.ProxyUser) error {
+			if p.Status.Role != rolesyncv1.RoleInternalUser {
+				return fmt.Errorf("role %q", p.Status.Role)
+			}
+			return nil
+		})
+	}
+	decide := func() rolemap.Resolution {
+		e, _ := reg.Engine(ns)
+		d := e.Evaluate(map[string]any{"groups": []any{"platform"}}, "")
+		return rolemap.Resolve(ns, nil, &d)
+	}
+	edit := func(equals string) {
+		t.Helper()
+		cur := &rolesyncv1.RoleMapping{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rm), cur); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.Rules[0].Equals = ptr.To(equals)
+		if err := k8sClient.Patch(ctx, cur, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every user would be denied: held.
+	edit("platform-v2")
+	eventually(t, 30*time.Second, func() error {
+		cur := &rolesyncv1.RoleMapping{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rm), cur); err != nil {
+			return err
+		}
+		c := apimeta.FindStatusCondition(cur.Status.Conditions, rolesyncv1.ConditionReady)
+		if c == nil || c.Reason != rolesyncv1.ReasonMassChangeHeld || cur.Status.HeldGeneration != 2 || cur.Status.HeldUsers != 5 ||
+			cur.Status.GenerationInForce != 1 || !strings.Contains(c.Message, rolesyncv1.ConfirmGenerationAnnotation+"=2") {
+			return fmt.Errorf("status %+v, condition %+v", cur.Status, c)
+		}
+		return nil
+	})
+	if res := decide(); res.Denied || res.Role != rolesyncv1.RoleInternalUser {
+		t.Fatalf("the held edit is in force: %+v", res)
+	}
+
+	// Confirmed: in force, every user denied.
+	cur := &rolesyncv1.RoleMapping{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rm), cur); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Annotations = map[string]string{rolesyncv1.ConfirmGenerationAnnotation: "2"}
+	if err := k8sClient.Patch(ctx, cur, patch); err != nil {
+		t.Fatal(err)
+	}
+	for _, pu := range users {
+		waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(p *rolesyncv1.ProxyUser) error {
+			return conditionIs(p, rolesyncv1.ConditionDenied, metav1.ConditionTrue, rolesyncv1.ReasonNoMatch)
+		})
+	}
+	// Granting them back is never held.
+	edit("platform")
+	for _, pu := range users {
+		waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(p *rolesyncv1.ProxyUser) error {
+			if p.Status.Role != rolesyncv1.RoleInternalUser {
+				return fmt.Errorf("role %q", p.Status.Role)
+			}
+			return nil
+		})
+	}
+	got := &rolesyncv1.RoleMapping{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rm), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.HeldGeneration != 0 || got.Status.GenerationInForce != got.Generation {
+		t.Fatalf("after a granting edit: %+v", got.Status)
+	}
 }

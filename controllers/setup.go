@@ -11,6 +11,7 @@ import (
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
+	"github.com/rolesync/rolesync/internal/review"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
 
@@ -22,6 +23,9 @@ type Options struct {
 	Store         UserStore
 	DriftPolicy   DriftPolicy
 	KeyRevocation KeyRevocation
+	// Brake holds RoleMapping edits that would deny or demote too many users
+	// (the zero value is off; the manager uses review.DefaultBrake).
+	Brake review.Brake
 	// KeepDeniedActive: --deactivate-denied=false.
 	KeepDeniedActive bool
 	ResyncPeriod     time.Duration
@@ -55,6 +59,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		Changes:                 changes,
 		Elected:                 mgr.Elected(),
+		Brake:                   o.Brake,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up RoleMapping controller: %w", err)
 	}

@@ -34,6 +34,10 @@ const (
 	ReasonValid = "Valid"
 	// ReasonInvalidSpec: the spec can never work; the message names the field.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonMassChangeHeld: a valid generation would deny or demote more
+	// users than the mass-change brake allows; the previous generation stays
+	// in force until the rolesync.dev/confirm-generation annotation names it.
+	ReasonMassChangeHeld = "MassChangeHeld"
 	// ReasonResolved: a role was resolved for the user.
 	ReasonResolved = "Resolved"
 	// ReasonOverride: the role comes from spec.roleOverride.

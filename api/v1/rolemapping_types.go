@@ -293,7 +293,22 @@ type RoleMappingStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=349528
 	LastValidSpec []byte `json:"lastValidSpec,omitempty"`
+
+	// heldGeneration is a valid generation the mass-change brake holds: it
+	// would deny or demote more of the namespace's users than the brake
+	// allows (--brake-percent, --brake-min-users). generationInForce keeps
+	// deciding until the annotation rolesync.dev/confirm-generation names it.
+	// +optional
+	HeldGeneration int64 `json:"heldGeneration,omitempty"`
+
+	// heldUsers is how many users the held generation would deny or demote.
+	// +optional
+	HeldUsers int32 `json:"heldUsers,omitempty"`
 }
+
+// ConfirmGenerationAnnotation on a RoleMapping releases the generation it
+// names from the mass-change brake (status.heldGeneration).
+const ConfirmGenerationAnnotation = "rolesync.dev/confirm-generation"
 
 // RoleMapping maps the claims of SSO logins to LiteLLM proxy roles for the
 // ProxyUsers of its namespace.

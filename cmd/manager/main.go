@@ -25,6 +25,7 @@ import (
 	"github.com/rolesync/rolesync/controllers"
 	"github.com/rolesync/rolesync/internal/login"
 	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/review"
 	"github.com/rolesync/rolesync/internal/rolemap"
 	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
@@ -60,6 +61,7 @@ type syncOptions struct {
 	DriftPolicy   string
 	KeyRevocation string
 	Deactivate    bool
+	Brake         review.Brake
 	EventRate     float64
 	EventBurst    int
 }
@@ -80,6 +82,10 @@ func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
 		"What a denied user (and one deleted with deletionPolicy Downgrade) loses besides the role: Block (their LiteLLM virtual keys are blocked, and unblocked when a role is granted again; only keys rolesync blocked) or Off (keys keep working).")
 	fs.BoolVar(&o.Deactivate, "deactivate-denied", true,
 		"Deactivate a denied user in LiteLLM the way its SCIM does (metadata.scim_active=false: LiteLLM refuses every key of the user, whatever door they use); rolesync lifts only its own deactivation when a role is granted again, also after this is turned off.")
+	fs.IntVar(&o.Brake.Percent, "brake-percent", review.DefaultBrake.Percent,
+		"Mass-change brake: a RoleMapping edit that would deny or demote this percentage of a namespace's users (and at least --brake-min-users) is held until the annotation rolesync.dev/confirm-generation names its generation; 0 turns the brake off.")
+	fs.IntVar(&o.Brake.MinUsers, "brake-min-users", review.DefaultBrake.MinUsers,
+		"Mass-change brake: the least number of denied or demoted users that holds an edit, however small the namespace.")
 	fs.Float64Var(&o.EventRate, "event-rate", controllers.DefaultEventRate,
 		"ProxyUser Events per second, sustained; beyond the budget Events are dropped (and counted), status still records every change.")
 	fs.IntVar(&o.EventBurst, "event-burst", controllers.DefaultEventBurst, "ProxyUser Events allowed at once.")
@@ -141,6 +147,9 @@ func (o *syncOptions) validate() error {
 	case controllers.KeyRevocationOff, controllers.KeyRevocationBlock:
 	default:
 		return fmt.Errorf("--key-revocation must be Block or Off, not %q", o.KeyRevocation)
+	}
+	if o.Brake.Percent < 0 || o.Brake.Percent > 100 || o.Brake.MinUsers < 1 {
+		return fmt.Errorf("--brake-percent must be 0 to 100 and --brake-min-users at least 1, not %d and %d", o.Brake.Percent, o.Brake.MinUsers)
 	}
 	if o.CacheTTL < 0 {
 		return fmt.Errorf("--litellm-cache-ttl must not be negative, not %s", o.CacheTTL)
@@ -238,6 +247,7 @@ func main() {
 		DriftPolicy:             controllers.DriftPolicy(syncOpts.DriftPolicy),
 		KeyRevocation:           controllers.KeyRevocation(syncOpts.KeyRevocation),
 		KeepDeniedActive:        !syncOpts.Deactivate,
+		Brake:                   syncOpts.Brake,
 		ResyncPeriod:            syncOpts.ResyncPeriod,
 		LiteLLMCacheTTL:         syncOpts.CacheTTL,
 		MaxConcurrentReconciles: mgrOpts.MaxConcurrent,

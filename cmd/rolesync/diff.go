@@ -45,6 +45,7 @@ type diffOptions struct {
 	prune     bool
 	output    string
 	failOn    string
+	brake     review.Brake
 }
 
 func diff(args []string, stdout, stderr io.Writer) int {
@@ -57,12 +58,16 @@ func diff(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.prune, "prune", false, "a namespace with proposed mappings holds exactly those: its other mappings are deleted (a GitOps directory of the whole namespace)")
 	fs.StringVar(&o.output, "o", "text", "output: text, json or markdown")
 	fs.StringVar(&o.failOn, "fail-on", "", "escalation: exit 3 when any user would gain privilege (a CI gate)")
+	fs.IntVar(&o.brake.Percent, "brake-percent", review.DefaultBrake.Percent, "the operator's --brake-percent: say where its mass-change brake would hold the change (0: off)")
+	fs.IntVar(&o.brake.MinUsers, "brake-min-users", review.DefaultBrake.MinUsers, "the operator's --brake-min-users")
 	o.kube.bind(fs)
 	if code, ok := cmd.parse(args); !ok {
 		return code
 	}
 	fail := cmd.fail
 	switch {
+	case o.brake.Percent < 0 || o.brake.Percent > 100 || o.brake.MinUsers < 1:
+		return fail("--brake-percent must be 0 to 100 and --brake-min-users at least 1")
 	case len(o.proposed) == 0:
 		return fail("-f is required (the proposed RoleMappings)")
 	case o.output != "text" && o.output != "json" && o.output != "markdown":
@@ -83,6 +88,7 @@ func diff(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rolesync diff: %v\n", err)
 		return exitFailure
 	}
+	report.ApplyBrake(o.brake)
 	var werr error
 	switch o.output {
 	case "json":
@@ -285,6 +291,13 @@ func printDiffText(w io.Writer, r review.Report) error {
 			fmt.Fprintf(&b, "  %6d  %s -> %s%s\n", t.Users, t.From, t.To, mark)
 		}
 	}
+	if len(r.Held) > 0 {
+		fmt.Fprintf(&b, "\nMASS-CHANGE BRAKE (the operator holds the edit until it is confirmed)\n")
+		for _, h := range r.Held {
+			fmt.Fprintf(&b, "  %s: denies or demotes %d of %d users (the brake holds %d or more); once applied, confirm with kubectl annotate rolemapping NAME -n %s %s=<its generation>\n",
+				h.Namespace, h.Lost, h.Users, h.Threshold, h.Namespace, rolesyncv1.ConfirmGenerationAnnotation)
+		}
+	}
 	if len(r.Overridden) > 0 {
 		fmt.Fprintf(&b, "\nUNAFFECTED (spec.roleOverride decides)\n")
 		for _, c := range r.Overridden {
@@ -328,6 +341,10 @@ func printMarkdown(w io.Writer, r review.Report) error {
 		icon = "ℹ️"
 	}
 	fmt.Fprintf(&b, "### %s rolesync diff: %s\n\n", icon, r.Summary())
+	for _, h := range r.Held {
+		fmt.Fprintf(&b, "> **Mass-change brake:** in namespace %s this denies or demotes %d of %d users (the brake holds %d or more): the operator holds it until `%s` names its generation.\n\n",
+			md(h.Namespace), h.Lost, h.Users, h.Threshold, rolesyncv1.ConfirmGenerationAnnotation)
+	}
 	if len(r.Changes) > 0 {
 		b.WriteString("| | user | namespace | role | decided by | teams |\n|---|---|---|---|---|---|\n")
 		for _, c := range r.Changes {

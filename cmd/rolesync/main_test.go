@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rolesync/rolesync/internal/review"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -327,5 +329,34 @@ func TestExplainShowsTeams(t *testing.T) {
 	}
 	if len(got.Teams) != 1 || got.Teams[0].Team != "ai-search" || got.Teams[0].Role != "user" || len(got.Dropped) != 1 || got.Dropped[0] != "ai-labs" {
 		t.Fatalf("teams %+v dropped %v", got.Teams, got.Dropped)
+	}
+}
+
+// diff says where the operator's mass-change brake would hold the change.
+func TestDiffShowsTheMassChangeBrake(t *testing.T) {
+	args := []string{"diff", "-f", "testdata/review/proposed", "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml"}
+	code, out, errs := runCLI(t, "", append(args, "-o", "json")...)
+	var got struct {
+		Held []review.HeldNamespace `json:"held"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != exitChanges {
+		t.Fatalf("exit %d %v: %s %s", code, err, out, errs)
+	}
+	if len(got.Held) != 0 {
+		t.Fatalf("the default brake (10 users) holds %+v in a namespace of a few users", got.Held)
+	}
+	_, out, _ = runCLI(t, "", append(args, "-o", "json", "--brake-min-users", "2")...)
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Held) != 1 || got.Held[0].Namespace != "ai-a" || got.Held[0].Lost != 2 || got.Held[0].Threshold != 2 {
+		t.Fatalf("held %+v, want ai-a with 2 users denied or demoted", got.Held)
+	}
+	_, out, _ = runCLI(t, "", append(args, "--brake-min-users", "2")...)
+	if !strings.Contains(out, "MASS-CHANGE BRAKE") || !strings.Contains(out, "ai-a: denies or demotes 2 of") {
+		t.Fatalf("text output:\n%s", out)
+	}
+	if code, _, errs := runCLI(t, "", append(args, "--brake-percent", "101")...); code != exitInvalid || !strings.Contains(errs, "--brake-percent") {
+		t.Fatalf("an invalid brake: exit %d %s", code, errs)
 	}
 }

@@ -86,6 +86,32 @@ type Report struct {
 	Overridden []Change `json:"overridden"`
 	// Gains is how many users gain privilege.
 	Gains int `json:"gains"`
+	// Held are the namespaces where the mass-change brake would hold the
+	// change (ApplyBrake): it denies or demotes too many of their users.
+	Held []HeldNamespace `json:"held"`
+
+	usersIn map[string]int // users decided per namespace
+}
+
+// HeldNamespace is a namespace where the mass-change brake would hold the
+// proposed change until an admin confirms it.
+type HeldNamespace struct {
+	Namespace string `json:"namespace"`
+	// Lost is how many users would be denied or demoted, of Users.
+	Lost      int `json:"lost"`
+	Users     int `json:"users"`
+	Threshold int `json:"threshold"`
+}
+
+// ApplyBrake fills Held: the namespaces where b would hold the change.
+func (r *Report) ApplyBrake(b Brake) {
+	r.Held = []HeldNamespace{}
+	for ns, lost := range r.Losses() {
+		if users := r.usersIn[ns]; b.Trips(lost, users) {
+			r.Held = append(r.Held, HeldNamespace{Namespace: ns, Lost: lost, Users: users, Threshold: b.Threshold(users)})
+		}
+	}
+	slices.SortFunc(r.Held, func(a, b HeldNamespace) int { return cmp.Compare(a.Namespace, b.Namespace) })
 }
 
 // Engines are the mappings per namespace (a namespace without one has no
@@ -103,10 +129,11 @@ func (e Engines) of(namespace string) *rolemap.Engine {
 
 // Diff decides every user under base and under proposed.
 func Diff(users []rolesyncv1.ProxyUser, base, proposed Engines) Report {
-	r := Report{Users: len(users), Changes: []Change{}, Transitions: []Transition{}, Overridden: []Change{}}
+	r := Report{Users: len(users), Changes: []Change{}, Transitions: []Transition{}, Overridden: []Change{}, Held: []HeldNamespace{}, usersIn: map[string]int{}}
 	counts := map[[2]string]*Transition{}
 	for i := range users {
 		pu := &users[i]
+		r.usersIn[pu.Namespace]++
 		in := proxyuser.Input{Namespace: pu.Namespace, Issuer: pu.Spec.Issuer, Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}
 		c := Change{Namespace: pu.Namespace, Name: pu.Name, UserID: pu.Spec.UserID, Issuer: pu.Spec.Issuer}
 		overridden := rolesyncv1.OverrideSet(in.Override)

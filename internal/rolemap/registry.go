@@ -72,6 +72,17 @@ func (r *Registry) InForce(namespace, name string) (int64, bool) {
 	return 0, false
 }
 
+// Mappings returns the mappings in force in a namespace.
+func (r *Registry) Mappings(namespace string) []*Mapping {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Mapping, 0, len(r.byNS[namespace]))
+	for _, m := range r.byNS[namespace] {
+		out = append(out, m)
+	}
+	return out
+}
+
 // Mapping returns the generation of a mapping the engine decides with, or
 // nil when none of its generations was ever valid (here).
 func (r *Registry) Mapping(namespace, name string) *Mapping {

@@ -112,6 +112,29 @@ func SetStatus(rm *rolesyncv1.RoleMapping, m *Mapping, errs field.ErrorList, inF
 		rm.Status.Rules = 0
 	}
 	rm.Status.GenerationInForce = inForce
+	rm.Status.HeldGeneration, rm.Status.HeldUsers = 0, 0
 	apimeta.SetStatusCondition(&rm.Status.Conditions, cond)
+	rm.Status.ObservedGeneration = rm.Generation
+}
+
+// SetHeldStatus records that the mass-change brake holds the (valid)
+// current generation: it would deny or demote lost of the namespace's
+// users, at least threshold; inForce keeps deciding.
+func SetHeldStatus(rm *rolesyncv1.RoleMapping, inForce *Mapping, lost, users, threshold int) {
+	keeps := "no earlier generation was in force: the mapping decides nothing until then"
+	rm.Status.GenerationInForce = 0
+	if inForce != nil {
+		keeps = fmt.Sprintf("generation %d stays in force", inForce.Generation)
+		rm.Status.GenerationInForce = inForce.Generation
+		if spec := inForce.Spec(); spec != nil {
+			rm.Status.LastValidSpec = EncodeSpec(spec)
+		}
+	}
+	msg := fmt.Sprintf("generation %d would deny or demote %d of the namespace's %d users (the mass-change brake holds %d or more); %s. "+
+		"Check it with `rolesync diff`, then confirm: kubectl annotate rolemapping %s %s=%d",
+		rm.Generation, lost, users, threshold, keeps, rm.Name, rolesyncv1.ConfirmGenerationAnnotation, rm.Generation)
+	apimeta.SetStatusCondition(&rm.Status.Conditions, metav1.Condition{Type: rolesyncv1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: rolesyncv1.ReasonMassChangeHeld, Message: rolesyncv1.Truncate(msg, rolesyncv1.MaxMappingMessageLength), ObservedGeneration: rm.Generation})
+	rm.Status.HeldGeneration, rm.Status.HeldUsers = rm.Generation, int32(lost)
 	rm.Status.ObservedGeneration = rm.Generation
 }
