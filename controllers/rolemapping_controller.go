@@ -180,7 +180,7 @@ func (r *RoleMappingReconciler) hold(ctx context.Context, rm *rolesyncv1.RoleMap
 		return nil, nil // invalid, no brake, confirmed, or this generation is in force already
 	}
 	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.InNamespace(rm.Namespace)); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(rm.Namespace), client.UnsafeDisableDeepCopy); err != nil { // read only
 		return nil, fmt.Errorf("list proxy users for the mass-change brake of %s/%s: %w", rm.Namespace, rm.Name, err)
 	}
 	// The engine in force, with this mapping's generation in force (from
