@@ -92,8 +92,8 @@ func TestInvitedUserIsBoundToLiteLLMsRow(t *testing.T) {
 		t.Fatal("a second row LiteLLM never reads was created")
 	}
 	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE object_id = $1 AND changed_by = 'rolesync' AND action = 'updated'
-		AND before_value->>'user_role' = 'internal_user_viewer' AND updated_values->>'user_role' = 'proxy_admin'
-		AND updated_values->'rolesync'->>'reason' = 'keycloak#0 resource_access.litellm.roles=litellm-admin'`, uuid+ns[5:]); n != 1 {
+		AND (before_value #>> '{}')::jsonb->>'user_role' = 'internal_user_viewer' AND (updated_values #>> '{}')::jsonb->>'user_role' = 'proxy_admin'
+		AND (updated_values #>> '{}')::jsonb->'rolesync'->>'reason' = 'keycloak#0 resource_access.litellm.roles=litellm-admin'`, uuid+ns[5:]); n != 1 {
 		t.Fatal("no LiteLLM audit log row for the role change")
 	}
 }

@@ -94,7 +94,7 @@ func keyAuditSQL(name, keys, audit string) string {
 	` + insertAudit + `
 	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', CASE WHEN blocked AND NOT was_blocked THEN 'blocked' ELSE 'updated' END,
 		'LiteLLM_VerificationToken', token,
-		jsonb_build_object('blocked', was_blocked), jsonb_build_object('blocked', blocked, 'rolesync', ` + audit + `)
+		` + auditValue(`jsonb_build_object('blocked', was_blocked)`) + `, ` + auditValue(`jsonb_build_object('blocked', blocked, 'rolesync', `+audit+`)`) + `
 	FROM ` + keys + ` WHERE blocked IS DISTINCT FROM was_blocked
 )`
 }

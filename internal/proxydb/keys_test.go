@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // keyState returns a key's blocked column and rolesync's recorded reasons.
@@ -116,6 +118,7 @@ func TestKeyBlockReasonsAreLiftedAlone(t *testing.T) {
 	}
 	grant()
 	want("deprovisioned, role granted", map[string]bool{"mine": true})
+	auditRowsAreJSONText(t, raw) // role, key and team audit rows
 }
 
 // Keys marked by an earlier release (rolesync_blocked, rolesync_team_blocked)
@@ -249,7 +252,7 @@ func TestDeactivationLikeLiteLLMSCIM(t *testing.T) {
 	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = 'ann' AND metadata->>'note' = 'kept'`); n != 1 {
 		t.Fatal("the row's other metadata was lost")
 	}
-	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE object_id = 'ann' AND action = 'updated' AND updated_values->>'scim_active' = 'false'`); n != 1 {
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE object_id = 'ann' AND action = 'updated' AND (updated_values #>> '{}')::jsonb->>'scim_active' = 'false'`); n != 1 {
 		t.Fatalf("%d deactivation audit rows", n)
 	}
 	if o := deny("ann"); o.ActivationChanged || o.RoleChanged || !o.Inactive {
@@ -287,6 +290,7 @@ func TestDeactivationLikeLiteLLMSCIM(t *testing.T) {
 	if row, _, err := db.Find(ctx, "scim-off", ""); err != nil || !row.Inactive {
 		t.Fatalf("Find: %+v %v", row, err)
 	}
+	auditRowsAreJSONText(t, raw)
 }
 
 // A deleted key is copied to "LiteLLM_DeletedVerificationToken" with every
@@ -358,5 +362,25 @@ func TestKeyCopyNeedsLiteLLMTables(t *testing.T) {
 	sql, err := buildKeyCopy([]string{"token", "spend", "new_col"}, []string{"id", "token", "spend", "new_col", "deleted_at", "deleted_by"})
 	if err != nil || !strings.Contains(sql, `"new_col"`) || strings.Contains(sql, "litellm_changed_by") {
 		t.Fatalf("%v %s", err, sql)
+	}
+}
+
+// auditRowsAreJSONText checks LiteLLM's encoding of every audit row
+// rolesync wrote: before_value and updated_values hold JSON text (a JSON
+// string, as LiteLLM's json.dumps into its Json column leaves them) of an
+// object.
+func auditRowsAreJSONText(t *testing.T, raw interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}) {
+	t.Helper()
+	var rows, bad int
+	if err := raw.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE
+			(before_value IS NOT NULL AND (jsonb_typeof(before_value) <> 'string' OR jsonb_typeof((before_value #>> '{}')::jsonb) <> 'object'))
+			OR jsonb_typeof(updated_values) <> 'string' OR jsonb_typeof((updated_values #>> '{}')::jsonb) <> 'object')
+		FROM "LiteLLM_AuditLog" WHERE changed_by = $1`, ChangedBy).Scan(&rows, &bad); err != nil {
+		t.Fatal(err)
+	}
+	if rows == 0 || bad != 0 {
+		t.Fatalf("%d of %d audit rows are not LiteLLM's JSON text", bad, rows)
 	}
 }

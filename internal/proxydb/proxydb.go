@@ -353,7 +353,7 @@ func (d *DB) Delete(ctx context.Context, rowUserID, reason, object string) error
 		}
 	}
 	if st.audit {
-		if _, err := tx.Exec(ctx, insertAudit+` VALUES (gen_random_uuid()::text, `+utcNow+`, '`+ChangedBy+`', '', 'deleted', 'LiteLLM_UserTable', $1, $2, $3)`,
+		if _, err := tx.Exec(ctx, insertAudit+` VALUES (gen_random_uuid()::text, `+utcNow+`, '`+ChangedBy+`', '', 'deleted', 'LiteLLM_UserTable', $1, `+auditValue(`$2::jsonb`)+`, `+auditValue(`$3::jsonb`)+`)`,
 			rowUserID, before, auditReason(reason, object)); err != nil {
 			return deleteError(rowUserID, err)
 		}
@@ -423,6 +423,13 @@ const utcNow = `(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')`
 
 const insertAudit = `INSERT INTO "LiteLLM_AuditLog" (id, updated_at, changed_by, changed_by_api_key, action, table_name, object_id, before_value, updated_values)`
 
+// auditValue encodes an audit row's before_value or updated_values as
+// LiteLLM does: its audit logging json.dumps the dict and stores that text
+// in the Json column (litellm/proxy/management_helpers/audit_logs.py,
+// create_audit_log_for_update), so the column holds a JSON string of JSON
+// text; LiteLLM's UI JSON.parse's it. expr is a jsonb SQL expression.
+func auditValue(expr string) string { return `to_jsonb((` + expr + `)::text)` }
+
 type statements struct {
 	audit         bool
 	apply, create string
@@ -477,12 +484,12 @@ func buildStatements(audit bool) statements {
 		apply += `, audit_role AS (
 	` + insertAudit + `
 	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'updated', 'LiteLLM_UserTable', user_id,
-		jsonb_build_object('user_role', NULLIF(before, '')), jsonb_build_object('user_role', $2::text, 'rolesync', $4::jsonb)
+		` + auditValue(`jsonb_build_object('user_role', NULLIF(before, ''))`) + `, ` + auditValue(`jsonb_build_object('user_role', $2::text, 'rolesync', $4::jsonb)`) + `
 	FROM upd WHERE set_role
 ), audit_active AS (
 	` + insertAudit + `
 	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'updated', 'LiteLLM_UserTable', user_id,
-		jsonb_build_object('scim_active', NOT was_inactive), jsonb_build_object('scim_active', NOT inactive, 'rolesync', $4::jsonb)
+		` + auditValue(`jsonb_build_object('scim_active', NOT was_inactive)`) + `, ` + auditValue(`jsonb_build_object('scim_active', NOT inactive, 'rolesync', $4::jsonb)`) + `
 	FROM upd WHERE deactivate OR reactivate
 ), ` + keyAuditSQL("audit_keys", "keys", "$4::jsonb")
 	} else {
@@ -505,7 +512,7 @@ SELECT (SELECT true FROM old), COALESCE((SELECT role FROM old), ''), EXISTS (SEL
 		create += `, audit AS (
 	` + insertAudit + `
 	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'created', 'LiteLLM_UserTable', user_id,
-		NULL, jsonb_build_object('user_id', user_id, 'sso_user_id', user_id, 'user_email', user_email, 'user_role', user_role, 'rolesync', $4::jsonb)
+		NULL, ` + auditValue(`jsonb_build_object('user_id', user_id, 'sso_user_id', user_id, 'user_email', user_email, 'user_role', user_role, 'rolesync', $4::jsonb)`) + `
 	FROM ins
 )`
 	} else {

@@ -196,7 +196,7 @@ func TestCreatedRowIsTheOneLiteLLMFinds(t *testing.T) {
 		t.Fatalf("second create: %v %v", ok, err)
 	}
 	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE action = 'created' AND object_id = 'dana' AND changed_by = 'rolesync'
-		AND updated_values->'rolesync'->>'reason' = 'break-glass override'`); n != 1 {
+		AND (updated_values #>> '{}')::jsonb->'rolesync'->>'reason' = 'break-glass override'`); n != 1 {
 		t.Fatalf("%d create audit rows", n)
 	}
 }
@@ -247,9 +247,9 @@ func TestApplyChangesTheRoleKeepsLiteLLMsColumnsAndAudits(t *testing.T) {
 		t.Fatalf("row after update: %q %q %v %v %v", role, email, teams, spend, updatedAt)
 	}
 	var before, after string
-	if err := raw.QueryRow(ctx, `SELECT before_value->>'user_role', updated_values->>'user_role' FROM "LiteLLM_AuditLog"
+	if err := raw.QueryRow(ctx, `SELECT (before_value #>> '{}')::jsonb->>'user_role', (updated_values #>> '{}')::jsonb->>'user_role' FROM "LiteLLM_AuditLog"
 		WHERE action = 'updated' AND table_name = 'LiteLLM_UserTable' AND object_id = 'carol' AND changed_by = 'rolesync'
-		AND updated_values->'rolesync'->>'reason' = 'keycloak#0 groups=admins' AND updated_values->'rolesync'->>'proxyUser' = 'ai/carol'`).Scan(&before, &after); err != nil {
+		AND (updated_values #>> '{}')::jsonb->'rolesync'->>'reason' = 'keycloak#0 groups=admins' AND (updated_values #>> '{}')::jsonb->'rolesync'->>'proxyUser' = 'ai/carol'`).Scan(&before, &after); err != nil {
 		t.Fatalf("audit row: %v", err)
 	}
 	if before != "internal_user_viewer" || after != "proxy_admin" {
@@ -319,7 +319,7 @@ func TestKeysBlockedAndOnlyThoseUnblocked(t *testing.T) {
 		t.Fatal("rolesync's mark left on a key it unblocked")
 	}
 	// An unblock is an "updated" in LiteLLM's audit vocabulary (AUDIT_ACTIONS has no "unblocked").
-	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE table_name = 'LiteLLM_VerificationToken' AND action = 'updated' AND updated_values->>'blocked' = 'false'`); n != 2 {
+	if n := count(t, raw, `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE table_name = 'LiteLLM_VerificationToken' AND action = 'updated' AND (updated_values #>> '{}')::jsonb->>'blocked' = 'false'`); n != 2 {
 		t.Fatalf("%d unblock audit rows", n)
 	}
 }
@@ -351,7 +351,7 @@ func TestDeleteLikeLiteLLM(t *testing.T) {
 		`SELECT count(*) FROM "LiteLLM_TeamTable" WHERE members = '{admin}' AND jsonb_array_length(members_with_roles) = 1
 			AND members_with_roles->0->>'user_id' = 'admin'`: 1,
 		`SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE user_id = 'admin'`:                                                                  1,
-		`SELECT count(*) FROM "LiteLLM_AuditLog" WHERE action = 'deleted' AND object_id = 'frank' AND before_value->>'user_role' = 'internal_user'`: 1,
+		`SELECT count(*) FROM "LiteLLM_AuditLog" WHERE action = 'deleted' AND object_id = 'frank' AND (before_value #>> '{}')::jsonb->>'user_role' = 'internal_user'`: 1,
 	} {
 		if n := count(t, raw, q); n != want {
 			t.Errorf("%s: %d, want %d", q, n, want)
@@ -360,6 +360,7 @@ func TestDeleteLikeLiteLLM(t *testing.T) {
 	if err := db.Delete(ctx, "frank", "again", "ai/frank"); err != nil {
 		t.Fatalf("deleting a missing row: %v", err)
 	}
+	auditRowsAreJSONText(t, raw)
 }
 
 func TestDeleteBlockedNamesTheTableAndDeletesNothing(t *testing.T) {

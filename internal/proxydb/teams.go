@@ -248,9 +248,9 @@ func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, ke
 		}
 		if _, err := tx.Exec(ctx, insertAudit+`
 			SELECT gen_random_uuid()::text, `+now+`, '`+ChangedBy+`', '', 'updated', 'LiteLLM_TeamTable', $1,
-				jsonb_build_object('member', NULLIF(b, '')::jsonb),
-				jsonb_build_object('member_' || a, jsonb_build_object('user_id', u, 'role', CASE WHEN a = 'removed' THEN NULL ELSE r END),
-					'rolesync', rs, 'keys_changed', kc)
+				`+auditValue(`jsonb_build_object('member', NULLIF(b, '')::jsonb)`)+`,
+				`+auditValue(`jsonb_build_object('member_' || a, jsonb_build_object('user_id', u, 'role', CASE WHEN a = 'removed' THEN NULL ELSE r END),
+					'rolesync', rs, 'keys_changed', kc)`)+`
 			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int[]) AS x(u, a, b, r, rs, kc)`,
 			team, auditUsers, auditActions, auditBefore, roles, reasons, keyChanges); err != nil {
 			return nil, true, err
