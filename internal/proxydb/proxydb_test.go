@@ -350,7 +350,7 @@ func TestDeleteLikeLiteLLM(t *testing.T) {
 		`SELECT count(*) FROM "LiteLLM_InvitationLink"`:                                                               0,
 		`SELECT count(*) FROM "LiteLLM_TeamTable" WHERE members = '{admin}' AND jsonb_array_length(members_with_roles) = 1
 			AND members_with_roles->0->>'user_id' = 'admin'`: 1,
-		`SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE user_id = 'admin'`:                                                                  1,
+		`SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE user_id = 'admin'`:                                                                                    1,
 		`SELECT count(*) FROM "LiteLLM_AuditLog" WHERE action = 'deleted' AND object_id = 'frank' AND (before_value #>> '{}')::jsonb->>'user_role' = 'internal_user'`: 1,
 	} {
 		if n := count(t, raw, q); n != want {
