@@ -239,6 +239,7 @@ func startBenchOperator(b *testing.B, n int, prefix string, store func(*proxydb.
 	if seed != nil {
 		seed(url)
 	}
+	seedRows(b, url, bo.ns, prefix, n, 5) // LiteLLM's rows: rolesync never creates one
 	createMany(b, n, func(i int) *rolesyncv1.ProxyUser {
 		return newUser(bo.ns, fmt.Sprintf("%s%05d", prefix, i), keycloakClaims("team-b"), true)
 	})

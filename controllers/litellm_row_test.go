@@ -71,6 +71,15 @@ func litellmSignUp(t testing.TB, url, ssoID, email, role string) {
 	})
 }
 
+// signedUp gives pu the row LiteLLM's own sign-up (or an admin's /user/new)
+// creates in the database at url: rolesync never creates user rows, it
+// binds to LiteLLM's.
+func signedUp(t testing.TB, url string, pu *rolesyncv1.ProxyUser) *rolesyncv1.ProxyUser {
+	t.Helper()
+	litellmSignUp(t, url, pu.Spec.UserID, pu.Spec.Email, "internal_user_viewer")
+	return pu
+}
+
 func TestInvitedUserIsBoundToLiteLLMsRow(t *testing.T) {
 	needSuite(t)
 	ns := newNamespace(t)
@@ -137,12 +146,12 @@ func TestRowFoundByEmailAndAmbiguousEmail(t *testing.T) {
 	}
 }
 
-// TestLoginUserWaitsForLiteLLMsRowAndPreProvisionedUserGetsOne replays
-// LiteLLM's sign-up against rolesync's writes in both orders: a user who
-// came through a login waits for LiteLLM's insert (which must not fail);
-// a user an admin created ahead of the first login gets a row LiteLLM then
-// finds (and does not insert again).
-func TestLoginUserWaitsForLiteLLMsRowAndPreProvisionedUserGetsOne(t *testing.T) {
+// TestUsersWaitForLiteLLMsRow: LiteLLM is the only creator of user rows
+// (its sign-up applies default_internal_user_params, which a row that
+// exists before the first login would skip): a user who came through a
+// login, and one an admin created ahead of the first login, both wait for
+// LiteLLM's insert (which must not fail), then get their role.
+func TestUsersWaitForLiteLLMsRow(t *testing.T) {
 	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
@@ -164,16 +173,18 @@ func TestLoginUserWaitsForLiteLLMsRowAndPreProvisionedUserGetsOne(t *testing.T) 
 		t.Fatalf("bound to %q", got.Status.DatabaseUserID)
 	}
 
+	// A pre-provisioned user (no login yet) waits as well: LiteLLM stays the
+	// only creator of user rows, so its sign-up applies its own defaults
+	// (default_internal_user_params) at the first login.
 	pre := createUser(t, newUser(ns, "early", keycloakClaims("team-e"), false))
-	waitUser(t, client.ObjectKeyFromObject(pre), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
-	var sso, email string
-	withConn(t, suiteDBURL, func(ctx context.Context, c *pgx.Conn) error {
-		return c.QueryRow(ctx, `SELECT sso_user_id, user_email FROM "LiteLLM_UserTable" WHERE user_id = $1`, pre.Spec.UserID).Scan(&sso, &email)
+	waitUser(t, client.ObjectKeyFromObject(pre), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
+		return conditionIs(pu, rolesyncv1.ConditionSynced, metav1.ConditionFalse, rolesyncv1.ReasonWaitingForRow)
 	})
-	if sso != pre.Spec.UserID || email != pre.Spec.Email {
-		t.Fatalf("created row: sso_user_id %q email %q", sso, email)
+	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1 OR sso_user_id = $1`, pre.Spec.UserID); n != 0 {
+		t.Fatal("rolesync created the row of a pre-provisioned user")
 	}
 	litellmSignUp(t, suiteDBURL, pre.Spec.UserID, pre.Spec.Email, "internal_user_viewer")
+	waitUser(t, client.ObjectKeyFromObject(pre), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 	if n := sqlCount(t, suiteDBURL, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_id = $1 OR sso_user_id = $1 OR lower(user_email) = $2`, pre.Spec.UserID, pre.Spec.Email); n != 1 {
 		t.Fatalf("%d rows for the pre-provisioned user after LiteLLM's sign-up", n)
 	}
@@ -183,7 +194,7 @@ func TestUnmanagedRoleIsNeverOverwritten(t *testing.T) {
 	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
-	pu := createUser(t, newUser(ns, "orgadmin", keycloakClaims("team-o"), false))
+	pu := createUser(t, signedUp(t, suiteDBURL, newUser(ns, "orgadmin", keycloakClaims("team-o"), false)))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 	setRowRole(t, suiteDBURL, pu.Spec.UserID, "org_admin") // an org admin, set in LiteLLM's UI
 	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, func(pu *rolesyncv1.ProxyUser) error {
@@ -242,7 +253,7 @@ func TestDeleteLikeLiteLLMAndDeleteBlocked(t *testing.T) {
 
 	pu := newUser(ns, "leaver", keycloakClaims("team-l"), false)
 	pu.Spec.DeletionPolicy = rolesyncv1.DeletionPolicyDelete
-	createUser(t, pu)
+	createUser(t, signedUp(t, url, pu))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 	id, org, team := pu.Spec.UserID, "org-"+ns, "team-"+ns
 	sqlExec(t, url, `INSERT INTO "LiteLLM_BudgetTable" (budget_id, created_by, updated_by) VALUES ($1, 'x', 'x')`, "b-"+ns)
@@ -275,7 +286,7 @@ func TestDeleteLikeLiteLLMAndDeleteBlocked(t *testing.T) {
 
 	stuck := newUser(ns, "stuck", keycloakClaims("team-s"), false)
 	stuck.Spec.DeletionPolicy = rolesyncv1.DeletionPolicyDelete
-	createUser(t, stuck)
+	createUser(t, signedUp(t, url, stuck))
 	waitUser(t, client.ObjectKeyFromObject(stuck), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 	sqlExec(t, url, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id) VALUES ($1, $2)`, "skey-"+ns, stuck.Spec.UserID)
 	// A JWT mapping on the key no longer blocks (LiteLLM's FK cascades since
@@ -321,7 +332,7 @@ func TestKeyRevocationBlocksAndRestoresKeys(t *testing.T) {
 	rm := createMapping(t, ns, strictMapping, true)
 	pu := newUser(ns, "keys", map[string]any{"groups": []any{"platform"}}, true)
 	pu.Spec.DeletionPolicy = rolesyncv1.DeletionPolicyDowngrade
-	createUser(t, pu)
+	createUser(t, signedUp(t, url, pu))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 	sqlExec(t, url, `INSERT INTO "LiteLLM_VerificationToken" (token, user_id, blocked) VALUES ('k1', $1, NULL), ('k2', $1, false), ('k3', $1, true)`, pu.Spec.UserID)
 
@@ -396,7 +407,7 @@ func TestCompetingWriterReported(t *testing.T) {
 	}
 	startOperator(t, ns, Options{Store: openDB(t, url), ResyncPeriod: time.Second})
 	createMapping(t, ns, keycloakMapping, true)
-	pu := createUser(t, newUser(ns, "fought", keycloakClaims("team-f"), true))
+	pu := createUser(t, signedUp(t, url, newUser(ns, "fought", keycloakClaims("team-f"), true)))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -428,7 +439,7 @@ func TestOneUserIDInTwoNamespacesIsARowConflict(t *testing.T) {
 	createMapping(t, ns2, keycloakMapping, false)
 	first := newUser(ns1, "shared", keycloakClaims("team-s"), false)
 	first.Spec.UserID = "shared-" + ns1
-	createUser(t, first)
+	createUser(t, signedUp(t, suiteDBURL, first))
 	waitUser(t, client.ObjectKeyFromObject(first), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
 	second := newUser(ns2, "shared", keycloakClaims("litellm-admin"), false)
@@ -478,7 +489,7 @@ func TestDeniedUserIsDeactivatedInLiteLLM(t *testing.T) {
 	}
 	startOperator(t, ns, Options{Store: openDB(t, url), ResyncPeriod: 2 * time.Second})
 	rm := createMapping(t, ns, strictMapping, true)
-	ana := createUser(t, newUser(ns, "ana", map[string]any{"groups": []any{"platform"}}, true))
+	ana := createUser(t, signedUp(t, url, newUser(ns, "ana", map[string]any{"groups": []any{"platform"}}, true)))
 	sci := newUser(ns, "sci", map[string]any{"groups": []any{"platform"}}, true)
 	// sci's row exists and LiteLLM's SCIM deactivated it.
 	sqlExec(t, url, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_role, metadata) VALUES ($1, $1, 'internal_user', '{"scim_active": false}')`, sci.Spec.UserID)

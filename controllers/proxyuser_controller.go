@@ -65,7 +65,6 @@ const (
 type UserStore interface {
 	Find(ctx context.Context, userID, email string) (proxydb.Row, bool, error)
 	Apply(ctx context.Context, c proxydb.Change) (proxydb.Outcome, error)
-	Create(ctx context.Context, userID, email, role, reason, object string) (bool, error)
 	Delete(ctx context.Context, rowUserID, reason, object string) error
 }
 

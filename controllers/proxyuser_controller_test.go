@@ -204,7 +204,7 @@ func TestProxyUserResolvedSyncedAndExplained(t *testing.T) {
 	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
-	pu := createUser(t, newUser(ns, "alice", keycloakClaims("team-a", "litellm-admin"), false))
+	pu := createUser(t, signedUp(t, suiteDBURL, newUser(ns, "alice", keycloakClaims("team-a", "litellm-admin"), false)))
 
 	got := waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
 	src := got.Status.Source
@@ -258,7 +258,7 @@ func TestRoleMappingEditMovesEveryExistingUser(t *testing.T) {
 	const n = 20
 	users := make([]*rolesyncv1.ProxyUser, n)
 	for i := range users {
-		users[i] = createUser(t, newUser(ns, fmt.Sprintf("u%02d", i), keycloakClaims("team-x"), false))
+		users[i] = createUser(t, signedUp(t, suiteDBURL, newUser(ns, fmt.Sprintf("u%02d", i), keycloakClaims("team-x"), false)))
 	}
 	for _, pu := range users {
 		waitUser(t, client.ObjectKeyFromObject(pu), 60*time.Second, settled(rolesyncv1.RoleInternalUser))
@@ -312,7 +312,7 @@ spec:
   - {glob: "team-*", role: internal_user}
   maxRole: internal_user
 `, false)
-	pu := createUser(t, newUser(ns, "bob", keycloakClaims("team-b"), false))
+	pu := createUser(t, signedUp(t, suiteDBURL, newUser(ns, "bob", keycloakClaims("team-b"), false)))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
 	// An admin's pin may exceed the mapping's ceiling.
@@ -377,7 +377,7 @@ func TestDuplicateUserIsNeverSynced(t *testing.T) {
 	store := &countingStore{UserStore: db}
 	startOperator(t, ns, Options{Store: store, ResyncPeriod: 500 * time.Millisecond})
 	createMapping(t, ns, keycloakMapping, true)
-	first := createUser(t, newUser(ns, "carol", keycloakClaims("team-c"), true))
+	first := createUser(t, signedUp(t, url, newUser(ns, "carol", keycloakClaims("team-c"), true)))
 	waitUser(t, client.ObjectKeyFromObject(first), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
 	twin := newUser(ns, "carol-again", keycloakClaims("litellm-admin"), true)
@@ -429,7 +429,7 @@ func TestDeletionPolicies(t *testing.T) {
 		t.Run(string(tc.policy), func(t *testing.T) {
 			pu := newUser(ns, "del-"+strings.ToLower(string(tc.policy)), keycloakClaims("litellm-admin"), false)
 			pu.Spec.DeletionPolicy = tc.policy
-			createUser(t, pu)
+			createUser(t, signedUp(t, suiteDBURL, pu))
 			waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleProxyAdmin))
 			if err := k8sClient.Delete(context.Background(), pu); err != nil {
 				t.Fatal(err)
@@ -456,7 +456,7 @@ func TestDriftIsCorrectedUnderEnforce(t *testing.T) {
 	needSuite(t)
 	ns := newNamespace(t)
 	createMapping(t, ns, keycloakMapping, false)
-	pu := createUser(t, newUser(ns, "dave", keycloakClaims("team-d"), false))
+	pu := createUser(t, signedUp(t, suiteDBURL, newUser(ns, "dave", keycloakClaims("team-d"), false)))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
 	// Someone promotes the user in the proxy's database directly.
@@ -482,7 +482,7 @@ func TestDriftIsOnlyReportedUnderReport(t *testing.T) {
 	store := &countingStore{UserStore: db}
 	startOperator(t, ns, Options{Store: store, DriftPolicy: DriftReport, ResyncPeriod: time.Second})
 	createMapping(t, ns, keycloakMapping, true)
-	pu := createUser(t, newUser(ns, "erin", keycloakClaims("team-e"), true))
+	pu := createUser(t, signedUp(t, url, newUser(ns, "erin", keycloakClaims("team-e"), true)))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
 	setRowRole(t, url, pu.Spec.UserID, "proxy_admin")
@@ -550,11 +550,6 @@ func (c *countingStore) Apply(ctx context.Context, ch proxydb.Change) (proxydb.O
 	return c.UserStore.Apply(ctx, ch)
 }
 
-func (c *countingStore) Create(ctx context.Context, id, email, role, reason, object string) (bool, error) {
-	c.writes.Add(1)
-	return c.UserStore.Create(ctx, id, email, role, reason, object)
-}
-
 func (c *countingStore) Delete(ctx context.Context, id, reason, object string) error {
 	c.writes.Add(1)
 	return c.UserStore.Delete(ctx, id, reason, object)
@@ -576,7 +571,7 @@ func TestUnchangedUsersCauseNoWrites(t *testing.T) {
 	const n = 10
 	var users []*rolesyncv1.ProxyUser
 	for i := range n {
-		users = append(users, createUser(t, newUser(ns, fmt.Sprintf("quiet%d", i), keycloakClaims("team-q"), true)))
+		users = append(users, createUser(t, signedUp(t, url, newUser(ns, fmt.Sprintf("quiet%d", i), keycloakClaims("team-q"), true))))
 	}
 	versions := map[string]string{}
 	for _, pu := range users {
@@ -653,9 +648,10 @@ func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
 	ns := newNamespace(t)
 	startOperator(t, ns, Options{Store: store, MaxConcurrentReconciles: 8})
 	createMapping(t, ns, keycloakMapping, true)
+	const n = 1000
+	seedRows(t, outage.url, ns, "o", n, 4) // LiteLLM's rows, there before the outage
 	outage.stop()
 
-	const n = 1000
 	claims := [][]string{{"team-a"}, {"litellm-admin"}, {"litellm-auditor"}, {"nothing"}}
 	want := []string{"internal_user", "proxy_admin", "proxy_admin_viewer", "internal_user_viewer"}
 	createMany(t, n, func(i int) *rolesyncv1.ProxyUser {
@@ -719,6 +715,16 @@ func TestDatabaseOutageWhileUsersArrive(t *testing.T) {
 	}
 }
 
+// seedRows inserts the rows LiteLLM's sign-up gives the users
+// <ns>-<prefix>0000.. (n of them, the number padded to digits) in the
+// database at url: rolesync binds to LiteLLM's rows, it never creates one.
+func seedRows(t testing.TB, url, ns, prefix string, n, digits int) {
+	t.Helper()
+	sqlExec(t, url, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_role, updated_at)
+		SELECT u, u, 'internal_user_viewer', now() FROM (SELECT $1 || '-' || $2 || lpad(g::text, $4, '0') AS u FROM generate_series(0, $3 - 1) g) x`,
+		ns, prefix, n, digits)
+}
+
 // createMany creates n ProxyUsers from 8 goroutines.
 func createMany(t testing.TB, n int, user func(int) *rolesyncv1.ProxyUser) {
 	t.Helper()
@@ -745,7 +751,7 @@ func TestDeletionWaitsForTheDatabase(t *testing.T) {
 	createMapping(t, ns, keycloakMapping, true)
 	pu := newUser(ns, "gone", keycloakClaims("team-g"), true)
 	pu.Spec.DeletionPolicy = rolesyncv1.DeletionPolicyDelete
-	createUser(t, pu)
+	createUser(t, signedUp(t, outage.url, pu))
 	waitUser(t, client.ObjectKeyFromObject(pu), 30*time.Second, settled(rolesyncv1.RoleInternalUser))
 
 	outage.stop()
@@ -775,6 +781,7 @@ func TestDeletionWaitsForTheDatabase(t *testing.T) {
 type outage struct {
 	t       testing.TB
 	srv     *pgtest.Server
+	url     string
 	stopped bool
 }
 
@@ -809,9 +816,8 @@ func privateDatabase(t testing.TB) (*proxydb.DB, *outage) {
 		}
 		_ = srv.Close()
 	})
-	url, err := srv.NewDatabase(context.Background())
-	if err != nil {
+	if o.url, err = srv.NewDatabase(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return openDB(t, url), o
+	return openDB(t, o.url), o
 }

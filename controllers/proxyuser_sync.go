@@ -40,9 +40,9 @@ const competingWindow = 3
 //   - one guarded write (Apply, with its audit row) when the role changed
 //     and the row is bound; a Find first when it is not (or is gone).
 //
-// It never creates a row for a user who arrived through a login (LiteLLM
-// creates that row right after its login hook: rolesync waits for it), and
-// creates one the way LiteLLM would for a user an admin pre-provisioned.
+// It never creates a row: LiteLLM creates it at the user's first login
+// (right after its login hook) or when an admin adds the user; rolesync
+// waits for it (WaitingForRow).
 func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) proxyuser.SyncResult {
 	if r.Store == nil {
 		return proxyuser.SyncResult{NoDatabase: true}
@@ -76,18 +76,13 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 	case !found && res.Denied:
 		r.markChecked(pu.UID, want)
 		return proxyuser.SyncResult{} // nothing to demote, and never a row for a denied user
-	case !found && pu.Spec.LastLoginTime != nil:
-		return proxyuser.SyncResult{Waiting: true}
 	case !found:
-		created, err := r.Store.Create(ctx, pu.Spec.UserID, pu.Spec.Email, string(want), auditReason(res), objectName(pu))
-		if err != nil {
-			return proxyuser.SyncResult{Err: err}
-		}
-		if !created { // LiteLLM (or another writer) was first: bind to its row next time
-			return proxyuser.SyncResult{Err: fmt.Errorf("a row for %s appeared while creating it; binding to it", pu.Spec.UserID)}
-		}
-		r.markChecked(pu.UID, want)
-		return proxyuser.SyncResult{Wrote: true, Row: pu.Spec.UserID}
+		// LiteLLM is the only creator of user rows: its sign-up (or an
+		// admin's /user/new) applies its own defaults
+		// (default_internal_user_params), which a row created before the
+		// first login would skip. The user waits; the login handler answers
+		// the role for LiteLLM's insert.
+		return proxyuser.SyncResult{Waiting: true}
 	case !proxydb.Managed(row.Role):
 		r.checked.Delete(pu.UID)
 		return proxyuser.SyncResult{Row: row.UserID, Unmanaged: row.Role, Inactive: row.Inactive}

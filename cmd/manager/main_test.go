@@ -164,7 +164,7 @@ func TestManagerKilledMidConvergenceConverges(t *testing.T) {
 	createKeycloakMapping(t, ns)
 	first := startManager(t, cfg.Host, []string{"DATABASE_URL=" + dbURL}, "--max-concurrent-reconciles", "2")
 	const n = 400
-	createUsers(t, ns, n)
+	createUsers(t, ns, dbURL, n)
 	waitFor(t, 60*time.Second, first.logs, func() error {
 		if c := countRows(t, dbURL); c < 20 {
 			return fmt.Errorf("%d rows so far", c)
@@ -194,7 +194,7 @@ func TestAPIServerOutageConverges(t *testing.T) {
 	proxy := proxyToAPIServer(t)
 	m := startManager(t, "https://"+proxy.Addr, []string{"DATABASE_URL=" + dbURL})
 	const n = 100
-	createUsers(t, ns, n)
+	createUsers(t, ns, dbURL, n)
 	waitConverged(t, ctx, m, db, ns, n, rolesyncv1.RoleInternalUser)
 
 	outageFrom := len(m.logs.String())
@@ -259,9 +259,21 @@ func createKeycloakMapping(t testing.TB, ns string) *rolesyncv1.RoleMapping {
 	return rm
 }
 
-// createUsers creates n users u0000.. whose claims match the team-* rule.
-func createUsers(t testing.TB, ns string, n int) {
+// createUsers creates n users u0000.. whose claims match the team-* rule,
+// each with the row LiteLLM's sign-up gives it in the database at dbURL
+// (rolesync never creates user rows).
+func createUsers(t testing.TB, ns, dbURL string, n int) {
 	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	if _, err := conn.Exec(ctx, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_role, updated_at)
+		SELECT u, u, 'internal_user_viewer', now() FROM (SELECT $1 || '-u' || lpad(g::text, 4, '0') AS u FROM generate_series(0, $2 - 1) g) x`, ns, n); err != nil {
+		t.Fatal(err)
+	}
 	claims, _ := json.Marshal(map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": []string{"team-a"}}}})
 	var g errgroup.Group
 	g.SetLimit(8)
@@ -287,7 +299,8 @@ func countRows(t testing.TB, dbURL string) int {
 	}
 	defer func() { _ = conn.Close(ctx) }()
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable"`).Scan(&n); err != nil {
+	// Rows rolesync has written: LiteLLM's sign-up left them internal_user_viewer.
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_role = 'internal_user'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -22,7 +22,7 @@ func BenchmarkManagerRSS(b *testing.B) {
 	ns := newNamespace(b)
 	createKeycloakMapping(b, ns)
 	m := startManager(b, cfg.Host, []string{"DATABASE_URL=" + dbURL}, "--max-concurrent-reconciles", "16")
-	createUsers(b, ns, n)
+	createUsers(b, ns, dbURL, n)
 	waitConverged(b, context.Background(), m, db, ns, n, rolesyncv1.RoleInternalUser)
 	rss, hwm := procMemory(b, m.Cmd.Process.Pid)
 	b.ReportMetric(rss, "MiB-rss")

@@ -156,6 +156,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	fmt.Fprint(o.Out, indent(out))
+	// LiteLLM is the only creator of user rows: the break-glass account gets
+	// its row when an admin adds it in LiteLLM (/user/new); rolesync then
+	// pins its role (roleOverride).
+	say("adding the break-glass account in LiteLLM (its /user/new inserts the row; rolesync never creates rows)")
+	if err := litellmSignUp(ctx, dbURL, "break-glass@example.com", "break-glass@example.com", "internal_user_viewer"); err != nil {
+		return nil, fmt.Errorf("play LiteLLM's /user/new of the break-glass account: %w", err)
+	}
 
 	say("posting signed login events to POST /v1/namespaces/default/login-events")
 	for i, l := range SampleLogins() {

@@ -282,29 +282,6 @@ func (d *DB) Apply(ctx context.Context, c Change) (Outcome, error) {
 	return o, nil
 }
 
-// Create inserts the row LiteLLM's own SSO sign-up would: user_id and
-// sso_user_id the SSO id, the email lower-cased, LiteLLM's defaults, and
-// role; with an audit log row. It returns false (and writes nothing) when
-// a row with that user_id or sso_user_id appeared meanwhile.
-func (d *DB) Create(ctx context.Context, userID, email, role, reason, object string) (bool, error) {
-	var id *string
-	st, err := d.statements(ctx)
-	if err == nil {
-		err = d.pool.QueryRow(ctx, st.create, userID, strings.ToLower(email), role, auditReason(reason, object)).Scan(&id)
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // another writer was first
-			return false, nil
-		}
-		return false, fmt.Errorf("proxydb: create user %s: %w", userID, err)
-	}
-	return id != nil, nil
-}
-
 // Delete removes the user as LiteLLM's /user/delete does, in one
 // transaction: the user's virtual keys (copied into
 // "LiteLLM_DeletedVerificationToken" first), team memberships (rows and the
@@ -431,8 +408,8 @@ const insertAudit = `INSERT INTO "LiteLLM_AuditLog" (id, updated_at, changed_by,
 func auditValue(expr string) string { return `to_jsonb((` + expr + `)::text)` }
 
 type statements struct {
-	audit         bool
-	apply, create string
+	audit bool
+	apply string
 	// copyKeys is the INSERT ... SELECT prefix that copies keys into
 	// "LiteLLM_DeletedVerificationToken" (append a WHERE); copyErr says why
 	// there is none (the tables are not LiteLLM's).
@@ -501,24 +478,5 @@ SELECT (SELECT true FROM old), COALESCE((SELECT role FROM old), ''), EXISTS (SEL
 	COALESCE((SELECT inactive FROM upd), (SELECT inactive FROM old), false),
 	EXISTS (SELECT 1 FROM upd WHERE deactivate OR reactivate)`
 
-	create := `WITH ins AS (
-	INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_email, user_role, teams, models, metadata, spend,
-		model_spend, model_max_budget, allowed_cache_controls, policies, created_at, updated_at)
-	VALUES ($1, $1, NULLIF($2, ''), $3, '{}', '{}', '{}', 0, '{}', '{}', '{}', '{}', ` + utcNow + `, ` + utcNow + `)
-	ON CONFLICT DO NOTHING
-	RETURNING user_id, user_email, user_role
-)`
-	if audit {
-		create += `, audit AS (
-	` + insertAudit + `
-	SELECT gen_random_uuid()::text, ` + utcNow + `, '` + ChangedBy + `', '', 'created', 'LiteLLM_UserTable', user_id,
-		NULL, ` + auditValue(`jsonb_build_object('user_id', user_id, 'sso_user_id', user_id, 'user_email', user_email, 'user_role', user_role, 'rolesync', $4::jsonb)`) + `
-	FROM ins
-)`
-	} else {
-		create += `, unused AS (SELECT $4::jsonb)`
-	}
-	create += `
-SELECT user_id FROM ins`
-	return statements{audit: audit, apply: apply, create: create}
+	return statements{audit: audit, apply: apply}
 }
