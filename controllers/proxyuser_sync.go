@@ -173,7 +173,7 @@ func (r *ProxyUserReconciler) activation(res resolution) proxydb.Activation {
 // agrees: a denied user is re-deactivated (and a key added since blocked)
 // by the same guarded statement, which writes nothing when all holds.
 func (r *ProxyUserReconciler) revokes(res resolution) bool {
-	return res.Denied
+	return r.keys(res) == proxydb.KeysBlock || r.activation(res) == proxydb.ActivationDeactivate
 }
 
 // rowWait is how soon a user waiting for LiteLLM's row is looked at again:

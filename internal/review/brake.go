@@ -33,16 +33,9 @@ func (b Brake) Trips(lost, users int) bool {
 }
 
 // Loss reports whether a change takes privilege away: allowed before and
-// denied now, or a lower role (overrides are never changes).
-func (c Change) Loss() bool {
-	switch {
-	case c.Old.Denied:
-		return false
-	case c.New.Denied:
-		return true
-	}
-	return c.New.Role.Rank() < c.Old.Role.Rank()
-}
+// denied now, or a lower role (overrides are never changes). It is the
+// converse of Gain on the same privilege order (Outcome.rank).
+func (c Change) Loss() bool { return c.New.rank() < c.Old.rank() }
 
 // Losses counts the changes that take privilege away, per namespace.
 func (r Report) Losses() map[string]int {
