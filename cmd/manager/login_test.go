@@ -42,9 +42,13 @@ func TestManagerServesLoginEvents(t *testing.T) {
 		}
 		return nil
 	})
-	post := func(id, user string) (int, map[string]any, http.Header) {
-		body, _ := json.Marshal(map[string]any{"id": id, "time": time.Now().UTC().Format(time.RFC3339Nano), "userID": user,
-			"issuer": "https://idp.example.com", "claims": map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": []any{"team-x"}}}}})
+	postIn := func(eventNS, id, user string) (int, map[string]any, http.Header) {
+		ev := map[string]any{"id": id, "time": time.Now().UTC().Format(time.RFC3339Nano), "userID": user,
+			"issuer": "https://idp.example.com", "claims": map[string]any{"resource_access": map[string]any{"litellm": map[string]any{"roles": []any{"team-x"}}}}}
+		if eventNS != "" {
+			ev["namespace"] = eventNS
+		}
+		body, _ := json.Marshal(ev)
 		req, _ := http.NewRequest(http.MethodPost, "http://"+loginAddr+"/v1/namespaces/"+ns+"/login-events", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(authn.SignatureHeader, authn.Sign([]byte(secret), body, time.Now()))
@@ -60,6 +64,7 @@ func TestManagerServesLoginEvents(t *testing.T) {
 		}
 		return res.StatusCode, out, res.Header
 	}
+	post := func(id, user string) (int, map[string]any, http.Header) { return postIn(ns, id, user) }
 	var status int
 	var out map[string]any
 	waitFor(t, 30*time.Second, m.logs, func() error { // until the mapping is loaded
@@ -71,6 +76,12 @@ func TestManagerServesLoginEvents(t *testing.T) {
 	})
 	if out["role"] != "internal_user" || out["denied"] != false {
 		t.Fatalf("response %v", out)
+	}
+	// --login-require-namespace is on by default: an event that signs no
+	// namespace is refused, naming the field.
+	if status, out, _ := postIn("", "ev-no-namespace", "nobody"); status != http.StatusUnauthorized ||
+		out["reason"] != login.ReasonNamespaceRequired || !strings.Contains(fmt.Sprint(out["error"]), "namespace") {
+		t.Fatalf("an event without namespace under the default flags: %d %v", status, out)
 	}
 	name := proxyuser.Name("https://idp.example.com", "zoe")
 	waitFor(t, 30*time.Second, m.logs, func() error {

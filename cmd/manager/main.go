@@ -117,8 +117,8 @@ func (o *loginOptions) BindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.RateLimit, "login-rate-limit", 500,
 		"Login events per second allowed per client address (0 = unlimited). One proxy sends every login of its users, so the default only stops a runaway client: it is above what the apiserver can absorb.")
 	fs.IntVar(&o.RateBurst, "login-rate-burst", 1000, "Burst of login events allowed per client address.")
-	fs.BoolVar(&o.RequireNamespace, "login-require-namespace", false,
-		"Refuse login events that do not sign a namespace field (senders from before v0.2). An event that signs one is always held to it. Default false for one release of deprecation; it becomes true after that.")
+	fs.BoolVar(&o.RequireNamespace, "login-require-namespace", true,
+		"Refuse login events (HMAC or JWT form) that do not sign a namespace field: 401 NamespaceRequired. An event that signs one is always held to it. Set false only for a sender that cannot sign one yet: its events could then be posted to any namespace its secret or key is valid for.")
 }
 
 // enabled reports whether the login server runs.

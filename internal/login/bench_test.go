@@ -39,7 +39,7 @@ func benchLogin(b *testing.B, concurrency int) {
 	claims := map[string]any{"groups": []any{"platform", "team-a", "team-b"}, "name": "Bench User", "email_verified": true}
 	bodies := make([][]byte, n)
 	for i := range bodies {
-		bodies[i], _ = json.Marshal(event(fmt.Sprintf("bench-%s-%d", ns, i), fmt.Sprintf("bench-user-%d", i), time.Now(), claims))
+		bodies[i], _ = json.Marshal(inNS(ns, event(fmt.Sprintf("bench-%s-%d", ns, i), fmt.Sprintf("bench-user-%d", i), time.Now(), claims)))
 	}
 
 	b.ResetTimer()

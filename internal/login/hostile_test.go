@@ -43,7 +43,7 @@ func TestHostileRequests(t *testing.T) {
 	})
 
 	valid := func(edit func(map[string]any)) map[string]any {
-		ev := event("hostile-"+randID(), "mallory", time.Now(), map[string]any{"groups": []any{"admins-all"}})
+		ev := inNS(ns, event("hostile-"+randID(), "mallory", time.Now(), map[string]any{"groups": []any{"admins-all"}}))
 		if edit != nil {
 			edit(ev)
 		}
@@ -150,7 +150,7 @@ func TestHostileRequests(t *testing.T) {
 		{"deep nesting in a token", jwtReq(tok(jwt.SigningMethodES256, ecKey, "ec", func(c jwt.MapClaims) { c["claims"] = map[string]any{"groups": deep(40)} })), 400, ReasonInvalidField},
 		{"authn.Replayed id", hmacReq(jsonOf(maps.Clone(seen))), 409, ReasonReplay},
 		{"namespace does not exist", func() req {
-			r := evReq(nil)
+			r := evReq(func(e map[string]any) { e["namespace"] = "no-such-namespace" })
 			r.path = eventsPath("no-such-namespace")
 			return r
 		}(), 404, ReasonNoNamespace},
@@ -182,6 +182,8 @@ func TestHostileRequests(t *testing.T) {
 			return h + "." + base64URL(`{"claims":{"pad":"`+strings.Repeat("x", 700<<10)+`"}}`) + "." + base64URL("not a signature")
 		}()), 401, ReasonBadToken},
 		{"namespace not a name", evReq(func(e map[string]any) { e["namespace"] = "Not/A/Namespace" }), 400, ReasonInvalidField},
+		{"no namespace signed", evReq(func(e map[string]any) { delete(e, "namespace") }), 401, ReasonNamespaceRequired},
+		{"token without a namespace", jwtReq(tok(jwt.SigningMethodRS256, rsaKey, "rsa", func(c jwt.MapClaims) { delete(c, "namespace") })), 401, ReasonNamespaceRequired},
 		{"signed for another namespace", evReq(func(e map[string]any) { e["namespace"] = "kube-system" }), 401, ReasonNamespace},
 		{"token signed for another namespace", jwtReq(tok(jwt.SigningMethodRS256, rsaKey, "rsa", func(c jwt.MapClaims) { c["namespace"] = "kube-system" })), 401, ReasonNamespace},
 		{"denied new user", evReq(func(e map[string]any) { e["claims"] = map[string]any{"groups": []any{"sales"}} }), 403, rolesyncv1.ReasonNoMatch},

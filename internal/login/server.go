@@ -59,7 +59,10 @@ const (
 	ReasonInternal         = "InternalError"
 	ReasonNoCredentials    = "NoCredentials"
 	ReasonNamespace        = "NamespaceMismatch"
-	ReasonNameTaken        = "NameTaken"
+	// ReasonNamespaceRequired: the event signs no namespace field
+	// (--login-require-namespace, the default).
+	ReasonNamespaceRequired = "NamespaceRequired"
+	ReasonNameTaken         = "NameTaken"
 	// ReasonNamespaceNotAllowed: the token's identity provider may not
 	// record logins in this namespace (its namespaces list).
 	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
@@ -103,8 +106,8 @@ type Options struct {
 	// accepted at login-tokens (see package oidc).
 	OIDCConfigFile string
 	KeepClaims     []string
-	// RequireNamespace refuses events without a signed namespace (senders
-	// from before namespaces were bound into the signed event).
+	// RequireNamespace refuses signed events (HMAC, JWT) without a signed
+	// namespace; cmd/manager defaults it to true.
 	RequireNamespace bool
 	RateLimit        float64 // events per second per client; 0 = unlimited
 	RateBurst        int
@@ -423,7 +426,7 @@ func (s *Server) handle(r *http.Request, form *string) (*Response, *apiError) {
 	case ev.Namespace != "" && ev.Namespace != namespace:
 		return nil, fail(http.StatusUnauthorized, ReasonNamespace, "the event was signed for namespace "+ev.Namespace+", not "+namespace)
 	case ev.Namespace == "" && s.opts.RequireNamespace:
-		return nil, fail(http.StatusUnauthorized, ReasonNamespace, "the event names no namespace: sign a namespace field (--login-require-namespace)")
+		return nil, fail(http.StatusUnauthorized, ReasonNamespaceRequired, "namespace: required: sign the namespace the event is for in its namespace field (--login-require-namespace)")
 	}
 	// The time an event claims is bound to when it was signed, so a signed
 	// event cannot carry a far-future time (pinning the user against later
@@ -431,6 +434,10 @@ func (s *Server) handle(r *http.Request, form *string) (*Response, *apiError) {
 	if d := ev.Time.Sub(ev.SignedAt); d > authn.MaxSkew || d < -authn.MaxSkew {
 		return nil, fail(http.StatusBadRequest, ReasonInvalidField, fmt.Sprintf("time: more than %v from the signature time (t, or the JWT's iat)", authn.MaxSkew))
 	}
+	// Logins are ordered by a time never later than this server received
+	// the event: a signed time in the future (a sender's fast clock, or a
+	// forged-ahead event) cannot make the next genuine login "stale".
+	ev.Time = authn.LoginTime(ev.Time, now)
 	switch s.replay.Reserve(ev.ID, now) {
 	case authn.Replayed:
 		return nil, fail(http.StatusConflict, ReasonReplay, fmt.Sprintf("this event id was already received in the last %v", authn.ReplayWindow))

@@ -111,7 +111,7 @@ func TestJWTEventsWithEachKeyKind(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			user := fmt.Sprintf("jwt-user-%d", i)
-			r := postToken(t, ns, token(t, event(fmt.Sprintf("jwt-%d", i), user, time.Now(), claims), c.method, c.key, c.kid, nil))
+			r := postToken(t, ns, token(t, inNS(ns, event(fmt.Sprintf("jwt-%d", i), user, time.Now(), claims)), c.method, c.key, c.kid, nil))
 			if r.status != http.StatusOK || r.resp.Role != rolesyncv1.RoleInternalUser {
 				t.Fatalf("%d %s", r.status, r.body)
 			}
@@ -268,8 +268,8 @@ func TestConcurrentEventsLeaveTheNewest(t *testing.T) {
 	statuses, errs := make([]int, n), make([]error, n)
 	for i, k := range order {
 		wg.Go(func() {
-			ev := event(fmt.Sprintf("c-%d", k), "frank", base.Add(time.Duration(k)*100*time.Millisecond),
-				map[string]any{"groups": []any{"platform", fmt.Sprintf("login-%03d", k)}})
+			ev := inNS(ns, event(fmt.Sprintf("c-%d", k), "frank", base.Add(time.Duration(k)*100*time.Millisecond),
+				map[string]any{"groups": []any{"platform", fmt.Sprintf("login-%03d", k)}}))
 			body, _ := json.Marshal(ev)
 			sig := authn.Sign([]byte(secrets[0]), body, time.Now())
 			recordSignature(sig)
@@ -306,7 +306,7 @@ func TestRotatedSecretFile(t *testing.T) {
 	newSecret := "rotated-in-secret-0123456789abcdef0123456"
 	secretsUsed.Store(newSecret, true)
 	body := func(id string) []byte {
-		b, _ := json.Marshal(event(id, "gina", time.Now(), map[string]any{"groups": []any{"platform"}}))
+		b, _ := json.Marshal(inNS(ns, event(id, "gina", time.Now(), map[string]any{"groups": []any{"platform"}})))
 		return b
 	}
 	if r := postSigned(t, ns, body("r-1"), newSecret, time.Time{}); r.status != http.StatusUnauthorized {
@@ -376,7 +376,7 @@ func TestRevokedSecretsFailClosed(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = writeAtomic(secretFile, orig) })
 	body := func(id string) []byte {
-		b, _ := json.Marshal(event(id, "rex", time.Now(), map[string]any{"groups": []any{"platform"}}))
+		b, _ := json.Marshal(inNS(ns, event(id, "rex", time.Now(), map[string]any{"groups": []any{"platform"}})))
 		return b
 	}
 	for i, damage := range []func() error{
@@ -423,7 +423,7 @@ spec:
   - {equals: "9007199254740993", role: internal_user}
   onNoMatch: Deny
 `)
-	body := []byte(`{"id":"n-1","time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","userID":"num","issuer":"` + idpIssuer + `","claims":{"employee_id":9007199254740993}}`)
+	body := []byte(`{"id":"n-1","time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","userID":"num","namespace":"` + ns + `","issuer":"` + idpIssuer + `","claims":{"employee_id":9007199254740993}}`)
 	r := postSigned(t, ns, body, secrets[0], time.Time{})
 	if r.status != http.StatusOK || r.resp.Role != rolesyncv1.RoleInternalUser {
 		t.Fatalf("%d %s", r.status, r.body)
@@ -479,7 +479,7 @@ func TestEventsAreBoundToTheirNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := func(id string) []byte {
-		b, _ := json.Marshal(event(id, "otto", time.Now(), map[string]any{"groups": []any{"platform"}}))
+		b, _ := json.Marshal(inNS(a, event(id, "otto", time.Now(), map[string]any{"groups": []any{"platform"}})))
 		return b
 	}
 	waitUntil(t, 10*time.Second, func() error {
@@ -511,5 +511,32 @@ func TestSquattedNameIsRefused(t *testing.T) {
 	after := getUser(t, ns, squat.Name)
 	if after.Generation != 1 || after.Spec.UserID != "someone-else" || after.Spec.Claims != nil || len(snapshot(t, ns)) != 1 {
 		t.Fatalf("the squatted ProxyUser was written: generation %d spec %+v", after.Generation, after.Spec)
+	}
+}
+
+// TestFutureDatedEventCannotPinLogins: an event dated minutes after its
+// signature time is ordered by when the server received it, so the next
+// genuine login (a demotion) is not "stale" and takes effect at once.
+func TestFutureDatedEventCannotPinLogins(t *testing.T) {
+	needSuite(t)
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	sent := time.Now()
+	ahead := event("future-1", "fiona", sent.Add(4*time.Minute), map[string]any{"groups": []any{"admins-all"}})
+	if r := postEvent(t, ns, ahead); r.status != http.StatusOK || r.resp.Role != rolesyncv1.RoleProxyAdmin {
+		t.Fatalf("future-dated event: %d %s", r.status, r.body)
+	}
+	received := time.Now()
+	pu := getUser(t, ns, proxyuser.Name(idpIssuer, "fiona"))
+	if lt := pu.Spec.LastLoginTime; lt == nil || lt.After(received) {
+		t.Fatalf("lastLoginTime %v is later than the event was received (%v)", lt, received)
+	}
+	demoted := event("future-2", "fiona", time.Now(), map[string]any{"groups": []any{"platform"}})
+	r := postEvent(t, ns, demoted)
+	if r.status != http.StatusOK || r.resp.Stale || r.resp.Role != rolesyncv1.RoleInternalUser {
+		t.Fatalf("the genuine login after a future-dated one: %d %s", r.status, r.body)
+	}
+	if g := claimsOf(t, getUser(t, ns, pu.Name))["groups"].([]any); len(g) != 1 || g[0] != "platform" {
+		t.Fatalf("stored claims %v are not the genuine login's", g)
 	}
 }

@@ -187,7 +187,7 @@ type oidcIssuer struct {
 	URL        string   `json:"url"`
 	Audiences  []string `json:"audiences"`
 	UserID     string   `json:"userIDClaim"`
-	Namespaces []string `json:"namespaces,omitempty"`
+	Namespaces []string `json:"namespaces"`
 }
 
 func startProviders(dir string) (func(), error) {
@@ -211,9 +211,9 @@ func startProviders(dir string) (func(), error) {
 	}
 	oidcConfig = filepath.Join(dir, "oidc.yaml")
 	oidcIssuers = []oidcIssuer{
-		{URL: provider.Issuer(), Audiences: []string{provider.ClientID()}, UserID: "preferred_username"},
+		{URL: provider.Issuer(), Audiences: []string{provider.ClientID()}, UserID: "preferred_username", Namespaces: []string{"*"}},
 		{URL: scoped.Issuer(), Audiences: []string{scoped.ClientID()}, UserID: "preferred_username", Namespaces: []string{scopedNamespace}},
-		{URL: otherAudience.Issuer(), Audiences: []string{"litellm"}, UserID: "preferred_username"},
+		{URL: otherAudience.Issuer(), Audiences: []string{"litellm"}, UserID: "preferred_username", Namespaces: []string{"*"}},
 	}
 	return stop, writeOIDCConfig()
 }
@@ -235,7 +235,7 @@ func addIssuer(t testing.TB, url, audience, namespace string) {
 	t.Helper()
 	oidcMu.Lock()
 	defer oidcMu.Unlock()
-	is := oidcIssuer{URL: url, Audiences: []string{audience}, UserID: "preferred_username"}
+	is := oidcIssuer{URL: url, Audiences: []string{audience}, UserID: "preferred_username", Namespaces: []string{"*"}}
 	if namespace != "" {
 		is.Namespaces = []string{namespace}
 	}
@@ -260,7 +260,7 @@ func startManager(ctx context.Context, dir string) error {
 		HMACSecretFile: secretFile, JWTKeysFile: filepath.Join(dir, "jwks.json"),
 		JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, JWTLeeway: 30 * time.Second,
 		OIDCConfigFile: oidcConfig,
-		KeepClaims:     []string{"name"}, RateLimit: 0,
+		KeepClaims:     []string{"name"}, RateLimit: 0, RequireNamespace: true, // the manager's default
 	}, mgr.GetClient(), mgr.GetAPIReader(), registry, mgr.GetEventRecorder("rolesync.dev/login-server"), ctrl.Log.WithName("login"))
 	if err != nil {
 		return err
@@ -334,6 +334,12 @@ func event(id, user string, at time.Time, claims map[string]any) map[string]any 
 	return map[string]any{"id": id, "time": at.UTC().Format(time.RFC3339Nano), "userID": user, "email": user + "@example.com", "issuer": idpIssuer, "claims": claims}
 }
 
+// inNS signs ev for namespace ns.
+func inNS(ns string, ev map[string]any) map[string]any {
+	ev["namespace"] = ns
+	return ev
+}
+
 type reply struct {
 	status int
 	body   []byte
@@ -397,8 +403,12 @@ func postSigned(t testing.TB, ns string, body []byte, secret string, at time.Tim
 	return send(t, http.MethodPost, eventsPath(ns), "application/json", body, map[string]string{authn.SignatureHeader: sig})
 }
 
+// postEvent signs ev (for ns, unless it names a namespace) and posts it to ns.
 func postEvent(t testing.TB, ns string, ev map[string]any) reply {
 	t.Helper()
+	if _, ok := ev["namespace"]; !ok {
+		ev["namespace"] = ns
+	}
 	body, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)

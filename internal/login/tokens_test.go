@@ -35,7 +35,7 @@ func postIdPToken(t testing.TB, ns, tok string) reply {
 // resource_access, groups as paths.
 func keycloakUser(name string, roles, groups []string) idp.User {
 	return idp.User{Subject: "f3c1-" + name, Extra: map[string]any{
-		"preferred_username": name, "email": name + "@example.com",
+		"preferred_username": name, "email": name + "@example.com", "email_verified": true,
 		"resource_access": map[string]any{"litellm": map[string]any{"roles": roles}},
 		"groups":          groups,
 	}}
@@ -170,21 +170,21 @@ func TestForgedAndMisScopedProviderTokensAreRefused(t *testing.T) {
 			http.StatusUnauthorized, ReasonBadToken, "wrong aud"},
 		{"re-signed by another key under the provider's kid", func() string {
 			return resign(t, fresh(), jwt.SigningMethodRS256, other, nil, nil)
-		}, http.StatusUnauthorized, ReasonBadToken, "no trusted provider's key verifies"},
+		}, http.StatusUnauthorized, ReasonBadToken, "no key of the token's issuer verifies it"},
 		{"alg switched to HS256", func() string {
 			return resign(t, fresh(), jwt.SigningMethodHS256, provider.PublicKeyPEM(), nil, nil)
-		}, http.StatusUnauthorized, ReasonBadToken, "no trusted provider's key verifies"},
+		}, http.StatusUnauthorized, ReasonBadToken, "no key of the token's issuer verifies it"},
 		{"alg none", func() string {
 			return resign(t, fresh(), jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, nil)
 		}, http.StatusUnauthorized, ReasonBadToken, ""},
-		{"another issuer's token", func() string { return login(t, untrusted, admin).IDToken }, http.StatusUnauthorized, ReasonBadToken, "no trusted provider's key verifies"},
+		{"another issuer's token", func() string { return login(t, untrusted, admin).IDToken }, http.StatusUnauthorized, ReasonBadToken, "not a trusted provider"},
 		{"claims edited after signing", func() string {
 			tok := fresh()
 			parts := strings.Split(tok, ".")
 			payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 			payload = []byte(strings.Replace(string(payload), `"mallory"`, `"root"`, 1))
 			return parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
-		}, http.StatusUnauthorized, ReasonBadToken, "no trusted provider's key verifies"},
+		}, http.StatusUnauthorized, ReasonBadToken, "no key of the token's issuer verifies it"},
 		{"expired", func() string {
 			provider.Shift(-2 * time.Hour) // issued two hours ago, valid for ten minutes
 			defer provider.Shift(2 * time.Hour)

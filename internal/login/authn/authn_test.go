@@ -231,3 +231,13 @@ func TestForgedTokenCostsNoMoreThanItsSize(t *testing.T) {
 		t.Fatalf("a forged %d-byte token allocated %d bytes: more than twice its size", len(tok), allocated)
 	}
 }
+
+func TestLoginTimeIsNeverLaterThanReceived(t *testing.T) {
+	received := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	if got := LoginTime(received.Add(4*time.Minute), received); !got.Equal(received) {
+		t.Fatalf("a future time is ordered at %v, not when received", got)
+	}
+	if past := received.Add(-time.Second); !LoginTime(past, received).Equal(past) {
+		t.Fatal("a past time must be kept")
+	}
+}

@@ -238,6 +238,15 @@ func (e *Event) Validate() error {
 	return nil
 }
 
+// LoginTime is the time a login is ordered by: the event's time, but never
+// later than received, when the server received it.
+func LoginTime(eventTime, received time.Time) time.Time {
+	if eventTime.After(received) {
+		return received
+	}
+	return eventTime
+}
+
 func validIssuer(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && rolesyncv1.Printable(s)

@@ -277,7 +277,8 @@ func (v *JWTVerifier) Verify(token string) (*Event, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(min(v.Leeway, MaxLeeway)),
 		jwt.WithTimeFunc(func() time.Time { return now }),
-		jwt.WithJSONNumber(), // claims keep their exact numbers
+		jwt.WithJSONNumber(),     // claims keep their exact numbers
+		jwt.WithStrictDecoding(), // one spelling per token (VerifyCompact checked it too)
 	)
 	var c tokenClaims
 	_, err = parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
@@ -316,46 +317,80 @@ const (
 	maxJWTSignature = 1024 // base64 of the largest signature (RSA 4096: 683 characters)
 )
 
-// VerifyCompact checks a compact JWS: a small header without "crit", an
-// algorithm one of the keys accepts (never "none"), and the signature over
-// header.payload; only then is the payload decoded and returned.
-func VerifyCompact(token string, keys []VerificationKey) ([]byte, error) {
-	h, rest, ok1 := strings.Cut(token, ".")
-	p, sig, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.Contains(sig, ".") || h == "" || p == "" {
-		return nil, fmt.Errorf("%w: malformed token", ErrBadToken)
+// segment decodes the parts of a compact JWS strictly: unpadded base64url
+// with zero trailing bits. With encoding/base64's lenient decoder one
+// signature has many spellings (the unused bits of its last character, and
+// CR or LF anywhere, which even the strict decoder skips), so one token
+// could pass as many.
+var segment = base64.RawURLEncoding.Strict()
+
+func decodeSegment(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("line breaks in a token part")
 	}
-	if len(h) > maxJWTHeader || len(sig) > maxJWTSignature {
-		return nil, fmt.Errorf("%w: malformed token (header or signature too long)", ErrBadToken)
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(h)
+	return segment.DecodeString(s)
+}
+
+// Compact is a compact JWS split into its parts, its header decoded and
+// checked (bounded, no "crit"); nothing of the payload is decoded yet.
+type Compact struct {
+	Header       map[string]any
+	Alg, KID     string
+	SigningInput string // header.payload as sent: the bytes the signature covers
+	payload      string
+	Signature    []byte
+}
+
+// SplitToken splits and checks a compact JWS (every part canonical
+// base64url), without decoding its payload.
+func SplitToken(token string) (*Compact, error) {
+	hdr, h, p, sig, err := splitCompact(token)
 	if err != nil {
-		return nil, fmt.Errorf("%w: malformed token header", ErrBadToken)
+		return nil, err
 	}
-	var hdr map[string]any
-	if err := json.Unmarshal(hb, &hdr); err != nil || hdr == nil {
-		return nil, fmt.Errorf("%w: malformed token header", ErrBadToken)
-	}
-	if _, ok := hdr["crit"]; ok {
-		return nil, fmt.Errorf("%w: the crit header names extensions rolesync does not understand", ErrBadToken)
+	sb, err := decodeSegment(sig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed token signature (not canonical base64url)", ErrBadToken)
 	}
 	alg, _ := hdr["alg"].(string)
-	method := jwt.GetSigningMethod(alg)
-	if method == nil || alg == "none" {
+	return &Compact{Header: hdr, Alg: alg, KID: headerKid(hdr), SigningInput: token[:len(h)+1+len(p)], payload: p, Signature: sb}, nil
+}
+
+// UnverifiedIssuer reads the iss claim of a token whose signature is not
+// verified yet, only to choose whose keys to verify it with: the payload
+// is scanned for that one string, no claim of it is kept.
+func (c *Compact) UnverifiedIssuer() (string, error) {
+	payload, err := decodeSegment(c.payload)
+	if err != nil {
+		return "", fmt.Errorf("%w: malformed token payload (not canonical base64url)", ErrBadToken)
+	}
+	var top struct {
+		Iss *string `json:"iss"`
+	}
+	if err := json.Unmarshal(payload, &top); err != nil {
+		return "", fmt.Errorf("%w: the token payload is not a JSON object with a string iss", ErrBadToken)
+	}
+	if top.Iss == nil || *top.Iss == "" {
+		return "", fmt.Errorf("%w: the token has no iss", ErrBadToken)
+	}
+	return *top.Iss, nil
+}
+
+// Verify checks the signature over the signing input with keys (those that
+// accept the token's algorithm and kid); only then is the payload decoded
+// and returned.
+func (c *Compact) Verify(keys []VerificationKey) ([]byte, error) {
+	method := jwt.GetSigningMethod(c.Alg)
+	if method == nil || c.Alg == "none" {
 		return nil, fmt.Errorf("%w: no key can verify the token (algorithm or key id not accepted)", ErrBadToken)
 	}
-	set, err := keySet(keys, alg, headerKid(hdr))
+	set, err := keySet(keys, c.Alg, c.KID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: no key can verify the token (algorithm or key id not accepted)", ErrBadToken)
 	}
-	sb, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil {
-		return nil, fmt.Errorf("%w: malformed token signature", ErrBadToken)
-	}
-	signed := token[:len(h)+1+len(p)]
 	verified := false
 	for _, k := range set.Keys {
-		if method.Verify(signed, sb, k) == nil {
+		if method.Verify(c.SigningInput, c.Signature, k) == nil {
 			verified = true
 			break
 		}
@@ -363,11 +398,23 @@ func VerifyCompact(token string, keys []VerificationKey) ([]byte, error) {
 	if !verified {
 		return nil, fmt.Errorf("%w: signature invalid", ErrBadToken)
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(p)
+	payload, err := decodeSegment(c.payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload encoding", ErrMalformed)
 	}
 	return payload, nil
+}
+
+// VerifyCompact checks a compact JWS: a small header without "crit", every
+// part canonical base64url, an algorithm one of the keys accepts (never
+// "none"), and the signature over header.payload; only then is the payload
+// decoded and returned.
+func VerifyCompact(token string, keys []VerificationKey) ([]byte, error) {
+	c, err := SplitToken(token)
+	if err != nil {
+		return nil, err
+	}
+	return c.Verify(keys)
 }
 
 // TokenHeader returns the alg and kid of a compact JWS, with the bounds and
@@ -391,7 +438,7 @@ func splitCompact(token string) (hdr map[string]any, h, p, sig string, err error
 	if len(h) > maxJWTHeader || len(sig) > maxJWTSignature {
 		return nil, "", "", "", fmt.Errorf("%w: malformed token (header or signature too long)", ErrBadToken)
 	}
-	hb, err := base64.RawURLEncoding.DecodeString(h)
+	hb, err := decodeSegment(h)
 	if err != nil {
 		return nil, "", "", "", fmt.Errorf("%w: malformed token header", ErrBadToken)
 	}

@@ -11,6 +11,7 @@ package oidc
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rolesync/rolesync/internal/claimpath"
+	"github.com/rolesync/rolesync/internal/login/authn"
 )
 
 // Config is the --login-oidc-config file.
@@ -45,9 +47,21 @@ type Issuer struct {
 	// CertificateAuthority is a PEM file of the CAs that sign the
 	// provider's TLS certificate (else the system's roots).
 	CertificateAuthority string `json:"certificateAuthority,omitempty"`
-	// Namespaces, when set, are the only namespaces whose logins this
-	// provider's tokens may record.
-	Namespaces []string `json:"namespaces,omitempty"`
+	// Namespaces are the namespaces whose logins this provider's tokens may
+	// record: required. ["*"] (alone) is the one explicit opt-in to every
+	// namespace; a token is then one login in any namespace it is posted to
+	// (each namespace still accepts it once).
+	Namespaces []string `json:"namespaces"`
+	// JWKSHosts are hosts (host or host:port) besides the issuer's own that
+	// its discovery document's jwks_uri may name, for a provider that
+	// serves its keys elsewhere (Google: www.googleapis.com). Unset: the
+	// issuer's own host only.
+	JWKSHosts []string `json:"jwksHosts,omitempty"`
+	// TrustEmail: the provider vouches for every email it puts in a token,
+	// for a provider that verifies emails but sends no email_verified
+	// claim. Otherwise a token's email binds the user to a LiteLLM row only
+	// with email_verified: true.
+	TrustEmail bool `json:"trustEmail,omitempty"`
 
 	userID, email claimpath.Path
 	roots         *x509.CertPool
@@ -113,9 +127,20 @@ func (is *Issuer) complete() error {
 	if is.email, err = claimpath.Parse(is.EmailClaim); err != nil {
 		return fmt.Errorf("emailClaim: %w", err)
 	}
+	if len(is.Namespaces) == 0 {
+		return fmt.Errorf("namespaces: required: list the namespaces this provider's tokens may log into, or [%q] for all", AllNamespaces)
+	}
 	for j, ns := range is.Namespaces {
+		if ns == AllNamespaces && len(is.Namespaces) == 1 {
+			continue
+		}
 		if msgs := validation.IsDNS1123Label(ns); len(msgs) != 0 {
-			return fmt.Errorf("namespaces[%d]: %q is not a namespace name", j, ns)
+			return fmt.Errorf("namespaces[%d]: %q is not a namespace name (%q stands alone for all namespaces)", j, ns, AllNamespaces)
+		}
+	}
+	for j, h := range is.JWKSHosts {
+		if u, err := url.Parse("https://" + h); err != nil || u.Host != h || h == "" {
+			return fmt.Errorf("jwksHosts[%d]: %q is not a host or host:port", j, h)
 		}
 	}
 	if is.CertificateAuthority != "" {
@@ -132,9 +157,67 @@ func (is *Issuer) complete() error {
 	return nil
 }
 
+// AllNamespaces, alone in an issuer's namespaces, trusts it in every namespace.
+const AllNamespaces = "*"
+
 // allows reports whether the issuer may record logins in namespace.
 func (is *Issuer) allows(namespace string) bool {
-	return len(is.Namespaces) == 0 || slices.Contains(is.Namespaces, namespace)
+	return slices.Equal(is.Namespaces, []string{AllNamespaces}) || slices.Contains(is.Namespaces, namespace)
+}
+
+// checkJWKSURI requires the discovery document's jwks_uri to be https (or
+// http on a loopback host) on the issuer's own host or a listed jwksHost:
+// a document that points elsewhere is not trusted to name the keys.
+func (is *Issuer) checkJWKSURI(s string) error {
+	if err := checkURL(s); err != nil {
+		return err
+	}
+	u, _ := url.Parse(s)
+	iu, _ := url.Parse(is.URL)
+	if u.Host == iu.Host || slices.Contains(is.JWKSHosts, u.Host) || slices.Contains(is.JWKSHosts, u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("%q is not on the issuer's host %s (list its host in jwksHosts to trust it)", s, iu.Host)
+}
+
+// checkAuthorizedParty applies OpenID Connect Core 3.1.3.7: a token with
+// several audiences was issued to the party its azp names, which must be
+// one of the configured audiences (the client); without azp it is refused.
+// A single-audience token's azp is not checked: an access token's azp is
+// the client that asked for it, its aud the API (the configured audience).
+func (is *Issuer) checkAuthorizedParty(payload []byte, aud []string) error {
+	if len(aud) <= 1 {
+		return nil
+	}
+	var top struct {
+		Azp *string `json:"azp"`
+	}
+	if err := json.Unmarshal(payload, &top); err != nil {
+		return fmt.Errorf("%w: azp must be a string", authn.ErrBadToken)
+	}
+	switch {
+	case top.Azp == nil:
+		return fmt.Errorf("%w: the token has several audiences and no azp (authorized party)", authn.ErrBadToken)
+	case !slices.Contains(is.Audiences, *top.Azp):
+		return fmt.Errorf("%w: wrong azp (the token has several audiences and its authorized party is not a configured audience)", authn.ErrBadToken)
+	}
+	return nil
+}
+
+// emailVerified reports whether the provider vouches for the token's
+// email: trustEmail, or an email_verified claim that is true (the boolean,
+// or the string "true" some providers send).
+func (is *Issuer) emailVerified(claims map[string]any) bool {
+	if is.TrustEmail {
+		return true
+	}
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return strings.EqualFold(v, "true")
+	}
+	return false
 }
 
 // sameConnection reports whether two configurations of an issuer reach

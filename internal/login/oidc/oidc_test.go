@@ -2,6 +2,8 @@ package oidc
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"net"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/testing/idp"
@@ -24,22 +27,30 @@ func TestParseConfigNamesTheBadField(t *testing.T) {
 		{`issuers: [{url: "https://k.example.com/", audiences: [a]}]`, "ends with /"},
 		{`issuers: [{url: "https://k.example.com"}]`, "issuers[0]: audiences"},
 		{`issuers: [{url: "https://k.example.com", audiences: [a], namespaces: [Not_A_Namespace]}]`, "issuers[0]: namespaces[0]"},
-		{`issuers: [{url: "https://k.example.com", audiences: [a], userIDClaim: "a..b"}]`, "issuers[0]: userIDClaim"},
-		{`issuers: [{url: "https://k.example.com", audiences: [a], certificateAuthority: /does/not/exist}]`, "issuers[0]: certificateAuthority"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a]}]`, "issuers[0]: namespaces: required"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], namespaces: []}]`, "issuers[0]: namespaces: required"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], namespaces: ["*", ai]}]`, "issuers[0]: namespaces[0]"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], namespaces: [ai], jwksHosts: ["a/b"]}]`, "issuers[0]: jwksHosts[0]"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], namespaces: [ai], userIDClaim: "a..b"}]`, "issuers[0]: userIDClaim"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], namespaces: [ai], certificateAuthority: /does/not/exist}]`, "issuers[0]: certificateAuthority"},
 		{`issuers: [{url: "https://k.example.com", audiences: [a], audience: b}]`, "unknown field \"audience\""},
-		{`issuers: [{url: "https://k.example.com", audiences: [a]}, {url: "https://k.example.com", audiences: [b]}]`, "issuers[1].url: https://k.example.com is listed twice"},
+		{`issuers: [{url: "https://k.example.com", audiences: [a], namespaces: [ai]}, {url: "https://k.example.com", audiences: [b], namespaces: [ai]}]`, "issuers[1].url: https://k.example.com is listed twice"},
 	} {
 		_, err := ParseConfig([]byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: error %v, want one saying %q", tc.doc, err, tc.says)
 		}
 	}
-	c, err := ParseConfig([]byte("issuers:\n- url: http://127.0.0.1:5556/dex\n  audiences: [litellm]\n"))
+	c, err := ParseConfig([]byte("issuers:\n- url: http://127.0.0.1:5556/dex\n  audiences: [litellm]\n  namespaces: [\"*\"]\n" +
+		"- url: https://k.example.com\n  audiences: [litellm]\n  namespaces: [ai, ml]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if is := c.Issuers[0]; is.UserIDClaim != "sub" || is.EmailClaim != "email" || !is.allows("any") {
-		t.Fatalf("defaults: %+v", is)
+		t.Fatalf("defaults, all namespaces: %+v", is)
+	}
+	if is := c.Issuers[1]; !is.allows("ai") || !is.allows("ml") || is.allows("other") {
+		t.Fatalf("listed namespaces: %+v", is)
 	}
 }
 
@@ -61,24 +72,26 @@ func TestUnreachableProviderMeansNoKeys(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close() // nothing listens there now
-	p, err := idp.Start()
+	issuer := "http://" + addr + "/oidc"
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = p.Stop() }()
-	tok, err := p.Login(idp.User{Subject: "u1", Extra: map[string]any{"email": "u1@example.com"}})
+	now := time.Now()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": issuer, "aud": "x", "sub": "u1",
+		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}).SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := NewVerifier(Options{ConfigFile: writeConfig(t, "issuers:\n- url: http://"+addr+"/oidc\n  audiences: [x]\n"), Log: logr.Discard()})
+	v, err := NewVerifier(Options{ConfigFile: writeConfig(t, "issuers:\n- url: "+issuer+"\n  audiences: [x]\n  namespaces: [ns]\n"), Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	v.Start(ctx)
-	if _, err := v.Verify(ctx, tok.IDToken, "ns"); !errors.Is(err, authn.ErrNoKeys) {
-		t.Fatalf("Verify with the only provider unreachable: %v, want ErrNoKeys", err)
+	if _, err := v.Verify(ctx, tok, "ns"); !errors.Is(err, authn.ErrNoKeys) {
+		t.Fatalf("Verify of a token of the unreachable provider: %v, want ErrNoKeys (503: retry)", err)
 	}
 }
 
@@ -90,7 +103,7 @@ func TestBrokenConfigFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = p.Stop() }()
-	path := writeConfig(t, "issuers:\n- url: "+p.Issuer()+"\n  audiences: ["+p.ClientID()+"]\n")
+	path := writeConfig(t, "issuers:\n- url: "+p.Issuer()+"\n  audiences: ["+p.ClientID()+"]\n  namespaces: [ns]\n")
 	v, err := NewVerifier(Options{ConfigFile: path, Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +112,7 @@ func TestBrokenConfigFailsClosed(t *testing.T) {
 	defer cancel()
 	v.Start(ctx)
 	verify := func() (*authn.Event, error) {
-		tok, err := p.Login(idp.User{Subject: "u1", Extra: map[string]any{"email": "u1@example.com"}})
+		tok, err := p.Login(idp.User{Subject: "u1", Extra: map[string]any{"email": "u1@example.com", "email_verified": true}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +160,7 @@ func TestProviderCertificateAuthority(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	verify := func(caLine string) error {
-		v, err := NewVerifier(Options{ConfigFile: writeConfig(t, "issuers:\n- url: "+p.Issuer()+"\n  audiences: ["+p.ClientID()+"]\n"+caLine), Log: logr.Discard()})
+		v, err := NewVerifier(Options{ConfigFile: writeConfig(t, "issuers:\n- url: "+p.Issuer()+"\n  audiences: ["+p.ClientID()+"]\n  namespaces: [ns]\n"+caLine), Log: logr.Discard()})
 		if err != nil {
 			t.Fatal(err)
 		}

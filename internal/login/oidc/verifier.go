@@ -20,7 +20,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 
-	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/claimpath"
 	"github.com/rolesync/rolesync/internal/login/authn"
 )
@@ -34,6 +33,10 @@ const (
 	DefaultRefreshInterval  = 5 * time.Minute
 	DefaultUnknownKIDPeriod = 10 * time.Second
 	httpTimeout             = 10 * time.Second
+	// unknownKIDFetchTimeout bounds the wait of a login whose kid is not
+	// cached (a key rotation) for the provider's keys: well inside the
+	// login server's 15 s write timeout.
+	unknownKIDFetchTimeout = 5 * time.Second
 	maxDocumentBytes        = 1 << 20
 )
 
@@ -113,9 +116,9 @@ func (v *Verifier) configChanged(path string, err error) {
 	v.opts.Log.Info("OIDC configuration usable again", "file", path)
 }
 
-// current returns the ready providers of the configuration in force,
-// applying a changed configuration first.
-func (v *Verifier) current() ([]*provider, error) {
+// current returns the providers of the configuration in force by issuer
+// URL, applying a changed configuration first.
+func (v *Verifier) current() (map[string]*provider, error) {
 	cfg, err := v.src.Get(v.opts.Now(), false)
 	if err != nil {
 		return nil, authn.ErrNoKeys
@@ -125,11 +128,11 @@ func (v *Verifier) current() ([]*provider, error) {
 	if cfg != v.applied {
 		v.apply(cfg)
 	}
-	ps := make([]*provider, 0, len(cfg.Issuers))
+	ps := make(map[string]*provider, len(cfg.Issuers))
 	for i := range cfg.Issuers {
 		p := v.providers[cfg.Issuers[i].URL]
 		p.issuer.Store(&cfg.Issuers[i]) // audiences, claims, namespaces as reloaded
-		ps = append(ps, p)
+		ps[cfg.Issuers[i].URL] = p
 	}
 	return ps, nil
 }
@@ -158,46 +161,55 @@ func (v *Verifier) apply(cfg *Config) {
 }
 
 // Verify authenticates a provider's token for namespace and turns it into
-// a login event. Errors: authn.ErrNoKeys (no provider has keys yet),
-// authn.ErrBadToken, authn.ErrClockSkew, ErrNamespaceNotAllowed, or an
-// event decoding error (authn.FieldError, authn.ErrMalformed).
+// a login event. The provider is chosen by the token's iss before any key
+// is touched: a token is only ever checked against its own issuer's keys,
+// so one slow or unreachable provider never delays another's logins, and
+// two issuers that share signing keys (Entra's common keys) each verify
+// their own tokens. Errors: authn.ErrNoKeys (the configuration is unusable,
+// or the token's issuer has no keys yet: retry), authn.ErrBadToken,
+// authn.ErrClockSkew, ErrNamespaceNotAllowed, or an event decoding error
+// (authn.FieldError, authn.ErrMalformed).
 func (v *Verifier) Verify(ctx context.Context, token, namespace string) (*authn.Event, error) {
 	providers, err := v.current()
 	if err != nil {
 		return nil, err
 	}
-	alg, kid, err := authn.TokenHeader(token)
+	c, err := authn.SplitToken(token)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		issuer  *Issuer
-		payload []byte
-		ready   bool
-	)
-	for _, p := range providers {
-		keys, ok := p.keys(ctx, kid, alg)
-		ready = ready || ok
-		if len(keys) == 0 {
-			continue
-		}
-		if payload, err = authn.VerifyCompact(token, keys); err == nil {
-			issuer = p.issuer.Load()
-			break
-		}
+	iss, err := c.UnverifiedIssuer()
+	if err != nil {
+		return nil, err
 	}
+	p := providers[iss]
+	if p == nil {
+		return nil, fmt.Errorf("%w: the token's issuer is not a trusted provider", authn.ErrBadToken)
+	}
+	keys, ready := p.keys(ctx, c.KID, c.Alg)
 	switch {
-	case issuer == nil && !ready:
+	case !ready:
 		return nil, authn.ErrNoKeys
-	case issuer == nil:
-		return nil, fmt.Errorf("%w: no trusted provider's key verifies the token (issuer, key id or algorithm not accepted, or signature invalid)", authn.ErrBadToken)
+	case len(keys) == 0:
+		return nil, fmt.Errorf("%w: no key of the token's issuer verifies it (key id or algorithm not accepted)", authn.ErrBadToken)
+	case c.KID == "" && len(keys) > MaxKeysWithoutKID:
+		// Each candidate costs a signature check: a token that names no key
+		// may not make the server try them all.
+		return nil, fmt.Errorf("%w: the token names no key (kid) and its issuer has %d keys for %s", authn.ErrBadToken, len(keys), c.Alg)
 	}
-	return v.event(token, payload, issuer, namespace)
+	payload, err := c.Verify(keys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: no key of the token's issuer verifies it (signature invalid)", authn.ErrBadToken)
+	}
+	return v.event(c, payload, p.issuer.Load(), namespace)
 }
+
+// MaxKeysWithoutKID bounds the keys a token without kid is checked against.
+const MaxKeysWithoutKID = 4
 
 // event checks the verified payload's registered claims against the issuer
 // that signed it and builds the login event.
-func (v *Verifier) event(token string, payload []byte, is *Issuer, namespace string) (*authn.Event, error) {
+func (v *Verifier) event(c *authn.Compact, payload []byte, is *Issuer, namespace string) (*authn.Event, error) {
 	if err := authn.CheckBounds(payload); err != nil {
 		return nil, err
 	}
@@ -220,6 +232,9 @@ func (v *Verifier) event(token string, payload []byte, is *Issuer, namespace str
 	if err := val.Validate(rc); err != nil {
 		return nil, fmt.Errorf("%w: %s", authn.ErrBadToken, authn.TokenErrorText(err))
 	}
+	if err := is.checkAuthorizedParty(payload, rc.Audience); err != nil {
+		return nil, err
+	}
 	if rc.IssuedAt == nil {
 		return nil, fmt.Errorf("%w: iat is required", authn.ErrBadToken)
 	}
@@ -235,7 +250,7 @@ func (v *Verifier) event(token string, payload []byte, is *Issuer, namespace str
 	if err != nil || claims == nil {
 		return nil, fmt.Errorf("%w: the token payload is not a JSON object", authn.ErrMalformed)
 	}
-	ev := &authn.Event{ID: replayID(rc.ID, token), Time: rc.IssuedAt.Time, Issuer: is.URL, Claims: claims,
+	ev := &authn.Event{ID: replayID(is.URL, rc.ID, c.SigningInput), Time: rc.IssuedAt.Time, Issuer: is.URL, Claims: claims,
 		Namespace: namespace, SignedAt: rc.IssuedAt.Time}
 	uid, _ := is.userID.Lookup(claims)
 	if ev.UserID, _ = uid.(string); ev.UserID == "" {
@@ -245,6 +260,11 @@ func (v *Verifier) event(token string, payload []byte, is *Issuer, namespace str
 		if ev.Email, ok = email.(string); !ok {
 			return nil, &authn.FieldError{Field: is.EmailClaim, Msg: "the email claim (emailClaim) is not a string"}
 		}
+	}
+	if !is.emailVerified(claims) {
+		// An email the provider does not vouch for is a claim like any
+		// other, never the address that binds the user to a LiteLLM row.
+		ev.Email = ""
 	}
 	if err := ev.Validate(); err != nil {
 		var fe *authn.FieldError
@@ -258,14 +278,20 @@ func (v *Verifier) event(token string, payload []byte, is *Issuer, namespace str
 	return ev, nil
 }
 
-// replayID is the token's jti when it fits an event id, else a digest of
-// the whole token: either way one token is accepted once.
-func replayID(jti, token string) string {
-	if id := "jti:" + jti; jti != "" && len(id) <= authn.MaxIDLength && rolesyncv1.Printable(id) {
-		return id
+// replayID is what makes one token one login: its issuer and jti, or,
+// without a jti, a digest of what its signature covers (header.payload,
+// canonical since every part was decoded strictly). The signature itself is
+// left out: ECDSA signatures are malleable (s and n-s both verify), so two
+// signatures over the same bytes are the same token.
+func replayID(issuer, jti, signingInput string) string {
+	var sum [sha256.Size]byte
+	kind := "jti:"
+	if jti != "" {
+		sum = sha256.Sum256([]byte(issuer + "\x00" + jti))
+	} else {
+		kind, sum = "jws:", sha256.Sum256([]byte(signingInput))
 	}
-	sum := sha256.Sum256([]byte(token))
-	return "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
+	return kind + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // provider is one issuer's discovery state and key cache.
@@ -302,9 +328,11 @@ func (p *provider) keys(ctx context.Context, kid, alg string) ([]authn.Verificat
 		return nil, false
 	}
 	if kid != "" && !hasKID(all, kid) && p.unknown.Allow() {
-		if _, err := store.KeyRead(ctx, kid); err == nil { // refreshes the cache
+		fctx, cancel := context.WithTimeout(ctx, unknownKIDFetchTimeout)
+		if _, err := store.KeyRead(fctx, kid); err == nil { // refreshes the cache
 			all, _ = store.KeyReadAll(ctx)
 		}
+		cancel()
 	}
 	var keys []authn.VerificationKey
 	for _, j := range all {
@@ -355,7 +383,7 @@ func (p *provider) discover(ctx context.Context, refresh time.Duration) {
 	client := httpClient(is)
 	backoff := time.Second
 	for {
-		jwksURI, err := discoveryDocument(ctx, client, is.URL)
+		jwksURI, err := discoveryDocument(ctx, client, is)
 		if err == nil {
 			kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{jwksURI}, keyfunc.Override{
 				Client:           client,
@@ -386,9 +414,11 @@ func (p *provider) discover(ctx context.Context, refresh time.Duration) {
 	}
 }
 
-// discoveryDocument reads issuer's OpenID configuration: its issuer must
-// be exactly the configured one, its jwks_uri https (or loopback http).
-func discoveryDocument(ctx context.Context, client *http.Client, issuer string) (string, error) {
+// discoveryDocument reads the issuer's OpenID configuration: its issuer
+// must be exactly the configured one, its jwks_uri https (or loopback http)
+// on the issuer's own host or one its configuration lists (jwksHosts).
+func discoveryDocument(ctx context.Context, client *http.Client, is *Issuer) (string, error) {
+	issuer := is.URL
 	ctx, cancel := context.WithTimeout(ctx, httpTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, issuer+"/.well-known/openid-configuration", nil)
@@ -414,7 +444,7 @@ func discoveryDocument(ctx context.Context, client *http.Client, issuer string) 
 	if doc.Issuer != issuer {
 		return "", fmt.Errorf("discovery: the document names issuer %q, not %q", doc.Issuer, issuer)
 	}
-	if err := checkURL(doc.JWKSURI); err != nil {
+	if err := is.checkJWKSURI(doc.JWKSURI); err != nil {
 		return "", fmt.Errorf("discovery: jwks_uri %w", err)
 	}
 	return doc.JWKSURI, nil
