@@ -37,7 +37,7 @@ const (
 	// cached (a key rotation) for the provider's keys: well inside the
 	// login server's 15 s write timeout.
 	unknownKIDFetchTimeout = 5 * time.Second
-	maxDocumentBytes        = 1 << 20
+	maxDocumentBytes       = 1 << 20
 )
 
 // Options configure a Verifier.
