@@ -41,10 +41,27 @@ Settings (environment):
   ROLESYNC_ISSUER       the identity provider's issuer URL (the issuer your
                         RoleMappings' spec.issuer names)
   ROLESYNC_CA_FILE      CA bundle of the login server's certificate (https)
-  ROLESYNC_TIMEOUT      seconds to wait for rolesync (default 5)
-  ROLESYNC_FAIL_OPEN    "true": when rolesync is unreachable or answers 5xx,
-                        let the login through as internal_user_viewer (the
-                        least role) instead of refusing it (default false)
+  ROLESYNC_TIMEOUT      seconds the whole call to rolesync may take, connect
+                        to last byte (default 5): a deadline, not a per-read
+                        timeout, so a server that answers byte by byte is cut
+                        off too
+  ROLESYNC_FAIL_OPEN    "true": when rolesync is unreachable, too slow or
+                        answers 5xx, let the login through as
+                        internal_user_viewer (the least role) instead of
+                        refusing it (default false)
+  ROLESYNC_TRUST_EMAIL  "true": LiteLLM's email of the user is verified by the
+                        identity provider even though no email_verified claim
+                        says so (default false: the email is sent as the
+                        binding email only when extra_fields carries
+                        email_verified true; list email_verified in
+                        GENERIC_USER_EXTRA_ATTRIBUTES)
+
+The handler trusts nothing it did not check: an answer is used only when it
+is a 200 JSON object (at most 1 MiB) whose role is one rolesync grants, that
+is not denied, and whose team list holds at most MAX_TEAMS team ids (strings
+of at most 256 characters). Anything else -- a redirect (never followed), a
+200 saying denied, an unknown role, too many teams -- refuses the login (502),
+fail-open or not.
 """
 
 from __future__ import annotations
@@ -52,13 +69,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
+import socket
 import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -76,6 +95,11 @@ except ImportError:  # outside LiteLLM (tests)
 
 
 LEAST_ROLE = "internal_user_viewer"
+# The roles rolesync grants (api/v1 Role): any other answer is refused.
+ROLES = frozenset({"proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"})
+# At most this many teams in an answer, each id at most 256 characters.
+MAX_TEAMS = 1000
+_MAX_TEAM_ID = 256
 _MAX_ANSWER = 1 << 20
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -168,6 +192,10 @@ def build_event(result: Any, namespace: str, issuer: str) -> dict[str, Any]:
     email = getattr(result, "email", None)
     if email:
         claims.setdefault("email", email)
+    verified = claims.get("email_verified")
+    trusted = os.environ.get("ROLESYNC_TRUST_EMAIL", "").lower() in ("1", "true", "yes")
+    if not (trusted or verified is True or (isinstance(verified, str) and verified.lower() == "true")):
+        email = None  # a claim mappings may read, never the address that binds a LiteLLM row
     event = {
         "id": str(uuid.uuid4()),
         "time": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
@@ -187,19 +215,77 @@ def sign(secret: bytes, body: bytes, t: int) -> str:
     return f"t={t},v1={mac}"
 
 
-def _post(url: str, body: bytes, signature: str, ca: str | None, timeout: float) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "Rolesync-Signature": signature})
-    ctx = ssl.create_default_context(cafile=ca) if url.startswith("https:") else None
-    try:
-        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
-            return resp.status, json.loads(resp.read(_MAX_ANSWER) or b"{}")
-    except urllib.error.HTTPError as err:
+def _abort(socks: list[socket.socket]) -> None:
+    """Cut a call off at its deadline: a blocked read returns at once."""
+    for sock in socks:
         try:
-            answer = json.loads(err.read(_MAX_ANSWER) or b"{}")
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _post(url: str, body: bytes, signature: str, ca: str | None, timeout: float) -> tuple[int, dict[str, Any]]:
+    """POST body and return the status and the JSON object answered. The
+    whole call, connect to last byte, ends by timeout seconds (TimeoutError);
+    redirects are never followed (http.client returns them as they are)."""
+    u = urllib.parse.urlsplit(url)
+    path = u.path + ("?" + u.query if u.query else "")
+    if u.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            u.hostname or "", u.port or 443, timeout=timeout, context=ssl.create_default_context(cafile=ca))
+    else:
+        conn = http.client.HTTPConnection(u.hostname or "", u.port or 80, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    socks: list[socket.socket] = []  # the connection's socket, once connected
+    timer = threading.Timer(timeout, _abort, (socks,))
+    timer.daemon = True
+    timer.start()
+    try:
+        conn.connect()  # bounded by timeout itself
+        if conn.sock is not None:
+            # Kept here: http.client drops conn.sock once the answer says
+            # it closes the connection, while the answer is still read from it.
+            socks.append(conn.sock)
+        if time.monotonic() >= deadline:
+            _abort(socks)
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json", "Rolesync-Signature": signature})
+        resp = conn.getresponse()
+        data = resp.read(_MAX_ANSWER + 1)
+        if time.monotonic() >= deadline:
+            raise TimeoutError("rolesync answered after the deadline")
+        if len(data) > _MAX_ANSWER:
+            raise ValueError("answer larger than 1 MiB")
+        try:
+            answer = json.loads(data or b"{}")
         except ValueError:
             answer = {}
-        return err.code, answer
+        return resp.status, answer if isinstance(answer, dict) else {}
+    except OSError:
+        if time.monotonic() >= deadline:
+            raise TimeoutError("rolesync did not answer within the deadline") from None
+        raise
+    finally:
+        timer.cancel()
+        conn.close()
+
+
+def check_answer(answer: dict[str, Any]) -> str | None:
+    """Why a 200 answer must not be used, or None when it may."""
+    if answer.get("denied") is not False:
+        return "the answer says denied" if answer.get("denied") else "the answer has no denied: false"
+    role = answer.get("role")
+    if not isinstance(role, str) or role not in ROLES:
+        return "the answer's role is not one rolesync grants"
+    teams = answer.get("teams")
+    if teams is None:
+        return None
+    if not isinstance(teams, list) or len(teams) > MAX_TEAMS:
+        return f"the answer's teams are not a list of at most {MAX_TEAMS}"
+    for t in teams:
+        team = t.get("team") if isinstance(t, dict) else None
+        if not isinstance(team, str) or not team or len(team) > _MAX_TEAM_ID:
+            return "the answer names a team that is not a team id"
+    return None
 
 
 async def ask_rolesync(result: Any) -> dict[str, Any]:
@@ -211,11 +297,20 @@ async def ask_rolesync(result: Any) -> dict[str, Any]:
     body = json.dumps(build_event(result, s["namespace"], s["issuer"]), separators=(",", ":")).encode()
     signature = sign(s["secret"], body, int(time.time()))
     try:
-        status, answer = await asyncio.to_thread(_post, s["url"], body, signature, s["ca"], s["timeout"])
-    except (OSError, ValueError) as err:  # unreachable, timeout, TLS, not JSON
+        # _post ends itself at the deadline; wait_for is the backstop.
+        status, answer = await asyncio.wait_for(
+            asyncio.to_thread(_post, s["url"], body, signature, s["ca"], s["timeout"]), s["timeout"] + 1)
+    except (OSError, ValueError, asyncio.TimeoutError) as err:  # unreachable, too slow, TLS, too large
         status, answer = 0, {"error": type(err).__name__}
     if status == 200:
-        return answer
+        why = check_answer(answer)
+        if why is None:
+            return answer
+        if answer.get("denied") is True:
+            raise _refuse(403, "Login denied by rolesync: " + str(answer.get("reason", "")))
+        raise _refuse(502, "rolesync's answer was refused: " + why)
+    if 300 <= status < 400:
+        raise _refuse(502, f"rolesync answered a redirect ({status}); redirects are never followed")
     if status == 403:
         raise _refuse(403, "Login denied by rolesync: " + str(answer.get("reason", "")))
     if (status == 0 or status >= 500) and s["fail_open"]:
@@ -258,7 +353,9 @@ def apply_answer(result: Any, role: str, teams: list[str] | None) -> None:
 async def custom_sso_handler(userIDPInfo: Any) -> SSOUserDefinedValues:  # noqa: N803 - LiteLLM's name
     """LiteLLM's custom_sso hook."""
     answer = await ask_rolesync(userIDPInfo)
-    role = answer.get("role") or LEAST_ROLE
+    role = answer.get("role")
+    if not isinstance(role, str) or role not in ROLES:
+        role = LEAST_ROLE  # only a fail-open answer gets here without a checked role
     teams: list[str] | None = None
     if answer.get("failOpen"):
         teams = []  # let through with the least privilege: no role above the least, no team

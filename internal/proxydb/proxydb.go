@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rolesync/rolesync/internal/emailaddr"
 )
 
 // ChangedBy is the changed_by of every audit log row rolesync writes.
@@ -138,18 +140,23 @@ func (e *DeleteBlockedError) Error() string {
 	return fmt.Sprintf("rows of %q still reference user %s (foreign key %s)", e.Table, e.UserID, e.Constraint)
 }
 
-// findSQL reads every row LiteLLM's lookup could pick for an SSO id and an
-// email; Pick orders them as LiteLLM does.
+// findSQL reads the rows that could be the user's: by SSO id, or by an
+// email equal to the user's after lower-casing ASCII letters only
+// (emailaddr). lower() narrows the search through LiteLLM's
+// user_email_lower_idx; translate() is the exact rule, since lower() in a
+// UTF-8 locale folds look-alikes (the Kelvin sign) into ASCII. Pick orders
+// them as LiteLLM does.
 const findSQL = `SELECT user_id, COALESCE(sso_user_id, ''), COALESCE(user_email, ''), COALESCE(user_role, ''),
 	COALESCE(metadata->'scim_active' = 'false'::jsonb, false)
 FROM "LiteLLM_UserTable"
-WHERE user_id = $1 OR sso_user_id = $1 OR ($2 <> '' AND lower(user_email) = lower($2))
+WHERE user_id = $1 OR sso_user_id = $1
+   OR ($2 <> '' AND lower(user_email) = lower($2) AND translate(user_email, '` + emailaddr.SQLUpper + `', '` + emailaddr.SQLLower + `') = $3)
 LIMIT 16`
 
 // Find returns the row LiteLLM uses for the SSO user id (and email): see
 // Pick. found is false when there is none.
 func (d *DB) Find(ctx context.Context, userID, email string) (Row, bool, error) {
-	rows, err := d.pool.Query(ctx, findSQL, userID, email)
+	rows, err := d.pool.Query(ctx, findSQL, userID, email, emailaddr.Fold(email))
 	if err != nil {
 		return Row{}, false, fmt.Errorf("proxydb: find user %s: %w", userID, err)
 	}
@@ -189,7 +196,7 @@ func Pick(candidates []Row, userID, email string) (Row, bool, error) {
 	}
 	var byEmail []Row
 	for _, r := range candidates {
-		if strings.EqualFold(r.Email, email) {
+		if emailaddr.Equal(r.Email, email) {
 			byEmail = append(byEmail, r)
 		}
 	}

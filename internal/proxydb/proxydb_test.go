@@ -146,6 +146,33 @@ func TestFindFollowsLiteLLMsLookupOrder(t *testing.T) {
 	}
 }
 
+// TestLookAlikeEmailNeverBindsARow: an email that only folds into a row's
+// address under Unicode case folding (the Kelvin sign, as PostgreSQL's
+// lower() and Go's strings.EqualFold both fold it) never finds that row;
+// ASCII case still does.
+func TestLookAlikeEmailNeverBindsARow(t *testing.T) {
+	db, raw := newDB(t)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_email, user_role) VALUES ('kim-row', 'kim@example.com', 'proxy_admin')`)
+	const lookAlike = "\u212aim@example.com"
+	var folds bool
+	if err := raw.QueryRow(ctx, `SELECT lower($1::text) = lower('kim@example.com')`, lookAlike).Scan(&folds); err != nil {
+		t.Fatal(err)
+	}
+	if !folds || !strings.EqualFold(lookAlike, "kim@example.com") {
+		t.Fatalf("lower() folds the Kelvin sign: %v; the test needs a database whose lower() does (a UTF-8 locale)", folds)
+	}
+	if row, found, err := db.Find(ctx, "attacker", lookAlike); found || err != nil {
+		t.Fatalf("the look-alike email found %+v (%v)", row, err)
+	}
+	if _, found, err := Pick([]Row{{UserID: "kim-row", Email: "kim@example.com"}}, "attacker", lookAlike); found || err != nil {
+		t.Fatalf("Pick matched the look-alike: %v", err)
+	}
+	if row, found, err := db.Find(ctx, "kim-sso", "KIM@Example.com"); !found || err != nil || row.UserID != "kim-row" {
+		t.Fatalf("ASCII case: %+v %v %v", row, found, err)
+	}
+}
+
 func TestApplyWritesNothingWhenUnchanged(t *testing.T) {
 	db, raw := newDB(t)
 	ctx := context.Background()

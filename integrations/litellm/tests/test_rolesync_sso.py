@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
 import os
 import socket
 import sys
 import threading
+import time
 import unittest
 from typing import Any, Optional
 
@@ -92,11 +94,28 @@ class NestClaims(unittest.TestCase):
 
     def test_event_carries_team_ids_id_and_email(self) -> None:
         ev = rolesync_sso.build_event(CustomOpenID(id="ana", email="ana@example.com", team_ids=["t1"],
-                                                   extra_fields={"a.b": 1}), "ns", "https://idp.example.com")
+                                                   extra_fields={"a.b": 1, "email_verified": True}), "ns", "https://idp.example.com")
         self.assertEqual(ev["userID"], "ana")
         self.assertEqual(ev["email"], "ana@example.com")
         self.assertEqual(ev["namespace"], "ns")
-        self.assertEqual(ev["claims"], {"a": {"b": 1}, "team_ids": ["t1"], "email": "ana@example.com"})
+        self.assertEqual(ev["claims"], {"a": {"b": 1}, "email_verified": True, "team_ids": ["t1"], "email": "ana@example.com"})
+
+    def test_unverified_email_binds_nothing(self) -> None:
+        env = dict(os.environ)
+        try:
+            os.environ.pop("ROLESYNC_TRUST_EMAIL", None)
+            for extra in ({}, {"email_verified": False}, {"email_verified": "false"}):
+                ev = rolesync_sso.build_event(CustomOpenID(id="x", email="\u212aim@example.com", extra_fields=extra), "ns", "https://i")
+                self.assertNotIn("email", ev, f"an unverified email was sent as the binding email ({extra})")
+                self.assertEqual(ev["claims"]["email"], "\u212aim@example.com", "the email claim must stay")
+            ev = rolesync_sso.build_event(CustomOpenID(id="x", email="kim@example.com", extra_fields={"email_verified": "true"}), "ns", "https://i")
+            self.assertEqual(ev["email"], "kim@example.com")
+            os.environ["ROLESYNC_TRUST_EMAIL"] = "true"
+            ev = rolesync_sso.build_event(CustomOpenID(id="x", email="kim@example.com", extra_fields={}), "ns", "https://i")
+            self.assertEqual(ev["email"], "kim@example.com")
+        finally:
+            os.environ.clear()
+            os.environ.update(env)
 
 
 def need(name: str) -> str:
@@ -128,10 +147,10 @@ class AgainstTheLoginServer(unittest.TestCase):
         return asyncio.run(rolesync_sso.custom_sso_handler(user))
 
     def test_keycloak_shaped_login_gets_the_mapped_role(self) -> None:
-        # GENERIC_USER_EXTRA_ATTRIBUTES=resource_access.litellm.roles,groups
+        # GENERIC_USER_EXTRA_ATTRIBUTES=resource_access.litellm.roles,groups,email_verified
         user = CustomOpenID(id="kc-ana", email="kc-ana@example.com", provider="generic", team_ids=["team-a"],
                             extra_fields={"resource_access.litellm.roles": ["litellm-admin", "uma_authorization"],
-                                          "groups": ["/ai/platform"]})
+                                          "groups": ["/ai/platform"], "email_verified": True})
         got = self.login("ROLESYNC_TEST_KEYCLOAK_ISSUER", user)
         self.assertEqual(got["user_role"], "proxy_admin")
         self.assertEqual(got["user_id"], "kc-ana")
@@ -289,6 +308,127 @@ class WhenRolesyncCannotDecide(unittest.TestCase):
             self.assertGreater(ticks, 5, "the handler blocked LiteLLM's event loop")
         finally:
             silent.close()
+
+
+class _Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers what the test class sets: a status, headers and a body, sent
+    in pieces `drip` seconds apart."""
+    status = 200
+    headers: dict[str, str] = {}
+    body = b"{}"
+    drip = 0.0
+    hits = 0
+
+    def do_POST(self) -> None:  # noqa: N802
+        type(self).hits += 1
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(self.status)
+        for k, v in self.headers_out().items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        if not self.drip:
+            self.wfile.write(self.body)
+            return
+        try:
+            for i in range(len(self.body)):
+                self.wfile.write(self.body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(self.drip)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up: the point
+            pass
+
+    def headers_out(self) -> dict[str, str]:
+        return dict(type(self).headers)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class TrustsNothingItDidNotCheck(unittest.TestCase):
+    """The handler refuses (fail closed, fail-open or not) answers it cannot
+    trust: an unknown role, a 200 saying denied, too many teams, a redirect,
+    and an answer that takes longer than ROLESYNC_TIMEOUT in total."""
+
+    def setUp(self) -> None:
+        self.env = dict(os.environ)
+        os.environ.update({"ROLESYNC_NAMESPACE": "ns", "ROLESYNC_ISSUER": "https://idp.example.com",
+                           "ROLESYNC_SECRET": "s" * 40, "ROLESYNC_TIMEOUT": "1"})
+        os.environ.pop("ROLESYNC_FAIL_OPEN", None)
+        self.handler = type("H", (_Scripted,), {"headers": {"Content-Type": "application/json"}})
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        os.environ["ROLESYNC_URL"] = f"http://127.0.0.1:{self.srv.server_address[1]}"
+        self.user = CustomOpenID(id="u1", team_ids=["g-team"], extra_fields={"groups": ["g"]})
+
+    def tearDown(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
+        os.environ.clear()
+        os.environ.update(self.env)
+
+    def answer(self, status: int, body: Any, **extra: Any) -> None:
+        self.handler.status = status
+        self.handler.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        for k, v in extra.items():
+            setattr(self.handler, k, v)
+
+    def refused(self, status: int, says: str) -> None:
+        for fail_open in ("", "true"):
+            os.environ["ROLESYNC_FAIL_OPEN"] = fail_open
+            with self.assertRaises(rolesync_sso.LoginRefused) as cm:
+                asyncio.run(rolesync_sso.custom_sso_handler(self.user))
+            self.assertEqual(cm.exception.status_code, status, cm.exception.detail)
+            self.assertIn(says, cm.exception.detail)
+            self.assertEqual(litellm_writes(self.user)["teams"], ["g-team"], "a refused login changed the object")
+            self.assertIsNone(self.user.user_role, "a refused login set a role")
+
+    def test_a_good_answer_is_used(self) -> None:
+        self.answer(200, {"userID": "u1", "role": "internal_user", "denied": False, "teamsManaged": True, "teams": [{"team": "t1"}]})
+        self.assertEqual(asyncio.run(rolesync_sso.custom_sso_handler(self.user))["user_role"], "internal_user")
+        self.assertEqual(litellm_writes(self.user)["teams"], ["t1"])
+
+    def test_unknown_role(self) -> None:
+        for role in ("org_admin", "team", "PROXY_ADMIN", "", None, ["proxy_admin"]):
+            self.answer(200, {"role": role, "denied": False})
+            self.refused(502, "role")
+
+    def test_200_saying_denied(self) -> None:
+        self.answer(200, {"role": "proxy_admin", "denied": True, "reason": "NoMatch"})
+        self.refused(403, "denied")
+
+    def test_200_without_denied(self) -> None:
+        self.answer(200, {"role": "proxy_admin"})
+        self.refused(502, "denied")
+
+    def test_too_many_teams(self) -> None:
+        teams = [{"team": f"t{i}"} for i in range(rolesync_sso.MAX_TEAMS + 1)]
+        self.answer(200, {"role": "internal_user", "denied": False, "teamsManaged": True, "teams": teams})
+        self.refused(502, "teams")
+        self.answer(200, {"role": "internal_user", "denied": False, "teamsManaged": True, "teams": [{"team": "x" * 300}]})
+        self.refused(502, "team")
+
+    def test_redirect_is_never_followed(self) -> None:
+        self.handler.hits = 0
+        target = os.environ["ROLESYNC_URL"] + "/elsewhere"
+        for status in (301, 302, 307, 308):
+            self.answer(status, b"", headers={"Location": target})
+            self.refused(502, "redirect")
+        self.assertEqual(self.handler.hits, 8, "a redirect was followed")
+
+    def test_slow_answer_past_the_deadline(self) -> None:
+        # Each byte arrives within any per-read timeout; the whole answer
+        # takes about 15 s, far past ROLESYNC_TIMEOUT=1.
+        self.answer(200, {"role": "internal_user", "denied": False, "pad": "x" * 20}, drip=0.25)
+        os.environ["ROLESYNC_FAIL_OPEN"] = ""
+        start = time.monotonic()
+        with self.assertRaises(rolesync_sso.LoginRefused) as cm:
+            asyncio.run(rolesync_sso.custom_sso_handler(self.user))
+        took = time.monotonic() - start
+        self.assertEqual(cm.exception.status_code, 503)
+        # A generous bound (the answer alone takes 15 s): the call was cut off.
+        self.assertLess(took, 7, "the deadline did not cut the answer off")
+        self.assertIsNone(self.user.user_role)
 
 
 if __name__ == "__main__":

@@ -231,7 +231,10 @@ func startPrivate() (*Server, error) {
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
-	initdb := s.command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+	initdb := s.command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+		// A UTF-8 locale, as LiteLLM's databases have: its lower() folds
+		// Unicode look-alikes (the Kelvin sign) the way tests must guard against.
+		"--locale=C.UTF-8", "--no-sync", "--no-instructions")
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("pgtest: initdb: %w\n%s", err, out))
 	}
