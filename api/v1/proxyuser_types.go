@@ -51,6 +51,16 @@ type ProxyUserSpec struct {
 	// +optional
 	LastLoginTime *metav1.MicroTime `json:"lastLoginTime,omitempty"`
 
+	// recentLogins are the logins recorded on this object in the last 10
+	// minutes (the replay window), newest last: a digest of each login's
+	// replay id (never the event or token) and when it was received. A
+	// login whose digest is here is refused as a replay by every replica.
+	// Written by the login server.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	RecentLogins []LoginRecord `json:"recentLogins,omitempty"`
+
 	// roleOverride pins the user's role, ignoring RoleMappings (a cluster
 	// admin's decision; it may exceed any mapping's maxRole).
 	// +optional
@@ -61,6 +71,18 @@ type ProxyUserSpec struct {
 	// +optional
 	// +kubebuilder:default=Retain
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// LoginRecord is one login recorded on a ProxyUser.
+type LoginRecord struct {
+	// digest is the base64url of the first 16 bytes of the SHA-256 of the
+	// login's replay id.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Digest string `json:"digest"`
+	// receivedAt is when the login server received the login.
+	// +required
+	ReceivedAt metav1.MicroTime `json:"receivedAt"`
 }
 
 // SourceType says where a user's role came from.

@@ -444,7 +444,7 @@ func (s *Server) handle(r *http.Request, form *string) (*Response, *apiError) {
 	case authn.CacheFull:
 		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "too many recent events to check for replays")
 	}
-	resp, aerr := s.process(r.Context(), namespace, ev)
+	resp, aerr := s.process(r.Context(), namespace, ev, now)
 	if aerr != nil && aerr.status >= 500 {
 		s.replay.Release(ev.ID) // nothing was done: the client may retry the same event
 	}
@@ -549,7 +549,7 @@ func decodeFailure(err error) *apiError {
 }
 
 // process evaluates an authenticated event and records it.
-func (s *Server) process(ctx context.Context, namespace string, ev *authn.Event) (*Response, *apiError) {
+func (s *Server) process(ctx context.Context, namespace string, ev *authn.Event, received time.Time) (*Response, *apiError) {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(nsGVK)
 	if err := s.client.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
@@ -571,6 +571,16 @@ func (s *Server) process(ctx context.Context, namespace string, ev *authn.Event)
 	s.locks.LockKey(key)
 	defer func() { _ = s.locks.UnlockKey(key) }()
 
+	// The replay cache is this replica's; the ProxyUsers are everyone's: a
+	// login recorded by another replica, or in another namespace (an
+	// identity-provider token names none), is a replay too.
+	digest := authn.ReplayDigest(ev.ID)
+	if elsewhere, err := s.recordedElsewhere(ctx, namespace, key, digest, received); err != nil {
+		return nil, unavailable(err)
+	} else if elsewhere != "" {
+		return nil, replayed("namespace " + elsewhere)
+	}
+
 	// A write that raced another replica (a conflict, or a create that
 	// found the object) is redone from a live read: retry.OnError is
 	// RetryOnConflict that also retries AlreadyExists.
@@ -588,14 +598,42 @@ func (s *Server) process(ctx context.Context, namespace string, ev *authn.Event)
 			aerr = unavailable(err)
 			return nil
 		}
+		if existing != nil && proxyuser.HasRecentLogin(existing, digest, received, authn.ReplayWindow) {
+			aerr = replayed("this user's ProxyUser")
+			return nil
+		}
 		var werr error
-		resp, aerr, werr = s.record(ctx, namespace, ev, engine, existing)
+		resp, aerr, werr = s.record(ctx, namespace, ev, engine, existing, digest, received)
 		return werr
 	})
 	if err != nil {
 		return nil, fail(http.StatusServiceUnavailable, ReasonUnavailable, "the ProxyUser kept changing; retry")
 	}
 	return resp, aerr
+}
+
+// replayed is the answer to a login already accepted, as where names.
+func replayed(where string) *apiError {
+	return fail(http.StatusConflict, ReasonReplay, fmt.Sprintf("this login was already accepted in the last %v (recorded on %s)", authn.ReplayWindow, where))
+}
+
+// recordedElsewhere returns the namespace of another ProxyUser of the
+// identity that recorded the login (spec.recentLogins), or "". It reads
+// the cache: a replay in another namespace within the cache's delay
+// (milliseconds) of the first acceptance, on another replica, can pass.
+// In the same namespace the write's resourceVersion precondition closes
+// that gap (a conflict re-reads the apiserver, then HasRecentLogin).
+func (s *Server) recordedElsewhere(ctx context.Context, namespace, key, digest string, now time.Time) (string, error) {
+	var list rolesyncv1.ProxyUserList
+	if err := s.client.List(ctx, &list, client.MatchingFields{proxyuser.IdentityIndex: key}, client.UnsafeDisableDeepCopy); err != nil {
+		return "", err
+	}
+	for i := range list.Items {
+		if pu := &list.Items[i]; pu.Namespace != namespace && proxyuser.HasRecentLogin(pu, digest, now, authn.ReplayWindow) {
+			return pu.Namespace, nil
+		}
+	}
+	return "", nil
 }
 
 // writeRace: the ProxyUser changed (or appeared) between the read and the write.
@@ -641,7 +679,8 @@ var errNameTaken = errors.New("the ProxyUser name of this user is taken by anoth
 // record answers the event for the user found (or none), writing the
 // ProxyUser. A write that raced another writer returns its error
 // (writeRace): read again and redo.
-func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser) (*Response, *apiError, error) {
+func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser,
+	digest string, received time.Time) (*Response, *apiError, error) {
 	resp := &Response{UserID: ev.UserID}
 	in := proxyuser.Input{Namespace: namespace, Engine: engine, Issuer: ev.Issuer, Login: ev.Claims}
 	if existing != nil {
@@ -684,7 +723,12 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 	// claims and time): the controller then decides from them, denies the
 	// user and demotes the row. The login server writes spec only; every
 	// condition has the controller as its one writer.
-	name, err := s.write(ctx, namespace, ev, existing, claims, keepStored)
+	var recent []rolesyncv1.LoginRecord
+	if existing != nil {
+		recent = existing.Spec.RecentLogins
+	}
+	recent = proxyuser.RecordLogin(recent, digest, received, authn.ReplayWindow)
+	name, err := s.write(ctx, namespace, ev, existing, claims, keepStored, recent)
 	switch {
 	case writeRace(err):
 		return nil, nil, err
@@ -725,12 +769,13 @@ func (s *Server) reduce(claims map[string]any, engine *rolemap.Engine) map[strin
 // write creates the ProxyUser (Create fails if another writer was first)
 // or server-side applies the event's fields with the existing object's
 // resourceVersion as a precondition (fails if it changed since read).
-func (s *Server) write(ctx context.Context, namespace string, ev *authn.Event, existing *rolesyncv1.ProxyUser, claims map[string]any, keepClaims bool) (string, error) {
+func (s *Server) write(ctx context.Context, namespace string, ev *authn.Event, existing *rolesyncv1.ProxyUser, claims map[string]any, keepClaims bool,
+	recent []rolesyncv1.LoginRecord) (string, error) {
 	lastLogin := metav1.NewMicroTime(ev.Time.UTC().Truncate(time.Microsecond))
 	if existing == nil {
 		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: proxyuser.Name(ev.Issuer, ev.UserID),
 			Finalizers: []string{proxyuser.Finalizer}}} // saves the controller a write
-		pu.Spec = rolesyncv1.ProxyUserSpec{UserID: ev.UserID, Email: ev.Email, Issuer: ev.Issuer, LastLoginTime: &lastLogin}
+		pu.Spec = rolesyncv1.ProxyUserSpec{UserID: ev.UserID, Email: ev.Email, Issuer: ev.Issuer, LastLoginTime: &lastLogin, RecentLogins: recent}
 		raw, err := json.Marshal(claims)
 		if err != nil {
 			return "", err
@@ -738,7 +783,11 @@ func (s *Server) write(ctx context.Context, namespace string, ev *authn.Event, e
 		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: raw}
 		return pu.Name, s.client.Create(ctx, pu, client.FieldOwner(proxyuser.LoginFieldManager))
 	}
-	spec := map[string]any{"userID": ev.UserID, "issuer": ev.Issuer, "lastLoginTime": lastLogin.Format(metav1.RFC3339Micro)}
+	records := make([]any, len(recent))
+	for i, r := range recent {
+		records[i] = map[string]any{"digest": r.Digest, "receivedAt": r.ReceivedAt.Format(metav1.RFC3339Micro)}
+	}
+	spec := map[string]any{"userID": ev.UserID, "issuer": ev.Issuer, "lastLoginTime": lastLogin.Format(metav1.RFC3339Micro), "recentLogins": records}
 	if ev.Email != "" {
 		spec["email"] = ev.Email
 	}

@@ -19,10 +19,13 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/controllers"
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 )
@@ -538,5 +541,92 @@ func TestFutureDatedEventCannotPinLogins(t *testing.T) {
 	}
 	if g := claimsOf(t, getUser(t, ns, pu.Name))["groups"].([]any); len(g) != 1 || g[0] != "platform" {
 		t.Fatalf("stored claims %v are not the genuine login's", g)
+	}
+}
+
+// startReplica runs a second replica's login server: its own manager
+// (cache and indexes) and its own replay cache, the suite's RoleMapping
+// registry. It returns the replica's base URL and cached client.
+func startReplica(t *testing.T) (string, client.Client) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := controllers.SetupIndexes(ctx, mgr); err != nil {
+		t.Fatal(err)
+	}
+	second, err := NewServer(srv.opts, mgr.GetClient(), mgr.GetAPIReader(), registry, nil, srv.log.WithName("replica-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Add(second); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	addr, err := second.Addr(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr, mgr.GetClient()
+}
+
+// TestLoginIsAcceptedOnceAcrossReplicas: each replica's replay cache is
+// its own, but a ProxyUser records the logins it accepted
+// (spec.recentLogins): a signed event accepted by one replica is a replay
+// on the other, and an identity-provider token (which names no namespace)
+// accepted in one namespace is a replay in another, on either replica.
+func TestLoginIsAcceptedOnceAcrossReplicas(t *testing.T) {
+	needSuite(t)
+	second, secondClient := startReplica(t)
+	a := newNamespace(t)
+	withMapping(t, a, strictMapping)
+	body, _ := json.Marshal(inNS(a, event("once-"+randID(), "olga", time.Now(), map[string]any{"groups": []any{"platform"}})))
+	sig := authn.Sign([]byte(secrets[0]), body, time.Now())
+	recordSignature(sig)
+	hdr := map[string]string{authn.SignatureHeader: sig}
+	if r, err := trySendTo(baseURL, http.MethodPost, eventsPath(a), "application/json", body, hdr); err != nil || r.status != http.StatusOK {
+		t.Fatalf("first delivery: %v %d %s", err, r.status, r.body)
+	}
+	r, err := trySendTo(second, http.MethodPost, eventsPath(a), "application/json", body, hdr)
+	if err != nil || r.status != http.StatusConflict || r.err.Reason != ReasonReplay {
+		t.Fatalf("the same event on the other replica: %v %d %s", err, r.status, r.body)
+	}
+	pu := getUser(t, a, proxyuser.Name(idpIssuer, "olga"))
+	if len(pu.Spec.RecentLogins) != 1 || strings.Contains(string(body), pu.Spec.RecentLogins[0].Digest) {
+		t.Fatalf("recentLogins %v: want one digest (never the event)", pu.Spec.RecentLogins)
+	}
+
+	// An identity-provider token trusted in every namespace.
+	c, d := newNamespace(t), newNamespace(t)
+	withMapping(t, c, tokenMapping)
+	withMapping(t, d, tokenMapping)
+	tok := login(t, provider, keycloakUser("oscar", []string{"admin"}, nil)).IDToken
+	if r := postIdPToken(t, c, tok); r.status != http.StatusOK {
+		t.Fatalf("the token in %s: %d %s", c, r.status, r.body)
+	}
+	// The other replica reads ProxyUsers of other namespaces from its cache:
+	// wait until the first acceptance is in it (the documented gap).
+	name := proxyuser.Name(provider.Issuer(), "oscar")
+	waitUntil(t, 10*time.Second, func() error {
+		var got rolesyncv1.ProxyUser
+		if err := secondClient.Get(context.Background(), client.ObjectKey{Namespace: c, Name: name}, &got); err != nil || len(got.Spec.RecentLogins) == 0 {
+			return fmt.Errorf("not in the second replica's cache yet: %v", err)
+		}
+		return nil
+	})
+	r, err = trySendTo(second, http.MethodPost, tokensPath(d), "application/jwt", []byte(tok), nil)
+	if err != nil || r.status != http.StatusConflict || r.err.Reason != ReasonReplay || !strings.Contains(r.err.Error, c) {
+		t.Fatalf("the token in %s on the other replica: %v %d %s", d, err, r.status, r.body)
+	}
+	if r := postIdPToken(t, d, tok); r.status != http.StatusConflict || r.err.Reason != ReasonReplay {
+		t.Fatalf("the token in %s on the same replica: %d %s", d, r.status, r.body)
+	}
+	if n := len(snapshot(t, d)); n != 0 {
+		t.Fatalf("a replayed token wrote %d ProxyUsers in %s", n, d)
 	}
 }

@@ -360,7 +360,12 @@ func send(t testing.TB, method, path, contentType string, body []byte, header ma
 // trySend is send for goroutines: it returns what went wrong instead of
 // failing the test.
 func trySend(method, path, contentType string, body []byte, header map[string]string) (reply, error) {
-	req, err := http.NewRequest(method, baseURL+path, bytes.NewReader(body))
+	return trySendTo(baseURL, method, path, contentType, body, header)
+}
+
+// trySendTo is trySend to the login server at base (another replica).
+func trySendTo(base, method, path, contentType string, body []byte, header map[string]string) (reply, error) {
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return reply{}, err
 	}

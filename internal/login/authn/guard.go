@@ -2,6 +2,7 @@ package authn
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"net"
 	"sync"
 	"time"
@@ -57,6 +58,14 @@ func digestOf(id string) digest {
 	var d digest
 	copy(d[:], sum[:16])
 	return d
+}
+
+// ReplayDigest is what a ProxyUser records of an accepted login
+// (spec.recentLogins): the base64url of the first 16 bytes of the SHA-256
+// of its replay id, the digest this cache keys on too.
+func ReplayDigest(id string) string {
+	d := digestOf(id)
+	return base64.RawURLEncoding.EncodeToString(d[:])
 }
 
 // Reserve records id unless it was seen within the window.
