@@ -38,13 +38,13 @@ const teamRetry = 30 * time.Second
 func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.ProxyUser, claims map[string]any, res resolution, sr proxyuser.SyncResult) proxyuser.TeamsResult {
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	var td rolemap.TeamDecision
-	engine.EvaluateTeamsInto(claims, pu.Spec.Issuer, &td)
+	grants := proxyuser.Teams(engine, pu.Namespace, pu.Spec.Issuer, claims, res.Denied, &td)
 	tr := proxyuser.TeamsResult{Active: len(td.Owners) > 0 || len(pu.Status.Teams) > 0}
 	if !tr.Active {
 		r.teamsChecked.Delete(pu.UID)
 		return tr
 	}
-	tr.Grants = proxyuser.TeamGrants(pu.Namespace, &td, res.Denied)
+	tr.Grants = grants
 	for _, d := range td.Dropped {
 		if !slices.Contains(tr.Dropped, d.Team) {
 			tr.Dropped = append(tr.Dropped, d.Team)

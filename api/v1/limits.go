@@ -21,6 +21,7 @@ const (
 	MaxTeamRules        = 1000 // spec.teams
 	MaxAllowedTeams     = 64   // spec.allowedTeams
 	MaxTeamLength       = 256  // teams[].team, allowedTeams[] (bytes)
+	MaxKeepClaims       = 32   // spec.keepClaims (each at most MaxClaimPathLength)
 )
 
 // MaxMessageLength bounds the condition messages rolesync writes on a

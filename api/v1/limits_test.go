@@ -54,6 +54,8 @@ func TestCRDAgreesWithLimits(t *testing.T) {
 		{"teams[].split maxLength", team.Properties["split"].MaxLength, MaxSplitLength},
 		{"spec.allowedTeams maxItems", spec.Properties["allowedTeams"].MaxItems, MaxAllowedTeams},
 		{"allowedTeams[] maxLength", spec.Properties["allowedTeams"].Items.Schema.MaxLength, MaxTeamLength},
+		{"spec.keepClaims maxItems", spec.Properties["keepClaims"].MaxItems, MaxKeepClaims},
+		{"keepClaims[] maxLength", spec.Properties["keepClaims"].Items.Schema.MaxLength, MaxClaimPathLength},
 	}
 	for _, c := range checks {
 		if c.got == nil || *c.got != c.want {

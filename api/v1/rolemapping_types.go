@@ -250,6 +250,17 @@ type RoleMappingSpec struct {
 	// +kubebuilder:validation:items:MaxLength=256
 	AllowedTeams []string `json:"allowedTeams,omitempty"`
 
+	// keepClaims are claim paths the login server stores on ProxyUsers
+	// besides those the rules read: store a claim before a rule reads it,
+	// so that `rolesync diff` of that rule knows every user's value instead
+	// of reporting "outcome unknown at next login".
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	KeepClaims []string `json:"keepClaims,omitempty"`
+
 	// teamSync: Additive (default) adds memberships and never removes one;
 	// Exact also removes the user from owned teams no rule grants any more.
 	// +optional

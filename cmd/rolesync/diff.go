@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -35,7 +37,9 @@ proposed ones (-f, replacing mappings of the same namespace/name), from the clai
 live cluster's, or --users, an export from kubectl get proxyusers -o yaml|json), and lists every user whose
 decision changes, privilege gains first, then the count of each transition.
 
-Exit codes: 0 no change, 1 changes, 2 invalid input, 3 (with --fail-on escalation) a user would gain privilege.`
+Exit codes: 0 no change, 1 changes, 2 invalid input, 3 (with --fail-on escalation) a user would gain privilege
+(a higher role, a team or a team's admin, or possibly more at the next login: a rule reads a claim their
+ProxyUser does not store; store it first with the mapping's spec.keepClaims).`
 
 type diffOptions struct {
 	kube      kubeFlags
@@ -57,7 +61,7 @@ func diff(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.usersFile, "users", "", "ProxyUsers exported with kubectl get proxyusers -o yaml|json, instead of the live cluster's")
 	fs.BoolVar(&o.prune, "prune", false, "a namespace with proposed mappings holds exactly those: its other mappings are deleted (a GitOps directory of the whole namespace)")
 	fs.StringVar(&o.output, "o", "text", "output: text, json or markdown")
-	fs.StringVar(&o.failOn, "fail-on", "", "escalation: exit 3 when any user would gain privilege (a CI gate)")
+	fs.StringVar(&o.failOn, "fail-on", "", "escalation: exit 3 when any user would gain privilege: a higher role, a team or a team's admin, or possibly more at the next login through a rule reading a claim not stored for them (a CI gate)")
 	fs.IntVar(&o.brake.Percent, "brake-percent", review.DefaultBrake.Percent, "the operator's --brake-percent: say where its mass-change brake would hold the change (0: off)")
 	fs.IntVar(&o.brake.MinUsers, "brake-min-users", review.DefaultBrake.MinUsers, "the operator's --brake-min-users")
 	o.kube.bind(fs)
@@ -105,7 +109,7 @@ func diff(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	switch {
-	case o.failOn == "escalation" && report.Gains > 0:
+	case o.failOn == "escalation" && report.Escalates():
 		return exitEscalation
 	case len(report.Changes) > 0:
 		return exitChanges
@@ -266,21 +270,29 @@ func loadUsers(name string) ([]rolesyncv1.ProxyUser, error) {
 func printDiffText(w io.Writer, r review.Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "rolesync diff: %s\n", r.Summary())
-	section := func(title string, gain bool) {
+	section := func(title string, in func(review.Change) bool) {
 		first := true
 		for _, c := range r.Changes {
-			if c.Gain != gain {
+			if !in(c) {
 				continue
 			}
 			if first {
 				fmt.Fprintf(&b, "\n%s\n", title)
 				first = false
 			}
-			fmt.Fprintf(&b, "  %s/%s (%s): %s -> %s   [%s -> %s]%s\n", c.Namespace, c.Name, c.UserID, c.Old, c.New, orNone(c.Old.Source), orNone(c.New.Source), teamText(c))
+			fmt.Fprintf(&b, "  %s/%s (%s): %s -> %s   [%s -> %s]%s\n", c.Namespace, c.Name, text(c.UserID), c.Old, c.New,
+				text(orNone(c.Old.Source)), text(orNone(c.New.Source)), text(teamText(c)))
 		}
 	}
-	section("PRIVILEGE GAINS", true)
-	section("OTHER CHANGES", false)
+	section("PRIVILEGE GAINS", func(c review.Change) bool { return c.Gain })
+	section("TEAM GAINS (joins a team or becomes its admin)", func(c review.Change) bool { return !c.Gain && c.TeamGain })
+	section("OTHER CHANGES", func(c review.Change) bool { return !c.Gain && !c.TeamGain })
+	if len(r.Unknown) > 0 {
+		fmt.Fprintf(&b, "\nOUTCOME UNKNOWN AT NEXT LOGIN (a proposed rule reads a claim their ProxyUsers do not store; keep it first: spec.keepClaims)\n")
+		for _, u := range r.Unknown {
+			fmt.Fprintf(&b, "  %s: %s\n", u.Namespace, unknownText(u))
+		}
+	}
 	if len(r.Transitions) > 0 {
 		fmt.Fprintf(&b, "\nTRANSITIONS\n")
 		for _, t := range r.Transitions {
@@ -301,11 +313,44 @@ func printDiffText(w io.Writer, r review.Report) error {
 	if len(r.Overridden) > 0 {
 		fmt.Fprintf(&b, "\nUNAFFECTED (spec.roleOverride decides)\n")
 		for _, c := range r.Overridden {
-			fmt.Fprintf(&b, "  %s/%s (%s): the claims alone would go %s -> %s\n", c.Namespace, c.Name, c.UserID, c.Old, c.New)
+			fmt.Fprintf(&b, "  %s/%s (%s): the claims alone would go %s -> %s\n", c.Namespace, c.Name, text(c.UserID), c.Old, c.New)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// unknownText says what is unknown about one claim.
+func unknownText(u review.UnknownClaim) string {
+	claim := "claim `" + u.Claim + "`"
+	if u.Claim == rolemap.AnyClaim {
+		claim = "claims read by expression rules"
+	}
+	s := fmt.Sprintf("outcome unknown at next login: %s not stored for %s users", claim, thousands(u.Users))
+	if u.CouldGain > 0 {
+		s += fmt.Sprintf(" (%s could gain: a rule reading it grants more than predicted; e.g. %s)", thousands(u.CouldGain), strings.Join(u.Gainers, ", "))
+	}
+	return s
+}
+
+// thousands writes n with comma separators: 1,204.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// text makes a value safe for one line of the text report: control
+// characters (a line break in a claim value) become spaces.
+func text(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // teamText lists the teams a change grants and takes away.
@@ -330,29 +375,40 @@ func orNone(s string) string {
 	return s
 }
 
-// printMarkdown writes a pull-request comment.
+// printMarkdown writes a pull-request comment. Every value that comes from
+// a user, a claim or a mapping goes through md.
 func printMarkdown(w io.Writer, r review.Report) error {
 	var b strings.Builder
 	icon := "✅"
 	switch {
-	case r.Gains > 0:
+	case r.Escalates():
 		icon = "⚠️"
 	case len(r.Changes) > 0:
 		icon = "ℹ️"
 	}
-	fmt.Fprintf(&b, "### %s rolesync diff: %s\n\n", icon, r.Summary())
+	fmt.Fprintf(&b, "### %s rolesync diff: %s\n\n", icon, r.Summary()) // counts only
 	for _, h := range r.Held {
 		fmt.Fprintf(&b, "> **Mass-change brake:** in namespace %s this denies or demotes %d of %d users (the brake holds %d or more): the operator holds it until `%s` names its generation.\n\n",
 			md(h.Namespace), h.Lost, h.Users, h.Threshold, rolesyncv1.ConfirmGenerationAnnotation)
+	}
+	for _, u := range r.Unknown {
+		mark := ""
+		if u.CouldGain > 0 {
+			mark = "⚠️ "
+		}
+		fmt.Fprintf(&b, "> %s**Outcome unknown at next login** in namespace %s: %s\n\n", mark, md(u.Namespace), md(unknownText(u)))
 	}
 	if len(r.Changes) > 0 {
 		b.WriteString("| | user | namespace | role | decided by | teams |\n|---|---|---|---|---|---|\n")
 		for _, c := range r.Changes {
 			mark := ""
-			if c.Gain {
+			switch {
+			case c.Gain:
 				mark = "⬆️ gain"
+			case c.TeamGain:
+				mark = "⬆️ team gain"
 			}
-			fmt.Fprintf(&b, "| %s | `%s` | %s | %s → **%s** | %s → %s | %s |\n", mark, md(c.UserID), md(c.Namespace), md(c.Old.String()), md(c.New.String()),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s → **%s** | %s → %s | %s |\n", mark, md(c.UserID), md(c.Namespace), md(c.Old.String()), md(c.New.String()),
 				md(orNone(c.Old.Source)), md(orNone(c.New.Source)), md(strings.TrimSpace(teamText(c))))
 		}
 		b.WriteString("\n| users | from | to | |\n|---:|---|---|---|\n")
@@ -368,7 +424,7 @@ func printMarkdown(w io.Writer, r review.Report) error {
 		fmt.Fprintf(&b, "\n%d user(s) with `spec.roleOverride` are unaffected: ", len(r.Overridden))
 		names := make([]string, len(r.Overridden))
 		for i, c := range r.Overridden {
-			names[i] = "`" + md(c.Namespace+"/"+c.Name) + "`"
+			names[i] = md(c.Namespace + "/" + c.Name)
 		}
 		b.WriteString(strings.Join(names, ", ") + "\n")
 	}
@@ -376,7 +432,33 @@ func printMarkdown(w io.Writer, r review.Report) error {
 	return err
 }
 
-// md escapes what would break a Markdown table cell.
+// mdSpecial are the characters with a meaning inside a GitHub-flavoured
+// Markdown table cell (cells are inline: block syntax such as a leading
+// "-" or "#" cannot start there): code spans, emphasis, links and images,
+// raw HTML and entities, strikethrough, math, the cell separator, issue
+// references, and the ":" of autolinked URLs.
+const mdSpecial = "\\`*_[]()!<>&|~$#{}:"
+
+// md makes s inert text in a Markdown table cell: control characters (CR,
+// LF, tabs, Unicode line separators) become spaces, so a row stays one
+// row; each of mdSpecial is backslash-escaped (CommonMark allows it for
+// any ASCII punctuation), so no "|" ends a cell and no "[", "!", "`" or
+// "<" starts a link, an image, a code span or HTML; and "@" is followed by
+// a zero-width space, so "@org/team" mentions nobody.
 func md(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "`", "'", "<", "&lt;", ">", "&gt;").Replace(s)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			b.WriteByte(' ')
+		case r == '@':
+			b.WriteString("@\u200b")
+		case strings.ContainsRune(mdSpecial, r):
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -92,8 +92,8 @@ func explainUser(name string, files []string, usersFile string, kube *kubeFlags,
 	in.Override = nil
 	claims := proxyuser.Decide(in).Engine
 	overridden := rolesyncv1.OverrideSet(pu.Spec.RoleOverride)
-	td := engine.EvaluateTeams(in.Stored, pu.Spec.Issuer)
-	teams := proxyuser.TeamGrants(ns, &td, final.Denied)
+	var td rolemap.TeamDecision
+	teams := proxyuser.Teams(engine, ns, pu.Spec.Issuer, in.Stored, final.Denied, &td)
 
 	if output == "json" {
 		doc := explainUserJSON{Namespace: ns, Name: pu.Name, UserID: pu.Spec.UserID, Issuer: pu.Spec.Issuer,

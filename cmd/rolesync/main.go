@@ -124,8 +124,8 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// user with these claims and no override).
 	engine := rolemap.NewEngine(mappings...)
 	d := proxyuser.Decide(proxyuser.Input{Engine: engine, Issuer: *issuer, Login: claims}).Engine
-	td := engine.EvaluateTeams(claims, *issuer)
-	teams := proxyuser.TeamGrants("", &td, d.Denied)
+	var td rolemap.TeamDecision
+	teams := proxyuser.Teams(engine, "", *issuer, claims, d.Denied, &td)
 	if *output == "json" {
 		doc := toJSON(d)
 		doc.Teams = append(doc.Teams, teams...)

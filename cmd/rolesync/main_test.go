@@ -191,7 +191,7 @@ func TestDiffFromFiles(t *testing.T) {
 	}
 	// Markdown reads as a pull-request comment.
 	_, md, _ := runCLI(t, "", "diff", "-f", "testdata/review/proposed", "--base", "testdata/review/base.yaml", "--users", "testdata/review/users.yaml", "-o", "markdown")
-	for _, s := range []string{"5 of 7 users change (2 gain privilege)", "| ⬆️ gain | `bo` | ai-a | proxy_admin_viewer → **proxy_admin** |", "`ai-a/dee`"} {
+	for _, s := range []string{"5 of 7 users change (2 gain privilege)", `| ⬆️ gain | bo | ai-a | proxy\_admin\_viewer → **proxy\_admin** |`, "unaffected: ai-a/dee"} {
 		if !strings.Contains(md, s) {
 			t.Fatalf("markdown lacks %q:\n%s", s, md)
 		}
@@ -300,8 +300,10 @@ func TestDiffShowsTeamsGainedAndLost(t *testing.T) {
 	for _, c := range got.Changes {
 		byName[c.Name] = strings.Join(c.TeamsGained, ",") + "|" + strings.Join(c.TeamsLost, ",")
 	}
-	// ana (admins) loses ai-admins; cy (/ai/research) gains ai-research as admin.
-	if byName["ana"] != "|ai-admins (user)" || byName["cy"] != "ai-research (admin)|" || len(byName) != 2 {
+	// ana (admins) loses ai-admins; cy (/ai/research) gains ai-research as
+	// admin; dee (admins, with a roleOverride) loses ai-admins too: the
+	// controller grants an overridden user the teams of its claims.
+	if byName["ana"] != "|ai-admins (user)" || byName["cy"] != "ai-research (admin)|" || byName["dee"] != "|ai-admins (user)" || len(byName) != 3 {
 		t.Fatalf("team changes %v", byName)
 	}
 }
@@ -358,5 +360,55 @@ func TestDiffShowsTheMassChangeBrake(t *testing.T) {
 	}
 	if code, _, errs := runCLI(t, "", append(args, "--brake-percent", "101")...); code != exitInvalid || !strings.Contains(errs, "--brake-percent") {
 		t.Fatalf("an invalid brake: exit %d %s", code, errs)
+	}
+}
+
+// TestDiffFailsOnTeamAndUnknownGains: --fail-on escalation exits 3 for a
+// change whose only gain is a team join, and for one whose rule reads a
+// claim not stored for the users (the text names the claim and the count).
+func TestDiffFailsOnTeamAndUnknownGains(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, extra string) string {
+		doc := "apiVersion: rolesync.dev/v1\nkind: RoleMapping\nmetadata: {name: keycloak, namespace: ai-a}\nspec:\n" +
+			"  issuer: https://kc.example.com/realms/ai\n  claim: groups\n  onNoMatch: Deny\n  rules:\n  - {glob: '*', role: internal_user_viewer}\n" + extra
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := write("base.yaml", "")
+	teams := write("teams.yaml", "  allowedTeams: [ai-*]\n  teams:\n  - {equals: admins, team: ai-admins}\n")
+	code, out, errs := runCLI(t, "", "diff", "-f", teams, "--base", base, "--users", "testdata/review/users.yaml", "-n", "ai-a", "--fail-on", "escalation")
+	if code != exitEscalation || !strings.Contains(out, "TEAM GAINS") || !strings.Contains(out, "ai-a/ana") || !strings.Contains(out, "2 gain teams") || strings.Contains(out, "TRANSITIONS") {
+		t.Fatalf("a team-only gain: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, _ := runCLI(t, "", "diff", "-f", teams, "--base", base, "--users", "testdata/review/users.yaml", "-n", "ai-a"); code != exitChanges {
+		t.Fatalf("without --fail-on a team gain is a change: exit %d", code)
+	}
+	dept := write("dept.yaml", "  - {claim: department, equals: finance, role: proxy_admin}\n")
+	code, out, errs = runCLI(t, "", "diff", "-f", dept, "--base", base, "--users", "testdata/review/users.yaml", "-n", "ai-a", "--fail-on", "escalation")
+	if code != exitEscalation || !strings.Contains(out, "outcome unknown at next login: claim `department` not stored for 5 users (5 could gain") {
+		t.Fatalf("a rule on a claim not stored: exit %d\n%s%s", code, out, errs)
+	}
+	_, js, _ := runCLI(t, "", "diff", "-f", dept, "--base", base, "--users", "testdata/review/users.yaml", "-n", "ai-a", "-o", "json")
+	var got struct {
+		Unknown []struct {
+			Claim     string `json:"claim"`
+			Users     int    `json:"users"`
+			CouldGain int    `json:"couldGain"`
+		} `json:"unknown"`
+		UnknownGains int `json:"unknownGains"`
+	}
+	if err := json.Unmarshal([]byte(js), &got); err != nil || len(got.Unknown) != 1 || got.Unknown[0].Claim != "department" || got.UnknownGains != 5 {
+		t.Fatalf("json %v: %s", err, js)
+	}
+	// Kept first by the mapping in force: known, no escalation.
+	kept := write("kept.yaml", "  keepClaims: [department]\n")
+	if code, out, _ := runCLI(t, "", "diff", "-f", dept, "--base", kept, "--users", "testdata/review/users.yaml", "-n", "ai-a", "--fail-on", "escalation"); code == exitEscalation || strings.Contains(out, "unknown") {
+		t.Fatalf("a kept claim: exit %d\n%s", code, out)
+	}
+	if thousands(1204) != "1,204" || thousands(12) != "12" || thousands(1234567) != "1,234,567" {
+		t.Fatal("thousands")
 	}
 }

@@ -700,8 +700,7 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 		teamClaims = in.Stored
 	}
 	var td rolemap.TeamDecision
-	engine.EvaluateTeamsInto(teamClaims, ev.Issuer, &td)
-	resp.Teams = proxyuser.TeamGrants(namespace, &td, res.Denied)
+	resp.Teams = proxyuser.Teams(engine, namespace, ev.Issuer, teamClaims, res.Denied, &td)
 	resp.TeamsManaged = len(td.Owners) > 0
 	if in.Stale {
 		resp.Stale, resp.Denied = true, res.Denied
@@ -748,20 +747,12 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 	return resp, nil, nil
 }
 
-// reduce keeps the claims the namespace's mappings read plus
-// --login-keep-claims; a mapping with CEL expressions may read any claim,
-// so then all are kept.
+// reduce keeps the claims the namespace's mappings read or keep
+// (spec.keepClaims) plus --login-keep-claims (proxyuser.StoredPaths).
 func (s *Server) reduce(claims map[string]any, engine *rolemap.Engine) map[string]any {
-	paths := append([]claimpath.Path(nil), s.keepClaims...)
-	for _, m := range engine.Mappings() {
-		if m.HasExpressions() {
-			return claims
-		}
-		for _, p := range m.ClaimPaths() {
-			if cp, err := claimpath.Parse(p); err == nil {
-				paths = append(paths, cp)
-			}
-		}
+	paths, all := proxyuser.StoredPaths(engine, s.keepClaims)
+	if all {
+		return claims
 	}
 	return proxyuser.ReduceClaims(claims, paths)
 }

@@ -112,6 +112,28 @@ func MappingsLoaded(ctx context.Context, reader client.Reader, registry *rolemap
 	return registry.ObservedCount(namespace) == live, nil
 }
 
+// StoredPaths are the claim paths a login stores on a ProxyUser of the
+// namespace whose mappings engine holds: those the mappings read, those
+// they keep (spec.keepClaims), and extra (--login-keep-claims). all is
+// true when a mapping has expression rules, which may read any claim: then
+// every claim is stored.
+func StoredPaths(engine *rolemap.Engine, extra []claimpath.Path) (paths []claimpath.Path, all bool) {
+	paths = append(paths, extra...)
+	for _, m := range engine.Mappings() {
+		if m.HasExpressions() {
+			return nil, true
+		}
+		for _, list := range [][]string{m.ClaimPaths(), m.KeptPaths()} {
+			for _, p := range list {
+				if cp, err := claimpath.Parse(p); err == nil {
+					paths = append(paths, cp)
+				}
+			}
+		}
+	}
+	return paths, false
+}
+
 // ReduceClaims keeps only the claims at paths (a path that goes through a
 // list index keeps the whole list), so a ProxyUser stores what its mappings
 // read and nothing else.

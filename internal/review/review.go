@@ -56,6 +56,8 @@ type Change struct {
 	New       Outcome `json:"new"`
 	// Gain: the user gains privilege (denied -> allowed, or a higher role).
 	Gain bool `json:"gain"`
+	// TeamGain: the user joins a LiteLLM team or becomes a team's admin.
+	TeamGain bool `json:"teamGain"`
 	// TeamsGained and TeamsLost are LiteLLM team memberships ("team (role)")
 	// the change grants or takes away (removed from LiteLLM only where the
 	// owning mapping's teamSync is Exact).
@@ -84,14 +86,48 @@ type Report struct {
 	// any mapping. Listed when their claims alone would decide differently
 	// (Old and New are then the claims' decisions).
 	Overridden []Change `json:"overridden"`
-	// Gains is how many users gain privilege.
+	// Gains is how many users gain privilege (a role).
 	Gains int `json:"gains"`
+	// TeamGains is how many users join a team or become a team's admin.
+	TeamGains int `json:"teamGains"`
+	// Unknown are the claims proposed mappings read that some users'
+	// ProxyUsers do not store (the mappings in force neither read nor keep
+	// them): those users' outcome is known only at their next login.
+	Unknown []UnknownClaim `json:"unknown"`
+	// UnknownGains is how many users a rule reading a claim not stored for
+	// them could give more than predicted (a higher role, or a team).
+	UnknownGains int `json:"unknownGains"`
 	// Held are the namespaces where the mass-change brake would hold the
 	// change (ApplyBrake): it denies or demotes too many of their users.
 	Held []HeldNamespace `json:"held"`
 
 	usersIn map[string]int // users decided per namespace
 }
+
+// UnknownClaim is a claim proposed mappings read that is not stored for
+// some users of a namespace.
+type UnknownClaim struct {
+	Namespace string `json:"namespace"`
+	// Claim is the claim path, or "*" for expression rules (which may
+	// read any claim).
+	Claim string `json:"claim"`
+	// Users is how many users of the namespace lack it.
+	Users int `json:"users"`
+	// CouldGain is how many of them a rule reading it could give more
+	// than predicted.
+	CouldGain int `json:"couldGain"`
+	// Gainers are the first of those users (namespace/name), for the
+	// reviewer to look at.
+	Gainers []string `json:"gainers,omitempty"`
+}
+
+// maxGainersListed bounds UnknownClaim.Gainers.
+const maxGainersListed = 10
+
+// Escalates reports whether the change gives any user more: a role, a team
+// or team admin, or possibly more at the next login (a rule reading a
+// claim not stored for them). --fail-on escalation fails on it.
+func (r Report) Escalates() bool { return r.Gains > 0 || r.TeamGains > 0 || r.UnknownGains > 0 }
 
 // HeldNamespace is a namespace where the mass-change brake would hold the
 // proposed change until an admin confirms it.
@@ -127,44 +163,67 @@ func (e Engines) of(namespace string) *rolemap.Engine {
 	return empty
 }
 
-// Diff decides every user under base and under proposed.
+// Diff decides every user under base and under proposed. Teams are
+// predicted from the decision the controller makes (proxyuser.Decide with
+// any roleOverride), through proxyuser.Teams, the controller's own
+// function.
 func Diff(users []rolesyncv1.ProxyUser, base, proposed Engines) Report {
-	r := Report{Users: len(users), Changes: []Change{}, Transitions: []Transition{}, Overridden: []Change{}, Held: []HeldNamespace{}, usersIn: map[string]int{}}
+	r := Report{Users: len(users), Changes: []Change{}, Transitions: []Transition{}, Overridden: []Change{}, Held: []HeldNamespace{},
+		Unknown: []UnknownClaim{}, usersIn: map[string]int{}}
 	counts := map[[2]string]*Transition{}
+	unknown := newUnknowns(base)
 	for i := range users {
 		pu := &users[i]
 		r.usersIn[pu.Namespace]++
 		in := proxyuser.Input{Namespace: pu.Namespace, Issuer: pu.Spec.Issuer, Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}
 		c := Change{Namespace: pu.Namespace, Name: pu.Name, UserID: pu.Spec.UserID, Issuer: pu.Spec.Issuer}
-		overridden := rolesyncv1.OverrideSet(in.Override)
-		if overridden { // what the claims alone would give, for the record
-			in.Override = nil
-		}
+		// What the controller grants: the decision with any override.
 		in.Engine = base.of(pu.Namespace)
-		c.Old = outcome(proxyuser.Decide(in))
-		oldTeams := teams(in, c.Old.Denied)
+		actualOld := proxyuser.Decide(in)
+		oldTeams := proxyuser.Teams(in.Engine, in.Namespace, in.Issuer, in.Stored, actualOld.Denied, nil)
 		in.Engine = proposed.of(pu.Namespace)
-		c.New = outcome(proxyuser.Decide(in))
-		newTeams := teams(in, c.New.Denied)
-		c.TeamsGained, c.TeamsLost = minus(newTeams, oldTeams), minus(oldTeams, newTeams)
-		if !c.Old.differs(c.New) && len(c.TeamsGained) == 0 && len(c.TeamsLost) == 0 {
+		actualNew := proxyuser.Decide(in)
+		newTeams := proxyuser.Teams(in.Engine, in.Namespace, in.Issuer, in.Stored, actualNew.Denied, nil)
+		c.TeamsGained, c.TeamsLost = teamDiff(newTeams, oldTeams), teamDiff(oldTeams, newTeams)
+		c.TeamGain = joinsOrRises(oldTeams, newTeams)
+		c.Old, c.New = outcome(actualOld), outcome(actualNew)
+		unknown.add(pu, in.Engine, c.New.rank())
+		overridden := rolesyncv1.OverrideSet(in.Override)
+		teamsMove := len(c.TeamsGained) > 0 || len(c.TeamsLost) > 0
+		if overridden && !teamsMove {
+			// The override decides the role either way: what the claims alone
+			// would give, for the record.
+			in.Override = nil
+			in.Engine = base.of(pu.Namespace)
+			c.Old = outcome(proxyuser.Decide(in))
+			in.Engine = proposed.of(pu.Namespace)
+			c.New = outcome(proxyuser.Decide(in))
+			if c.Old.differs(c.New) {
+				r.Overridden = append(r.Overridden, c)
+			}
 			continue
 		}
-		if overridden {
-			r.Overridden = append(r.Overridden, c)
+		if !c.Old.differs(c.New) && !teamsMove {
 			continue
 		}
 		c.Gain = c.New.rank() > c.Old.rank()
 		if c.Gain {
 			r.Gains++
 		}
+		if c.TeamGain {
+			r.TeamGains++
+		}
 		r.Changes = append(r.Changes, c)
+		if !c.Old.differs(c.New) {
+			continue // teams only: no role transition
+		}
 		key := [2]string{c.Old.String(), c.New.String()}
 		if counts[key] == nil {
 			counts[key] = &Transition{From: key[0], To: key[1], Gain: c.Gain}
 		}
 		counts[key].Users++
 	}
+	r.Unknown, r.UnknownGains = unknown.report()
 	slices.SortFunc(r.Changes, func(a, b Change) int {
 		return cmp.Or(gainOrder(a)-gainOrder(b), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
@@ -187,36 +246,40 @@ func Diff(users []rolesyncv1.ProxyUser, base, proposed Engines) Report {
 	return r
 }
 
-// gainOrder: gains to proxy_admin, other gains, the rest.
+// gainOrder: gains to proxy_admin, other role gains, team gains, the rest.
 func gainOrder(c Change) int {
 	switch {
 	case c.Gain && c.New.Role == rolesyncv1.RoleProxyAdmin:
 		return 0
 	case c.Gain:
 		return 1
+	case c.TeamGain:
+		return 2
 	}
-	return 2
+	return 3
 }
 
-// teams are the memberships ("team (role)") the engine of in grants.
-func teams(in proxyuser.Input, denied bool) []string {
-	td := in.Engine.EvaluateTeams(in.Stored, in.Issuer)
-	var out []string
-	for _, g := range proxyuser.TeamGrants(in.Namespace, &td, denied) {
-		out = append(out, g.Team+" ("+string(g.Role)+")")
-	}
-	return out
-}
-
-// minus is a without b.
-func minus(a, b []string) []string {
+// teamDiff lists the memberships ("team (role)") of a that b lacks.
+func teamDiff(a, b []rolesyncv1.TeamMembership) []string {
 	var out []string
 	for _, x := range a {
-		if !slices.Contains(b, x) {
-			out = append(out, x)
+		if !slices.ContainsFunc(b, func(y rolesyncv1.TeamMembership) bool { return y.Team == x.Team && y.Role == x.Role }) {
+			out = append(out, x.Team+" ("+string(x.Role)+")")
 		}
 	}
 	return out
+}
+
+// joinsOrRises reports whether after holds a team before lacks, or admin of
+// a team before held as a member.
+func joinsOrRises(before, after []rolesyncv1.TeamMembership) bool {
+	for _, a := range after {
+		i := slices.IndexFunc(before, func(b rolesyncv1.TeamMembership) bool { return b.Team == a.Team })
+		if i < 0 || a.Role.Rank() > before[i].Role.Rank() {
+			return true
+		}
+	}
+	return false
 }
 
 func outcome(d proxyuser.Decision) Outcome {
@@ -242,5 +305,17 @@ func (o Outcome) differs(n Outcome) bool {
 
 // Summary is one line: how many users change and gain.
 func (r Report) Summary() string {
-	return fmt.Sprintf("%d of %d users change (%d gain privilege)", len(r.Changes), r.Users, r.Gains)
+	s := fmt.Sprintf("%d of %d users change (%d gain privilege", len(r.Changes), r.Users, r.Gains)
+	if r.TeamGains > 0 {
+		s += fmt.Sprintf(", %d gain teams", r.TeamGains)
+	}
+	s += ")"
+	unknown := 0
+	for _, u := range r.Unknown {
+		unknown = max(unknown, u.Users)
+	}
+	if unknown > 0 {
+		s += fmt.Sprintf("; outcome unknown at next login for %d or more users (%d could gain)", unknown, r.UnknownGains)
+	}
+	return s
 }

@@ -85,7 +85,9 @@ type Mapping struct {
 	sources []*source
 	exprs   []int32
 	paths   []string
-	teams   *teamSet // nil without team rules and allowedTeams
+	keep    []string             // spec.keepClaims, canonical
+	grants  map[string]PathGrant // per claim path read (AnyClaim: expressions)
+	teams   *teamSet             // nil without team rules and allowedTeams
 	spec    *rolesyncv1.RoleMappingSpec
 }
 
@@ -97,6 +99,36 @@ func (m *Mapping) Rules() int { return len(m.rules) }
 
 // ClaimPaths returns the distinct claim paths the mapping's indexed rules read.
 func (m *Mapping) ClaimPaths() []string { return m.paths }
+
+// KeptPaths returns spec.keepClaims: claim paths stored for rules to come.
+func (m *Mapping) KeptPaths() []string { return m.keep }
+
+// AnyClaim is the key of Grants for expression rules, which may read any
+// claim.
+const AnyClaim = "*"
+
+// PathGrant is the most the rules reading one claim path can grant: the
+// highest role, and whether a team rule reads it.
+type PathGrant struct {
+	Role  rolesyncv1.Role
+	Teams bool
+}
+
+// Grants returns, per claim path the mapping's rules read (AnyClaim for
+// expression rules), the most those rules can grant. Read only.
+func (m *Mapping) Grants() map[string]PathGrant { return m.grants }
+
+func (m *Mapping) grant(path string, role rolesyncv1.Role, teams bool) {
+	if m.grants == nil {
+		m.grants = map[string]PathGrant{}
+	}
+	g := m.grants[path]
+	if role.Rank() > g.Role.Rank() {
+		g.Role = role
+	}
+	g.Teams = g.Teams || teams
+	m.grants[path] = g
+}
 
 // HasExpressions reports whether any rule is a CEL expression (which may
 // read any claim).
@@ -200,6 +232,18 @@ func compile(rm *rolesyncv1.RoleMapping, dedupe bool) (*Mapping, field.ErrorList
 			errs = append(errs, field.Invalid(specPath.Child("claim"), s.Claim, err.Error()))
 		}
 	}
+	if len(s.KeepClaims) > rolesyncv1.MaxKeepClaims {
+		errs = append(errs, field.TooMany(specPath.Child("keepClaims"), len(s.KeepClaims), rolesyncv1.MaxKeepClaims))
+	} else {
+		for i, k := range s.KeepClaims {
+			p, err := claimpath.Parse(k)
+			if err != nil {
+				errs = append(errs, field.Invalid(specPath.Child("keepClaims").Index(i), k, err.Error()))
+			} else if !contains(m.keep, p.String()) {
+				m.keep = append(m.keep, p.String())
+			}
+		}
+	}
 	if len(s.Rules) > MaxRules {
 		errs = append(errs, field.TooMany(specPath.Child("rules"), len(s.Rules), MaxRules))
 		return m, errs
@@ -225,8 +269,10 @@ func compile(rm *rolesyncv1.RoleMapping, dedupe bool) (*Mapping, field.ErrorList
 		idx := int32(len(m.rules) - 1)
 		if r.kind == kindExpression {
 			m.exprs = append(m.exprs, idx)
+			m.grant(AnyClaim, r.role, false)
 			continue
 		}
+		m.grant(src.String(), r.role, false)
 		k := srcKey{src.String(), s.Rules[i].Split}
 		so := sources[k]
 		if so == nil {

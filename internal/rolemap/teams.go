@@ -167,6 +167,10 @@ func compileTeams(rm *rolesyncv1.RoleMapping, m *Mapping) field.ErrorList {
 			if !contains(m.paths, p) {
 				m.paths = append(m.paths, p)
 			}
+			m.grant(p, "", true)
+		}
+		if len(matcher.exprs) > 0 {
+			m.grant(AnyClaim, "", true)
 		}
 	}
 	return nil
