@@ -55,8 +55,8 @@ func FuzzMarkdownReport(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value, team string) {
 		r := review.Report{Users: 2, Changes: []review.Change{
 			{Namespace: "ns", Name: "u1", UserID: value, Gain: true,
-				Old: review.Outcome{Role: rolesyncv1.RoleInternalUser, Source: "m#0 groups=" + value},
-				New: review.Outcome{Role: rolesyncv1.RoleProxyAdmin, Source: "m#1 groups=" + value},
+				Old:         review.Outcome{Role: rolesyncv1.RoleInternalUser, Source: "m#0 groups=" + value},
+				New:         review.Outcome{Role: rolesyncv1.RoleProxyAdmin, Source: "m#1 groups=" + value},
 				TeamsGained: []string{team + " (admin)"}, TeamGain: true},
 			{Namespace: "ns", Name: "u2", UserID: "u2", Old: review.Outcome{Denied: true, Reason: value}, New: review.Outcome{Role: rolesyncv1.RoleInternalUser},
 				TeamsLost: []string{team + " (user)"}},

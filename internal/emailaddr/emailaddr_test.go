@@ -15,7 +15,7 @@ func TestOnlyASCIILettersFold(t *testing.T) {
 		{"\u212aim@example.com", "kim@example.com", false}, // Kelvin sign
 		{"\u212aim@example.com", "Kim@example.com", false},
 		{"ro\u017fa@example.com", "rosa@example.com", false}, // long s
-		{"\u0130ris@example.com", "iris@example.com", false},   // dotted capital I
+		{"\u0130ris@example.com", "iris@example.com", false}, // dotted capital I
 		{"", "", false},
 	} {
 		if got := Equal(tc.a, tc.b); got != tc.same {
