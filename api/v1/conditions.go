@@ -46,6 +46,13 @@ const (
 	ReasonNoRoleMapping = "NoRoleMapping"
 	// ReasonNoMatch: no rule matched and the deciding mapping denies.
 	ReasonNoMatch = "NoMatch"
+	// ReasonDeprovisioned (Denied): the identity provider's directory
+	// deprovisioned the user (SCIM active=false, or the user deleted).
+	ReasonDeprovisioned = "Deprovisioned"
+	// ReasonClaimsExpired (Denied, or the mapping's default role): the
+	// newest statement about the user's claims is older than the deciding
+	// mapping's maxClaimAge.
+	ReasonClaimsExpired = "ClaimsExpired"
 	// ReasonAllowed: the user is not denied.
 	ReasonAllowed = "Allowed"
 	// ReasonDuplicateUser: another, older ProxyUser has the same userID and issuer.

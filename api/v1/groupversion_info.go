@@ -23,7 +23,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &RoleMapping{}, &RoleMappingList{}, &ProxyUser{}, &ProxyUserList{})
+	s.AddKnownTypes(GroupVersion, &RoleMapping{}, &RoleMappingList{}, &ProxyUser{}, &ProxyUserList{}, &DirectoryGroup{}, &DirectoryGroupList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -61,6 +61,12 @@ type ProxyUserSpec struct {
 	// +listType=atomic
 	RecentLogins []LoginRecord `json:"recentLogins,omitempty"`
 
+	// directory is what the identity provider's directory (SCIM) says about
+	// the user; set when a SCIM user was created for, or bound to, this
+	// ProxyUser. Its SCIM id is this object's name.
+	// +optional
+	Directory *DirectoryUser `json:"directory,omitempty"`
+
 	// roleOverride pins the user's role, ignoring RoleMappings (a cluster
 	// admin's decision; it may exceed any mapping's maxRole).
 	// +optional
@@ -124,6 +130,11 @@ type RoleSource struct {
 	// `keycloak#0 resource_access.litellm.roles=admin`.
 	// +optional
 	Description string `json:"description,omitempty"`
+
+	// fromDirectory: the claim value that matched came from the identity
+	// provider's directory (SCIM groups), not from a login.
+	// +optional
+	FromDirectory bool `json:"fromDirectory,omitempty"`
 }
 
 // TeamMembership is one team a user is granted.
@@ -215,6 +226,7 @@ type ProxyUserStatus struct {
 // +kubebuilder:printcolumn:name="Row",type=string,JSONPath=".status.databaseUserID",priority=1
 // +kubebuilder:printcolumn:name="Teams",type=string,JSONPath=".status.teams[*].team",priority=1
 // +kubebuilder:printcolumn:name="Deactivated",type=boolean,JSONPath=".status.deactivated",priority=1
+// +kubebuilder:printcolumn:name="Directory",type=boolean,JSONPath=".spec.directory.active",priority=1
 // +kubebuilder:printcolumn:name="Last Login",type=date,JSONPath=".spec.lastLoginTime"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ProxyUser struct {

@@ -261,6 +261,15 @@ type RoleMappingSpec struct {
 	// +kubebuilder:validation:items:MaxLength=256
 	KeepClaims []string `json:"keepClaims,omitempty"`
 
+	// maxClaimAge: when the newest statement about a user's claims (a
+	// login, or a directory update) is older than this, this mapping's
+	// rules no longer match them and the user falls to its onNoMatch with
+	// reason ClaimsExpired. At least 10s; unset means claims never expire.
+	// Each user is re-decided when its claims expire.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="maxClaimAge must be at least 10s"
+	MaxClaimAge *metav1.Duration `json:"maxClaimAge,omitempty"`
+
 	// teamSync: Additive (default) adds memberships and never removes one;
 	// Exact also removes the user from owned teams no rule grants any more.
 	// +optional
