@@ -94,7 +94,13 @@ type ProxyUserReconciler struct {
 	KeyRevocation KeyRevocation
 	// KeepDeniedActive leaves a denied user's LiteLLM activation alone
 	// (--deactivate-denied=false); by default a denied user is deactivated.
+	// A user the directory deprovisioned is deactivated regardless.
 	KeepDeniedActive bool
+	// GroupsClaim is the claim the directory's groups are
+	// (--scim-groups-claim); it defaults to proxyuser.DefaultGroupsClaim.
+	GroupsClaim string
+	// Now is the clock claims are aged by (maxClaimAge); time.Now when nil.
+	Now func() time.Time
 	// LiteLLMCacheTTL is LiteLLM's user cache TTL
 	// (general_settings.user_api_key_cache_ttl): a write is in force in
 	// LiteLLM at most this long after it. It defaults to
@@ -259,7 +265,26 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := errors.Join(sr.Err, tr.Err); err != nil {
 		return ctrl.Result{}, err // transient: retried with backoff
 	}
+	if d := pu.Spec.Directory; d != nil && d.Deleted && deprovisionDone(sr, tr) {
+		// The directory deleted the user: the row is demoted and deactivated
+		// and every key blocked (or there is no row): now the object goes
+		// (its finalizer applies spec.deletionPolicy).
+		if err := r.Delete(ctx, pu, client.Preconditions{UID: &pu.UID, ResourceVersion: &pu.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: conflictWait}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("delete deprovisioned proxy user %s: %w", req, err)
+		}
+		return ctrl.Result{}, nil
+	}
 	return ctrl.Result{RequeueAfter: r.nextLook(pu, sr, tr)}, nil
+}
+
+// deprovisionDone reports whether a deleted directory user's
+// deprovisioning is in the database: the row was written (or there is
+// none, or a database is not configured) and the teams are settled.
+func deprovisionDone(sr proxyuser.SyncResult, tr proxyuser.TeamsResult) bool {
+	return sr.Err == nil && sr.Ambiguous == nil && sr.Conflict == "" && sr.Unmanaged == "" && !sr.Waiting && tr.Err == nil
 }
 
 // nextLook is when the user is looked at again: the soonest any step
@@ -273,14 +298,29 @@ func (r *ProxyUserReconciler) nextLook(pu *rolesyncv1.ProxyUser, sr proxyuser.Sy
 	if len(tr.NotFound) > 0 {
 		next = min(next, teamRetry)
 	}
+	// Claims that expire (a mapping's maxClaimAge) are re-decided then,
+	// not at the next resync.
+	engine, _ := r.Registry.Engine(pu.Namespace)
+	now := r.now()
+	if at, ok := engine.NextClaimExpiry(pu.Spec.Issuer, proxyuser.ClaimsTime(pu), now); ok {
+		next = min(next, at.Sub(now)+time.Second/10)
+	}
 	return next
+}
+
+func (r *ProxyUserReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
 
 // resolve decodes the stored claims and decides the role.
 func (r *ProxyUserReconciler) resolve(pu *rolesyncv1.ProxyUser, claims map[string]any) resolution {
 	engine, _ := r.Registry.Engine(pu.Namespace)
-	return proxyuser.Decide(proxyuser.Input{Namespace: pu.Namespace, Engine: engine, Issuer: pu.Spec.Issuer,
-		Override: pu.Spec.RoleOverride, Stored: claims}).Resolution
+	in := proxyuser.UserInput(pu, engine, r.GroupsClaim, r.now())
+	in.Stored = claims
+	return proxyuser.Decide(in).Resolution
 }
 
 // recordTeamEvents emits a Warning when a templated team is dropped or a

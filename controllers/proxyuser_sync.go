@@ -107,7 +107,7 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 // when the row no longer exists.
 func (r *ProxyUserReconciler) apply(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, rowUserID string, drifted bool, rowRole string) (proxyuser.SyncResult, bool) {
 	o, err := r.Store.Apply(ctx, proxydb.Change{RowUserID: rowUserID, Role: string(res.RowRole()), Keys: r.keys(res),
-		Activation: r.activation(res), Reason: auditReason(res), Object: objectName(pu)})
+		Activation: r.activation(res), Reason: auditReason(res), Object: objectName(pu), Deprovisioned: deprovisioned(res)})
 	if err != nil {
 		r.checked.Delete(pu.UID)
 		return proxyuser.SyncResult{Err: err}, false
@@ -147,7 +147,7 @@ func (r *ProxyUserReconciler) keys(res resolution) proxydb.Keys {
 	switch {
 	case !res.Denied:
 		return proxydb.KeysUnblock
-	case r.KeyRevocation == KeyRevocationBlock:
+	case r.KeyRevocation == KeyRevocationBlock || deprovisioned(res): // the person left: whatever --key-revocation says
 		return proxydb.KeysBlock
 	}
 	return proxydb.KeysLeave
@@ -163,10 +163,16 @@ func (r *ProxyUserReconciler) activation(res resolution) proxydb.Activation {
 	switch {
 	case !res.Denied:
 		return proxydb.ActivationRestore
-	case r.KeepDeniedActive:
+	case r.KeepDeniedActive && !deprovisioned(res):
 		return proxydb.ActivationLeave
 	}
 	return proxydb.ActivationDeactivate
+}
+
+// deprovisioned: the directory deprovisioned the user (SCIM active=false
+// or deleted): keys blocked and the user deactivated whatever the flags.
+func deprovisioned(res resolution) bool {
+	return res.Denied && res.Reason == rolesyncv1.ReasonDeprovisioned
 }
 
 // revokes reports whether a drift check must write even when the role

@@ -38,7 +38,8 @@ const teamRetry = 30 * time.Second
 func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.ProxyUser, claims map[string]any, res resolution, sr proxyuser.SyncResult) proxyuser.TeamsResult {
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	var td rolemap.TeamDecision
-	grants := proxyuser.Teams(engine, pu.Namespace, pu.Spec.Issuer, claims, res.Denied, &td)
+	in := proxyuser.UserInput(pu, engine, r.GroupsClaim, time.Time{})
+	grants := proxyuser.Teams(in, claims, res.Denied, &td)
 	tr := proxyuser.TeamsResult{Active: len(td.Owners) > 0 || len(pu.Status.Teams) > 0}
 	if !tr.Active {
 		r.teamsChecked.Delete(pu.UID)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -87,13 +88,13 @@ func explainUser(name string, files []string, usersFile string, kube *kubeFlags,
 		return fail(exitFailure, "%v", err)
 	}
 	engine := rolemap.NewEngine(mappings...)
-	in := proxyuser.Input{Namespace: ns, Engine: engine, Issuer: pu.Spec.Issuer, Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}
+	in := proxyuser.UserInput(pu, engine, proxyuser.DefaultGroupsClaim, time.Now())
 	final := proxyuser.Decide(in)
 	in.Override = nil
 	claims := proxyuser.Decide(in).Engine
 	overridden := rolesyncv1.OverrideSet(pu.Spec.RoleOverride)
 	var td rolemap.TeamDecision
-	teams := proxyuser.Teams(engine, ns, pu.Spec.Issuer, in.Stored, final.Denied, &td)
+	teams := proxyuser.Teams(in, in.Stored, final.Denied, &td)
 
 	if output == "json" {
 		doc := explainUserJSON{Namespace: ns, Name: pu.Name, UserID: pu.Spec.UserID, Issuer: pu.Spec.Issuer,

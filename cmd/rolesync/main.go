@@ -123,9 +123,10 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// The same decision the controller and the login server make (for a
 	// user with these claims and no override).
 	engine := rolemap.NewEngine(mappings...)
-	d := proxyuser.Decide(proxyuser.Input{Engine: engine, Issuer: *issuer, Login: claims}).Engine
+	in := proxyuser.Input{Engine: engine, Issuer: *issuer, Login: claims}
+	d := proxyuser.Decide(in).Engine
 	var td rolemap.TeamDecision
-	teams := proxyuser.Teams(engine, "", *issuer, claims, d.Denied, &td)
+	teams := proxyuser.Teams(in, claims, d.Denied, &td)
 	if *output == "json" {
 		doc := toJSON(d)
 		doc.Teams = append(doc.Teams, teams...)

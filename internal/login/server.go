@@ -111,6 +111,9 @@ type Options struct {
 	RequireNamespace bool
 	RateLimit        float64 // events per second per client; 0 = unlimited
 	RateBurst        int
+	// GroupsClaim is the claim the directory's groups are
+	// (--scim-groups-claim; default proxyuser.DefaultGroupsClaim).
+	GroupsClaim string
 }
 
 // +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers,verbs=get;list;watch;create;patch
@@ -682,13 +685,14 @@ var errNameTaken = errors.New("the ProxyUser name of this user is taken by anoth
 func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, engine *rolemap.Engine, existing *rolesyncv1.ProxyUser,
 	digest string, received time.Time) (*Response, *apiError, error) {
 	resp := &Response{UserID: ev.UserID}
-	in := proxyuser.Input{Namespace: namespace, Engine: engine, Issuer: ev.Issuer, Login: ev.Claims}
+	in := proxyuser.Input{Namespace: namespace, Engine: engine, Issuer: ev.Issuer, Login: ev.Claims, GroupsClaim: s.opts.GroupsClaim}
 	if existing != nil {
 		resp.ProxyUser = &ObjectRef{Namespace: namespace, Name: existing.Name}
 		if !existing.DeletionTimestamp.IsZero() {
 			return nil, fail(http.StatusConflict, ReasonUserBeingDeleted, "the ProxyUser of this user is being deleted; retry later"), nil
 		}
 		in.Existing, in.Override, in.Stored = true, existing.Spec.RoleOverride, proxyuser.StoredClaims(existing)
+		in.Directory, in.ClaimsTime, in.Now = existing.Spec.Directory, proxyuser.ClaimsTime(existing), received
 		// An older login than the one recorded changes nothing.
 		in.Stale = existing.Spec.LastLoginTime != nil && ev.Time.Truncate(time.Microsecond).Before(existing.Spec.LastLoginTime.Time)
 	}
@@ -700,7 +704,7 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 		teamClaims = in.Stored
 	}
 	var td rolemap.TeamDecision
-	resp.Teams = proxyuser.Teams(engine, namespace, ev.Issuer, teamClaims, res.Denied, &td)
+	resp.Teams = proxyuser.Teams(in, teamClaims, res.Denied, &td)
 	resp.TeamsManaged = len(td.Owners) > 0
 	if in.Stale {
 		resp.Stale, resp.Denied = true, res.Denied

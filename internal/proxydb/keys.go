@@ -58,8 +58,14 @@ const blockedByKey = "rolesync_blocked_by"
 // it wrote (a key whose reasons changed; blocked may be unchanged). They lock the keys in token order, so concurrent writers of one
 // user's keys (a role write and a team batch) queue instead of deadlocking.
 func keyBlockSQL(name, where, reason, add string) string {
+	return keyBlockLiftSQL(name, where, reason, add, "ARRAY["+reason+"]")
+}
+
+// keyBlockLiftSQL is keyBlockSQL where lifting (add false) lifts every
+// reason of lift (an SQL text[] expression) at once.
+func keyBlockLiftSQL(name, where, reason, add, lift string) string {
 	r := "(" + reason + ")::text"
-	return strings.NewReplacer("{name}", name, "{where}", where, "{reason}", r, "{add}", "("+add+")", "{now}", utcNow, "{by}", ChangedBy, "{meta}", blockedByKey).Replace(`{name}_sel AS (
+	return strings.NewReplacer("{name}", name, "{where}", where, "{reason}", r, "{lift}", "("+lift+")::text[]", "{add}", "("+add+")", "{now}", utcNow, "{by}", ChangedBy, "{meta}", blockedByKey).Replace(`{name}_sel AS (
 	SELECT k.token, k.blocked IS TRUE AS was_blocked, COALESCE(k.metadata->>'scim_blocked', '') = 'true' AS scim,
 		k.metadata ? 'rolesync_blocked' OR k.metadata ? 'rolesync_team_blocked' AS legacy,
 		CASE WHEN jsonb_typeof(k.metadata->'{meta}') = 'array' THEN k.metadata->'{meta}' ELSE '[]'::jsonb END
@@ -71,9 +77,9 @@ func keyBlockSQL(name, where, reason, add string) string {
 	SELECT token, was_blocked, scim, CASE WHEN {add}
 		THEN (had - {reason} - 'external') || to_jsonb({reason})
 			|| CASE WHEN was_blocked AND NOT scim AND (had ? 'external' OR had = '[]'::jsonb) THEN '["external"]'::jsonb ELSE '[]'::jsonb END
-		ELSE CASE WHEN was_blocked THEN had - {reason} ELSE had - {reason} - 'external' END
+		ELSE CASE WHEN was_blocked THEN had - {lift} ELSE had - {lift} - 'external' END
 	END AS now
-	FROM {name}_sel WHERE legacy OR {add} <> (had ? {reason})
+	FROM {name}_sel WHERE legacy OR CASE WHEN {add} THEN NOT (had ? {reason}) ELSE had ?| {lift} END
 ), {name} AS (
 	UPDATE "LiteLLM_VerificationToken" k SET
 		blocked = CASE WHEN {add} THEN true ELSE c.was_blocked AND (jsonb_array_length(c.now) > 0 OR c.scim) END,

@@ -112,12 +112,24 @@ func TestKeyBlockReasonsAreLiftedAlone(t *testing.T) {
 	want("denied again", map[string]bool{"admin": true})
 	grant()
 	want("granted again", map[string]bool{"admin": false})
-	// Deprovisioning is one more reason: a role grant does not lift it.
-	if _, err := raw.Exec(ctx, `WITH `+keyBlockSQL("keys", `k.user_id = $1`, `$2`, `true`)+` SELECT count(*) FROM keys`, "max", string(BlockDeprovisioned)); err != nil {
+	// Deprovisioning is one more reason, recorded as such; a team's block
+	// is not lifted with it. A grant (the directory reactivated the user:
+	// a deprovisioned user is never granted) lifts it.
+	if _, err := db.Apply(ctx, Change{RowUserID: "max", Role: "internal_user_viewer", Keys: KeysBlock, Deprovisioned: true}); err != nil {
 		t.Fatal(err)
 	}
+	want("deprovisioned", map[string]bool{"mine": true})
+	if _, reasons := keyState(t, db, "mine"); reasons != `["deprovisioned"]` {
+		t.Fatalf("a deprovisioned user's key is blocked for %s", reasons)
+	}
+	team(teamOp{Team: "t", Remove: true})
 	grant()
-	want("deprovisioned, role granted", map[string]bool{"mine": true})
+	want("reactivated, still out of the team", map[string]bool{"mine": true})
+	if _, reasons := keyState(t, db, "mine"); reasons != `["team"]` {
+		t.Fatalf("after reactivation the key is blocked for %s, want only the team", reasons)
+	}
+	team(teamOp{Team: "t", Role: "user"})
+	want("reactivated and back in the team", map[string]bool{"mine": false})
 	auditRowsAreJSONText(t, raw) // role, key and team audit rows
 }
 

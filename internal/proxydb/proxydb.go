@@ -255,6 +255,17 @@ type Change struct {
 	Reason string
 	// Object names the ProxyUser, for the audit log.
 	Object string
+	// Deprovisioned: the directory deprovisioned the user; KeysBlock then
+	// blocks with the reason "deprovisioned" instead of "role". Lifting
+	// (KeysUnblock) lifts both.
+	Deprovisioned bool
+}
+
+func (c Change) blockReason() BlockReason {
+	if c.Deprovisioned {
+		return BlockDeprovisioned
+	}
+	return BlockRoleDenied
 }
 
 // Outcome is what a write found and did.
@@ -279,7 +290,7 @@ func (d *DB) Apply(ctx context.Context, c Change) (Outcome, error) {
 	var found *bool
 	st, err := d.statements(ctx)
 	if err == nil {
-		err = d.pool.QueryRow(ctx, st.apply, c.RowUserID, c.Role, int(c.Keys), auditReason(c.Reason, c.Object), UnmanagedRoles, int(c.Activation)).
+		err = d.pool.QueryRow(ctx, st.apply, c.RowUserID, c.Role, int(c.Keys), auditReason(c.Reason, c.Object), UnmanagedRoles, int(c.Activation), string(c.blockReason())).
 			Scan(&found, &o.Before, &o.RoleChanged, &o.KeysChanged, &o.Inactive, &o.ActivationChanged)
 	}
 	if err != nil {
@@ -426,10 +437,11 @@ type statements struct {
 
 // buildStatements writes the statements, with or without the audit log.
 //
-// apply: $1 row user_id, $2 role, $3 keys (0 lift the role's block, 1 add
-// it, 2 leave the keys), $4 the rolesync audit values, $5 the unmanaged
-// roles, $6 the activation (0 lift rolesync's deactivation, 1 deactivate,
-// 2 leave). It locks the row, updates the role and the activation when they
+// apply: $1 row user_id, $2 role, $3 keys (0 lift the role's and the
+// deprovisioning's block, 1 add the block $7, 2 leave the keys), $4 the
+// rolesync audit values, $5 the unmanaged roles, $6 the activation (0 lift
+// rolesync's deactivation, 1 deactivate, 2 leave), $7 the block reason
+// (role or deprovisioned). It locks the row, updates the role and the activation when they
 // differ and the row is managed (one UPDATE), adds or lifts the role's key
 // block (keyBlockSQL), writes one audit row per change, and returns (found,
 // role before, role changed, keys changed, inactive after, activation
@@ -463,7 +475,8 @@ func buildStatements(audit bool) statements {
 	FROM want w WHERE t.user_id = w.user_id AND (w.set_role OR w.deactivate OR w.reactivate)
 	RETURNING t.user_id, w.role AS before, w.set_role, w.deactivate, w.reactivate, w.inactive AS was_inactive,
 		COALESCE(t.metadata->'scim_active' = 'false'::jsonb, false) AS inactive
-), ` + keyBlockSQL("keys", `k.user_id IN (SELECT user_id FROM old WHERE managed) AND $3::int <> 2`, `'`+string(BlockRoleDenied)+`'`, `$3::int = 1`)
+), ` + keyBlockLiftSQL("keys", `k.user_id IN (SELECT user_id FROM old WHERE managed) AND $3::int <> 2`, `$7::text`, `$3::int = 1`,
+		`ARRAY['`+string(BlockRoleDenied)+`', '`+string(BlockDeprovisioned)+`']`)
 	if audit {
 		apply += `, audit_role AS (
 	` + insertAudit + `

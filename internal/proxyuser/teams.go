@@ -31,16 +31,17 @@ type TeamsResult struct {
 }
 
 // Teams decides the teams a user is granted: the namespace's mappings
-// (engine) evaluate claims for issuer, and a user decided as denied gets
-// none. It is the one computation the controller, the login server and
-// rolesync diff share. td, when not nil, receives the whole team decision
-// (owners, dropped grants) and its memory is reused.
-func Teams(engine *rolemap.Engine, namespace, issuer string, claims map[string]any, denied bool, td *rolemap.TeamDecision) []rolesyncv1.TeamMembership {
+// (in.Engine) evaluate claims (with the directory's groups, as Decide) for
+// in.Issuer, and a user decided as denied gets none. It is the one
+// computation the controller, the login server and rolesync diff share.
+// td, when not nil, receives the whole team decision (owners, dropped
+// grants) and its memory is reused.
+func Teams(in Input, claims map[string]any, denied bool, td *rolemap.TeamDecision) []rolesyncv1.TeamMembership {
 	if td == nil {
 		td = &rolemap.TeamDecision{}
 	}
-	engine.EvaluateTeamsInto(claims, issuer, td)
-	return TeamGrants(namespace, td, denied)
+	in.Engine.EvaluateTeamsInto(WithDirectoryGroups(claims, in.Directory, in.GroupsClaim), in.Issuer, td)
+	return TeamGrants(in.Namespace, td, denied)
 }
 
 // TeamGrants turns the engine's grants into status.teams, sorted by team,

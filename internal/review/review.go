@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/proxyuser"
@@ -168,6 +169,13 @@ func (e Engines) of(namespace string) *rolemap.Engine {
 // any roleOverride), through proxyuser.Teams, the controller's own
 // function.
 func Diff(users []rolesyncv1.ProxyUser, base, proposed Engines) Report {
+	return DiffAt(users, base, proposed, proxyuser.DefaultGroupsClaim, time.Now())
+}
+
+// DiffAt is Diff with the groups claim of directory groups
+// (--scim-groups-claim) and the time at which claims are aged
+// (maxClaimAge).
+func DiffAt(users []rolesyncv1.ProxyUser, base, proposed Engines, groupsClaim string, now time.Time) Report {
 	r := Report{Users: len(users), Changes: []Change{}, Transitions: []Transition{}, Overridden: []Change{}, Held: []HeldNamespace{},
 		Unknown: []UnknownClaim{}, usersIn: map[string]int{}}
 	counts := map[[2]string]*Transition{}
@@ -175,15 +183,15 @@ func Diff(users []rolesyncv1.ProxyUser, base, proposed Engines) Report {
 	for i := range users {
 		pu := &users[i]
 		r.usersIn[pu.Namespace]++
-		in := proxyuser.Input{Namespace: pu.Namespace, Issuer: pu.Spec.Issuer, Override: pu.Spec.RoleOverride, Stored: proxyuser.StoredClaims(pu)}
+		in := proxyuser.UserInput(pu, nil, groupsClaim, now)
 		c := Change{Namespace: pu.Namespace, Name: pu.Name, UserID: pu.Spec.UserID, Issuer: pu.Spec.Issuer}
 		// What the controller grants: the decision with any override.
 		in.Engine = base.of(pu.Namespace)
 		actualOld := proxyuser.Decide(in)
-		oldTeams := proxyuser.Teams(in.Engine, in.Namespace, in.Issuer, in.Stored, actualOld.Denied, nil)
+		oldTeams := proxyuser.Teams(in, in.Stored, actualOld.Denied, nil)
 		in.Engine = proposed.of(pu.Namespace)
 		actualNew := proxyuser.Decide(in)
-		newTeams := proxyuser.Teams(in.Engine, in.Namespace, in.Issuer, in.Stored, actualNew.Denied, nil)
+		newTeams := proxyuser.Teams(in, in.Stored, actualNew.Denied, nil)
 		c.TeamsGained, c.TeamsLost = teamDiff(newTeams, oldTeams), teamDiff(oldTeams, newTeams)
 		c.TeamGain = joinsOrRises(oldTeams, newTeams)
 		c.Old, c.New = outcome(actualOld), outcome(actualNew)

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/cel-go/cel"
@@ -25,6 +26,8 @@ const (
 	MaxPriority       = rolesyncv1.MaxPriority
 	MaxSplitLength    = rolesyncv1.MaxSplitLength
 	ExpressionCostMax = 100_000 // CEL runtime cost limit per evaluation
+	// MinClaimAge is the least spec.maxClaimAge (the CRD's rule too).
+	MinClaimAge = 10 * time.Second
 )
 
 type matcherKind uint8
@@ -78,6 +81,9 @@ type Mapping struct {
 	DefaultRole rolesyncv1.Role
 	MaxRole     rolesyncv1.Role // "" when unset
 	SyncPolicy  rolesyncv1.SyncPolicy
+	// MaxClaimAge: claims older than this no longer match the mapping's
+	// rules (0: never expire).
+	MaxClaimAge time.Duration
 
 	key     string // namespace/name
 	maxRank int
@@ -185,6 +191,13 @@ func compile(rm *rolesyncv1.RoleMapping, dedupe bool) (*Mapping, field.ErrorList
 	}
 	if len(s.Issuer) > MaxIssuerLength {
 		errs = append(errs, field.TooLong(specPath.Child("issuer"), "", MaxIssuerLength))
+	}
+	if s.MaxClaimAge != nil {
+		if s.MaxClaimAge.Duration < MinClaimAge {
+			errs = append(errs, field.Invalid(specPath.Child("maxClaimAge"), s.MaxClaimAge.Duration.String(), "maxClaimAge must be at least 10s"))
+		} else {
+			m.MaxClaimAge = s.MaxClaimAge.Duration
+		}
 	}
 	if s.Priority < 0 || s.Priority > MaxPriority {
 		errs = append(errs, field.Invalid(specPath.Child("priority"), s.Priority, fmt.Sprintf("must be between 0 and %d", MaxPriority)))

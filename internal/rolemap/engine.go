@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 )
@@ -24,6 +25,9 @@ const (
 	ReasonNoMatch = rolesyncv1.ReasonNoMatch
 	// ReasonNoRoleMapping: no RoleMapping applies to the issuer.
 	ReasonNoRoleMapping = rolesyncv1.ReasonNoRoleMapping
+	// ReasonClaimsExpired: no rule matched because the claims are older
+	// than the maxClaimAge of a mapping whose onNoMatch then applied.
+	ReasonClaimsExpired = rolesyncv1.ReasonClaimsExpired
 )
 
 // Match is one rule that matched.
@@ -57,6 +61,9 @@ type Decision struct {
 	SyncPolicy rolesyncv1.SyncPolicy
 	// Matches lists every rule that matched, in mapping then rule order.
 	Matches []Match
+	// Expired: the claims were older than the maxClaimAge of an applicable
+	// mapping, whose rules were then not matched.
+	Expired bool
 
 	seen  []uint32 // per-rule epoch marks, reused across evaluations
 	epoch uint32
@@ -101,6 +108,35 @@ func (e *Engine) Evaluate(claims map[string]any, issuer string) Decision {
 // EvaluateInto is Evaluate reusing d's memory: with a d reused across calls
 // it does not allocate for equals, glob and regex rules.
 func (e *Engine) EvaluateInto(claims map[string]any, issuer string, d *Decision) {
+	e.EvaluateAgedInto(claims, issuer, 0, d)
+}
+
+// EvaluateAged decides for claims stated age ago: a mapping whose
+// maxClaimAge they exceed matches none of its rules (its onNoMatch may
+// then apply, with reason ClaimsExpired).
+func (e *Engine) EvaluateAged(claims map[string]any, issuer string, age time.Duration) Decision {
+	var d Decision
+	e.EvaluateAgedInto(claims, issuer, age, &d)
+	return d
+}
+
+// NextClaimExpiry returns when claims stated at stated expire for some
+// mapping of issuer after now (the earliest), or false when none will.
+func (e *Engine) NextClaimExpiry(issuer string, stated, now time.Time) (time.Time, bool) {
+	var next time.Time
+	for _, m := range e.mappings {
+		if m.MaxClaimAge == 0 || (m.Issuer != "" && m.Issuer != issuer) {
+			continue
+		}
+		if at := stated.Add(m.MaxClaimAge); at.After(now) && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// EvaluateAgedInto is EvaluateAged reusing d's memory.
+func (e *Engine) EvaluateAgedInto(claims map[string]any, issuer string, age time.Duration, d *Decision) {
 	*d = Decision{Matches: d.Matches[:0], seen: d.seen, epoch: d.epoch, every: d.every, SyncPolicy: rolesyncv1.SyncPolicyEveryLogin, Source: Source{Rule: -1}, Issuer: issuer}
 	if cap(d.seen) < e.maxRules {
 		d.seen = make([]uint32, e.maxRules)
@@ -121,6 +157,10 @@ func (e *Engine) EvaluateInto(claims map[string]any, issuer string, d *Decision)
 		}
 		if !applicable {
 			applicable, topPriority = true, m.Priority
+		}
+		if m.MaxClaimAge > 0 && age > m.MaxClaimAge {
+			d.Expired = true
+			continue // its rules match nothing; its onNoMatch may apply
 		}
 		first := len(d.Matches)
 		d.nextEpoch()
@@ -195,6 +235,9 @@ func (e *Engine) decideNoMatch(issuer string, top int32, d *Decision) {
 	}
 	if by == nil {
 		d.Denied, d.Reason = true, ReasonNoMatch
+		if d.Expired {
+			d.Reason = ReasonClaimsExpired
+		}
 		d.Source.Rule = -1
 		return
 	}
@@ -210,9 +253,14 @@ func (d *Decision) Message() string {
 	case ReasonMatched:
 		return "matched " + d.Source.Describe()
 	case ReasonDefault:
+		if d.Expired {
+			return "the claims are older than maxClaimAge, so no rule matched; defaultRole of RoleMapping " + d.Source.RoleMapping
+		}
 		return "no rule matched; defaultRole of RoleMapping " + d.Source.RoleMapping
 	case ReasonNoMatch:
 		return "no rule matched and RoleMapping " + d.Source.RoleMapping + " denies"
+	case ReasonClaimsExpired:
+		return "the claims are older than maxClaimAge, so no rule matched, and RoleMapping " + d.Source.RoleMapping + " denies"
 	case ReasonNoRoleMapping:
 		return "no RoleMapping applies to issuer " + strconv.Quote(d.Issuer)
 	}
