@@ -27,7 +27,11 @@ require (
 	github.com/oauth2-proxy/mockoidc v0.0.0-20261103160011-e06ed0b7cb7f // test-only: the real OpenID provider the login-tokens tests run against (internal/testing/idp)
 )
 
-require k8s.io/utils v0.0.0-20260626114624-be93311217bd
+require (
+	github.com/elimity-com/scim v0.0.0-20260728105928-2641426a1539
+	github.com/scim2/filter-parser/v2 v2.3.1
+	k8s.io/utils v0.0.0-20260626114624-be93311217bd
+)
 
 require (
 	cel.dev/expr v0.25.1 // indirect
@@ -79,6 +83,8 @@ require (
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.70.0 // indirect
 	github.com/prometheus/procfs v0.21.1 // indirect
+	github.com/q-uint/parser v0.3.1 // indirect
+	github.com/q-uint/xsd-datetime v1.0.0 // indirect
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/x448/float16 v0.8.4 // indirect

@@ -87,6 +87,37 @@ func TestOIDCOverlayApplies(t *testing.T) {
 	}
 }
 
+// TestSCIMOverlayApplies renders config/overlays/scim and dry-runs it on the
+// real apiserver: the manager gets the SCIM flags, port and token Secret
+// volume, and the SCIM endpoint its own Service.
+func TestSCIMOverlayApplies(t *testing.T) {
+	needSuite(t)
+	kubectl, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := kubectl.Run("kustomize", filepath.Join("..", "config", "overlays", "scim"))
+	if err != nil {
+		t.Fatalf("kustomize: %v\n%s", err, readAll(stderr))
+	}
+	rendered := readAll(out)
+	for _, want := range []string{"--scim-bind-address=:9444", "--scim-token-file=/etc/rolesync/scim-tokens/tokens", "name: rolesync-scim\n", "secretName: rolesync-scim-tokens", "targetPort: scim"} {
+		if !strings.Contains(rendered, want) {
+			t.Errorf("config/overlays/scim renders no %q", want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "scim.yaml")
+	if err := os.WriteFile(file, []byte(rendered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := kubectl.Run("create", "namespace", "rolesync-system"); err != nil && !strings.Contains(readAll(stderr), "AlreadyExists") {
+		t.Fatalf("create namespace: %v", err)
+	}
+	if _, stderr, err := kubectl.Run("apply", "--dry-run=server", "-f", file); err != nil {
+		t.Fatalf("apply --dry-run=server: %v\n%s", err, readAll(stderr))
+	}
+}
+
 // TestMaxRolePolicyCapsANamespace applies config/policies with kubectl on the
 // real apiserver and checks that a namespace labelled rolesync.dev/max-role
 // refuses RoleMappings (and ProxyUser overrides) above the cap, while other

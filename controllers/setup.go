@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/emailaddr"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/review"
@@ -28,6 +29,9 @@ type Options struct {
 	Brake review.Brake
 	// KeepDeniedActive: --deactivate-denied=false.
 	KeepDeniedActive bool
+	// GroupsClaim is --scim-groups-claim: the claim the directory's groups
+	// are (default proxyuser.DefaultGroupsClaim).
+	GroupsClaim string
 	ResyncPeriod     time.Duration
 	// LiteLLMCacheTTL is LiteLLM's user cache TTL (0: DefaultLiteLLMCacheTTL).
 	LiteLLMCacheTTL         time.Duration
@@ -82,6 +86,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		DriftPolicy:             o.DriftPolicy,
 		KeyRevocation:           o.KeyRevocation,
 		KeepDeniedActive:        o.KeepDeniedActive,
+		GroupsClaim:             o.GroupsClaim,
 		ResyncPeriod:            o.ResyncPeriod,
 		LiteLLMCacheTTL:         o.LiteLLMCacheTTL,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
@@ -116,6 +121,45 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		return []string{o.(*rolesyncv1.ProxyUser).Spec.UserID}
 	}); err != nil {
 		return fmt.Errorf("index proxy users by userID: %w", err)
+	}
+	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.EmailIndex, func(o client.Object) []string {
+		if e := o.(*rolesyncv1.ProxyUser).Spec.Email; e != "" {
+			return []string{emailaddr.Fold(e)}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index proxy users by email: %w", err)
+	}
+	directory := map[string]func(*rolesyncv1.DirectoryUser) []string{
+		proxyuser.DirectoryUserNameIndex: func(d *rolesyncv1.DirectoryUser) []string { return []string{emailaddr.Fold(d.UserName)} },
+		proxyuser.DirectoryExternalIDIndex: func(d *rolesyncv1.DirectoryUser) []string {
+			if d.ExternalID == "" {
+				return nil
+			}
+			return []string{d.ExternalID}
+		},
+		proxyuser.DirectoryGroupIndex: func(d *rolesyncv1.DirectoryUser) []string {
+			ids := make([]string, len(d.Groups))
+			for i, g := range d.Groups {
+				ids[i] = g.ID
+			}
+			return ids
+		},
+	}
+	for name, values := range directory {
+		if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, name, func(o client.Object) []string {
+			if d := o.(*rolesyncv1.ProxyUser).Spec.Directory; d != nil && !d.Deleted {
+				return values(d)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("index proxy users by %s: %w", name, err)
+		}
+	}
+	if err := idx.IndexField(ctx, &rolesyncv1.DirectoryGroup{}, proxyuser.DirectoryGroupNameIndex, func(o client.Object) []string {
+		return []string{emailaddr.Fold(o.(*rolesyncv1.DirectoryGroup).Spec.DisplayName)}
+	}); err != nil {
+		return fmt.Errorf("index directory groups by name: %w", err)
 	}
 	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.SourceMappingIndex, func(o client.Object) []string {
 		if s := o.(*rolesyncv1.ProxyUser).Status.Source; s != nil && s.RoleMapping != "" {

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -25,8 +26,10 @@ import (
 	"github.com/rolesync/rolesync/controllers"
 	"github.com/rolesync/rolesync/internal/login"
 	"github.com/rolesync/rolesync/internal/proxydb"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/review"
 	"github.com/rolesync/rolesync/internal/rolemap"
+	"github.com/rolesync/rolesync/internal/scim"
 	rolesyncwebhook "github.com/rolesync/rolesync/internal/webhook"
 )
 
@@ -95,6 +98,34 @@ func (o *syncOptions) BindFlags(fs *flag.FlagSet) {
 type loginOptions struct {
 	login.Options
 	keepClaims string
+}
+
+// scimOptions configure the SCIM service provider.
+type scimOptions struct {
+	scim.Options
+	GroupsClaim string
+}
+
+// BindFlags registers the options on fs.
+func (o *scimOptions) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.BindAddress, "scim-bind-address", "",
+		"Address of the SCIM 2.0 service provider (tenant URL https://<host>/scim/v2/<namespace>), on a listener of its own so the identity provider's cloud can reach it while the login endpoints stay private; empty turns it off. Needs --scim-token-file; TLS from --login-cert-dir, or plain HTTP with --login-insecure.")
+	fs.StringVar(&o.TokenFile, "scim-token-file", "",
+		"File of SCIM bearer tokens, lines \"<namespace>: <token>\" (at least 32 bytes; several per namespace for rotation); re-read when it changes, and when it breaks every SCIM request is refused (503).")
+	fs.StringVar(&o.GroupsClaim, "scim-groups-claim", proxyuser.DefaultGroupsClaim,
+		"The top-level claim the directory's groups are: once a SCIM group lists a user, this claim holds the display names of the user's directory groups, whatever logins say.")
+	fs.StringVar(&o.Issuer, "scim-issuer", "",
+		"Issuer URL given to the ProxyUsers SCIM creates (spec.issuer): the identity provider's, so RoleMappings scoped to it apply.")
+	fs.StringVar(&o.UserIDAttribute, "scim-user-id-attribute", scim.UserIDFromUserName,
+		"The SCIM attribute that becomes the LiteLLM user_id (spec.userID) of a ProxyUser SCIM creates: userName or externalId. Match LiteLLM's GENERIC_USER_ID_ATTRIBUTE.")
+}
+
+// validate refuses values that can never work.
+func (o *scimOptions) validate() error {
+	if o.GroupsClaim == "" || strings.ContainsAny(o.GroupsClaim, ".[]\\") {
+		return fmt.Errorf("--scim-groups-claim must be a top-level claim name, not %q", o.GroupsClaim)
+	}
+	return nil
 }
 
 // BindFlags registers the options on fs.
@@ -213,12 +244,14 @@ func main() {
 	syncOpts.BindFlags(flag.CommandLine)
 	var loginOpts loginOptions
 	loginOpts.BindFlags(flag.CommandLine)
+	var scimOpts scimOptions
+	scimOpts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
-	if err := syncOpts.validate(); err != nil {
+	if err := errors.Join(syncOpts.validate(), scimOpts.validate()); err != nil {
 		log.Error(err, "Invalid flags")
 		os.Exit(2)
 	}
@@ -247,6 +280,7 @@ func main() {
 		DriftPolicy:             controllers.DriftPolicy(syncOpts.DriftPolicy),
 		KeyRevocation:           controllers.KeyRevocation(syncOpts.KeyRevocation),
 		KeepDeniedActive:        !syncOpts.Deactivate,
+		GroupsClaim:             scimOpts.GroupsClaim,
 		Brake:                   syncOpts.Brake,
 		ResyncPeriod:            syncOpts.ResyncPeriod,
 		LiteLLMCacheTTL:         syncOpts.CacheTTL,
@@ -269,6 +303,20 @@ func main() {
 		log.Error(err, "Failed to set up controllers")
 		os.Exit(1)
 	}
+	if scimOpts.BindAddress != "" {
+		o := scimOpts.Options
+		o.CertDir, o.Insecure, o.RateLimit, o.RateBurst = loginOpts.CertDir, loginOpts.Insecure, loginOpts.RateLimit, loginOpts.RateBurst
+		srv, err := scim.NewServer(o, mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("rolesync.dev/scim"), ctrl.Log.WithName("scim"))
+		if err != nil {
+			log.Error(err, "Invalid SCIM flags")
+			os.Exit(2)
+		}
+		if err := mgr.Add(srv); err != nil {
+			log.Error(err, "Failed to add the SCIM server")
+			os.Exit(1)
+		}
+	}
+	loginOpts.GroupsClaim = scimOpts.GroupsClaim
 	if loginOpts.enabled() {
 		srv, err := login.NewServer(loginOpts.options(), mgr.GetClient(), mgr.GetAPIReader(), registry,
 			mgr.GetEventRecorder("rolesync.dev/login-server"), ctrl.Log.WithName("login"))

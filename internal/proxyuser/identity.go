@@ -35,7 +35,26 @@ const (
 	// UserIDIndex indexes ProxyUsers by spec.userID across namespaces: one
 	// userID is one LiteLLM row, whatever the namespace or issuer.
 	UserIDIndex = "rolesync.dev/user-id"
+	// EmailIndex indexes ProxyUsers by spec.email, ASCII-lower-cased
+	// (emailaddr.Fold): a directory user and a login find the person's one
+	// ProxyUser by it.
+	EmailIndex = "rolesync.dev/email"
+	// DirectoryUserNameIndex indexes directory users by their SCIM
+	// userName, ASCII-lower-cased (SCIM userName is case-insensitive).
+	DirectoryUserNameIndex = "rolesync.dev/directory-username"
+	// DirectoryExternalIDIndex indexes directory users by SCIM externalId.
+	DirectoryExternalIDIndex = "rolesync.dev/directory-externalid"
+	// DirectoryGroupIndex indexes directory users by the ids of their
+	// directory groups: a group's members.
+	DirectoryGroupIndex = "rolesync.dev/directory-group"
+	// DirectoryGroupNameIndex indexes DirectoryGroups by displayName,
+	// ASCII-lower-cased.
+	DirectoryGroupNameIndex = "rolesync.dev/directory-group-name"
 )
+
+// SCIMFieldManager is the field manager of the SCIM service provider's
+// writes (spec.directory, and spec.email of directory users).
+const SCIMFieldManager = "rolesync-scim"
 
 // IdentityKey identifies the person behind a login: issuer and userID.
 func IdentityKey(issuer, userID string) string { return issuer + "\x00" + userID }
