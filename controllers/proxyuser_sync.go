@@ -150,7 +150,9 @@ func (r *ProxyUserReconciler) keys(res resolution) proxydb.Keys {
 	case r.KeyRevocation == KeyRevocationBlock || deprovisioned(res): // the person left: whatever --key-revocation says
 		return proxydb.KeysBlock
 	}
-	return proxydb.KeysLeave
+	// Denied, revocation off: a deprovisioning's block (the directory has
+	// since reactivated the user) is lifted, nothing else changes.
+	return proxydb.KeysLiftDeprovisioned
 }
 
 // activation says what a write does to the user's LiteLLM activation: a
@@ -179,7 +181,7 @@ func deprovisioned(res resolution) bool {
 // agrees: a denied user is re-deactivated (and a key added since blocked)
 // by the same guarded statement, which writes nothing when all holds.
 func (r *ProxyUserReconciler) revokes(res resolution) bool {
-	return r.keys(res) == proxydb.KeysBlock || r.activation(res) == proxydb.ActivationDeactivate
+	return r.keys(res) != proxydb.KeysUnblock || r.activation(res) == proxydb.ActivationDeactivate
 }
 
 // rowWait is how soon a user waiting for LiteLLM's row is looked at again:

@@ -34,6 +34,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/claimpath"
+	"github.com/rolesync/rolesync/internal/emailaddr"
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/login/oidc"
 	"github.com/rolesync/rolesync/internal/proxyuser"
@@ -654,6 +655,13 @@ func (s *Server) findUser(ctx context.Context, namespace string, ev *authn.Event
 	if err != nil {
 		return nil, err
 	}
+	if found == nil && ev.Email != "" {
+		// The directory (SCIM) may have made the person's ProxyUser before
+		// their first login: the login's (verified) email binds to it.
+		if found, err = s.directoryUser(ctx, namespace, ev.Email); err != nil {
+			return nil, err
+		}
+	}
 	if !live {
 		return found, nil
 	}
@@ -668,12 +676,37 @@ func (s *Server) findUser(ctx context.Context, namespace string, ev *authn.Event
 		}
 		return nil, err
 	}
-	if pu.Spec.UserID != ev.UserID || pu.Spec.Issuer != ev.Issuer {
+	if (pu.Spec.UserID != ev.UserID || pu.Spec.Issuer != ev.Issuer) && !directoryBound(pu, ev) {
 		// The derived name is taken by a ProxyUser of another identity: never
 		// write this login onto it.
 		return nil, errNameTaken
 	}
 	return pu, nil
+}
+
+// directoryUser returns the one directory-made ProxyUser of namespace
+// whose email is email (ASCII case only), or nil: none, or several (the
+// login then gets its own ProxyUser, never one of theirs).
+func (s *Server) directoryUser(ctx context.Context, namespace, email string) (*rolesyncv1.ProxyUser, error) {
+	var list rolesyncv1.ProxyUserList
+	if err := s.client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{proxyuser.EmailIndex: emailaddr.Fold(email)}); err != nil {
+		return nil, err
+	}
+	var found *rolesyncv1.ProxyUser
+	for i := range list.Items {
+		if pu := &list.Items[i]; pu.Spec.Directory != nil && !pu.Spec.Directory.Deleted && emailaddr.Equal(pu.Spec.Email, email) {
+			if found != nil {
+				return nil, nil
+			}
+			found = pu.DeepCopy()
+		}
+	}
+	return found, nil
+}
+
+// directoryBound: pu is a directory user whose email is the login's.
+func directoryBound(pu *rolesyncv1.ProxyUser, ev *authn.Event) bool {
+	return pu.Spec.Directory != nil && ev.Email != "" && emailaddr.Equal(pu.Spec.Email, ev.Email)
 }
 
 // errNameTaken: the ProxyUser name derived for a login belongs to another user.
@@ -782,7 +815,13 @@ func (s *Server) write(ctx context.Context, namespace string, ev *authn.Event, e
 	for i, r := range recent {
 		records[i] = map[string]any{"digest": r.Digest, "receivedAt": r.ReceivedAt.Format(metav1.RFC3339Micro)}
 	}
-	spec := map[string]any{"userID": ev.UserID, "issuer": ev.Issuer, "lastLoginTime": lastLogin.Format(metav1.RFC3339Micro), "recentLogins": records}
+	// An existing user keeps its identity (a directory user bound by email
+	// has its own userID, which is immutable); an empty issuer is filled.
+	issuer := existing.Spec.Issuer
+	if issuer == "" {
+		issuer = ev.Issuer
+	}
+	spec := map[string]any{"userID": existing.Spec.UserID, "issuer": issuer, "lastLoginTime": lastLogin.Format(metav1.RFC3339Micro), "recentLogins": records}
 	if ev.Email != "" {
 		spec["email"] = ev.Email
 	}

@@ -225,6 +225,10 @@ const (
 	KeysBlock
 	// KeysLeave leaves the keys alone.
 	KeysLeave
+	// KeysLiftDeprovisioned lifts only the deprovisioning's block (a user
+	// the directory reactivated who is still denied, with key revocation
+	// off): the role's block, if any, stays.
+	KeysLiftDeprovisioned
 )
 
 // Activation says what a write does to the user's LiteLLM activation
@@ -438,7 +442,8 @@ type statements struct {
 // buildStatements writes the statements, with or without the audit log.
 //
 // apply: $1 row user_id, $2 role, $3 keys (0 lift the role's and the
-// deprovisioning's block, 1 add the block $7, 2 leave the keys), $4 the
+// deprovisioning's block, 1 add the block $7, 2 leave the keys, 3 lift the
+// deprovisioning's block only), $4 the
 // rolesync audit values, $5 the unmanaged roles, $6 the activation (0 lift
 // rolesync's deactivation, 1 deactivate, 2 leave), $7 the block reason
 // (role or deprovisioned). It locks the row, updates the role and the activation when they
@@ -476,7 +481,7 @@ func buildStatements(audit bool) statements {
 	RETURNING t.user_id, w.role AS before, w.set_role, w.deactivate, w.reactivate, w.inactive AS was_inactive,
 		COALESCE(t.metadata->'scim_active' = 'false'::jsonb, false) AS inactive
 ), ` + keyBlockLiftSQL("keys", `k.user_id IN (SELECT user_id FROM old WHERE managed) AND $3::int <> 2`, `$7::text`, `$3::int = 1`,
-		`ARRAY['`+string(BlockRoleDenied)+`', '`+string(BlockDeprovisioned)+`']`)
+		`CASE WHEN $3::int = 3 THEN ARRAY['`+string(BlockDeprovisioned)+`'] ELSE ARRAY['`+string(BlockRoleDenied)+`', '`+string(BlockDeprovisioned)+`'] END`)
 	if audit {
 		apply += `, audit_role AS (
 	` + insertAudit + `

@@ -134,6 +134,10 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, recorder eve
 		return nil, fmt.Errorf("scim: --scim-token-file: %w", err)
 	}
 	s.tokens = tokens
+	// Entra ID sends booleans (and numbers) as strings ("True", "False"):
+	// the library then parses them as their type. Process-wide, and only
+	// this package uses the library.
+	schema.SetAllowStringValues(true)
 	users, groups := &userHandler{s: s}, &groupHandler{s: s}
 	s.protocol, err = elimity.NewServer(&elimity.ServerArgs{
 		ServiceProviderConfig: &elimity.ServiceProviderConfig{

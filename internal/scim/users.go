@@ -238,7 +238,9 @@ func (h *userHandler) bind(ctx context.Context, ns, userID string, u scimUser) (
 	if !existing.DeletionTimestamp.IsZero() {
 		return nil, scimerrors.ScimError{Status: http.StatusConflict, Detail: "the user's ProxyUser is being deleted; retry"}
 	}
-	if d := existing.Spec.Directory; d != nil && !d.Deleted && !emailaddr.Equal(d.UserName, u.UserName) {
+	if d := existing.Spec.Directory; d != nil && !d.Deleted {
+		// Already a directory user: a retried create, or another userName
+		// for the same person.
 		return nil, uniqueness("the person's ProxyUser " + existing.Name + " is directory user " + d.UserName)
 	}
 	if d := existing.Spec.Directory; d != nil { // re-provisioned: its groups stay until the directory says otherwise
