@@ -31,8 +31,8 @@ type Options struct {
 	KeepDeniedActive bool
 	// GroupsClaim is --scim-groups-claim: the claim the directory's groups
 	// are (default proxyuser.DefaultGroupsClaim).
-	GroupsClaim string
-	ResyncPeriod     time.Duration
+	GroupsClaim  string
+	ResyncPeriod time.Duration
 	// LiteLLMCacheTTL is LiteLLM's user cache TTL (0: DefaultLiteLLMCacheTTL).
 	LiteLLMCacheTTL         time.Duration
 	MaxConcurrentReconciles int
