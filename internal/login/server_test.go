@@ -630,3 +630,67 @@ func TestLoginIsAcceptedOnceAcrossReplicas(t *testing.T) {
 		t.Fatalf("a replayed token wrote %d ProxyUsers in %s", n, d)
 	}
 }
+
+// TestLoginBindsToTheDirectoryUser: a ProxyUser the directory (SCIM) made
+// before the person's first login is theirs: a login with its email
+// records onto it (no second ProxyUser), keeping its userID; and once a
+// directory group has listed the user, the login's groups claim cannot
+// grant what the directory took away.
+func TestLoginBindsToTheDirectoryUser(t *testing.T) {
+	needSuite(t)
+	ns := newNamespace(t)
+	withMapping(t, ns, strictMapping)
+	now := metav1.NewMicroTime(time.Now())
+	dir := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kim-directory"},
+		Spec: rolesyncv1.ProxyUserSpec{UserID: "kim@example.com", Email: "kim@example.com",
+			Directory: &rolesyncv1.DirectoryUser{UserName: "kim@example.com", Active: true, UpdatedAt: &now}}}
+	if err := k8sClient.Create(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, func() error { // the login server reads its cache
+		var list rolesyncv1.ProxyUserList
+		if err := srv.client.List(context.Background(), &list, client.InNamespace(ns), client.MatchingFields{proxyuser.EmailIndex: "kim@example.com"}); err != nil || len(list.Items) != 1 {
+			return fmt.Errorf("not in the cache yet: %v", err)
+		}
+		return nil
+	})
+	ev := event("dir-1", "f3c1-kim", time.Now(), map[string]any{"groups": []any{"platform"}})
+	ev["email"] = "Kim@Example.com"
+	r := postEvent(t, ns, ev)
+	if r.status != http.StatusOK || r.resp.ProxyUser == nil || r.resp.ProxyUser.Name != dir.Name {
+		t.Fatalf("a login with the directory user's email: %d %s", r.status, r.body)
+	}
+	if n := len(snapshot(t, ns)); n != 1 {
+		t.Fatalf("%d ProxyUsers: the login made its own", n)
+	}
+	got := getUser(t, ns, dir.Name)
+	if got.Spec.UserID != "kim@example.com" || got.Spec.Issuer != idpIssuer || got.Spec.LastLoginTime == nil {
+		t.Fatalf("the directory user after the login: %+v", got.Spec)
+	}
+	// A look-alike email never binds (the Kelvin sign).
+	alike := event("dir-2", "mallory", time.Now(), map[string]any{"groups": []any{"platform"}})
+	alike["email"] = "\u212aim@example.com"
+	if r := postEvent(t, ns, alike); r.status != http.StatusOK || r.resp.ProxyUser.Name == dir.Name {
+		t.Fatalf("a look-alike email bound to the directory user: %d %s", r.status, r.body)
+	}
+
+	// The directory speaks for kim's groups: none. A login saying admins
+	// cannot put them back.
+	base := got.DeepCopy()
+	got.Spec.Directory.GroupsManaged = true
+	if err := k8sClient.Patch(context.Background(), got, client.MergeFrom(base)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, func() error {
+		var pu rolesyncv1.ProxyUser
+		if err := srv.client.Get(context.Background(), client.ObjectKeyFromObject(got), &pu); err != nil || !pu.Spec.Directory.GroupsManaged {
+			return fmt.Errorf("not in the cache yet: %v", err)
+		}
+		return nil
+	})
+	admins := event("dir-3", "f3c1-kim", time.Now(), map[string]any{"groups": []any{"admins-all"}})
+	admins["email"] = "kim@example.com"
+	if r := postEvent(t, ns, admins); r.status != http.StatusForbidden || !r.err.Denied {
+		t.Fatalf("a login claiming a group the directory does not list: %d %s", r.status, r.body)
+	}
+}
