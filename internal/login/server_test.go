@@ -615,7 +615,7 @@ func TestLoginIsAcceptedOnceAcrossReplicas(t *testing.T) {
 	waitUntil(t, 10*time.Second, func() error {
 		var got rolesyncv1.ProxyUser
 		if err := secondClient.Get(context.Background(), client.ObjectKey{Namespace: c, Name: name}, &got); err != nil || len(got.Spec.RecentLogins) == 0 {
-			return fmt.Errorf("not in the second replica's cache yet: %v", err)
+			return fmt.Errorf("not in the second replica's cache yet: %w", err)
 		}
 		return nil
 	})
@@ -650,7 +650,7 @@ func TestLoginBindsToTheDirectoryUser(t *testing.T) {
 	waitUntil(t, 10*time.Second, func() error { // the login server reads its cache
 		var list rolesyncv1.ProxyUserList
 		if err := srv.client.List(context.Background(), &list, client.InNamespace(ns), client.MatchingFields{proxyuser.EmailIndex: "kim@example.com"}); err != nil || len(list.Items) != 1 {
-			return fmt.Errorf("not in the cache yet: %v", err)
+			return fmt.Errorf("not in the cache yet: %w", err)
 		}
 		return nil
 	})
@@ -684,7 +684,7 @@ func TestLoginBindsToTheDirectoryUser(t *testing.T) {
 	waitUntil(t, 10*time.Second, func() error {
 		var pu rolesyncv1.ProxyUser
 		if err := srv.client.Get(context.Background(), client.ObjectKeyFromObject(got), &pu); err != nil || !pu.Spec.Directory.GroupsManaged {
-			return fmt.Errorf("not in the cache yet: %v", err)
+			return fmt.Errorf("not in the cache yet: %w", err)
 		}
 		return nil
 	})

@@ -156,7 +156,7 @@ func TestEntraProvisioningSequence(t *testing.T) {
 	eventually(t, 30*time.Second, func() error {
 		err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: id}, &rolesyncv1.ProxyUser{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("the deleted user's ProxyUser is still there (%v)", err)
+			return fmt.Errorf("the deleted user's ProxyUser is still there (%w)", err)
 		}
 		return nil
 	})

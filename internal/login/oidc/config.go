@@ -157,7 +157,8 @@ func (is *Issuer) complete() error {
 	return nil
 }
 
-// AllNamespaces, alone in an issuer's namespaces, trusts it in every namespace.
+// AllNamespaces is the one entry of an issuer's namespaces that trusts it in
+// every namespace.
 const AllNamespaces = "*"
 
 // allows reports whether the issuer may record logins in namespace.
