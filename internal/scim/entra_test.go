@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -144,6 +145,12 @@ func TestEntraProvisioningSequence(t *testing.T) {
 		}
 		return nil
 	})
+	// Audited: LiteLLM's audit log says the directory did it.
+	for _, says := range []string{"(directory)", "directory deprovisioned the user"} {
+		if n := auditRows(t, userName, says); n == 0 {
+			t.Fatalf("no LiteLLM audit-log row for %s says %q", userName, says)
+		}
+	}
 	// Reactivated: exactly what rolesync set is lifted.
 	call(t, http.MethodPatch, ns, "/Users/"+id, patchOps(map[string]any{"op": "Replace", "path": "active", "value": "True"})).
 		must(t, "reactivate", http.StatusOK, http.StatusNoContent)
@@ -183,4 +190,21 @@ func waitRow(t testing.TB, userID, key string, want rowState) {
 		}
 		return nil
 	})
+}
+
+// auditRows counts LiteLLM audit-log rows about the user whose values
+// contain says.
+func auditRows(t testing.TB, userID, says string) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM "LiteLLM_AuditLog" WHERE object_id = $1 AND updated_values::text LIKE '%' || $2 || '%'`,
+		userID, says).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
