@@ -54,6 +54,9 @@ var tokens = map[string]string{
 	"scim-bad":   "bad-input-token-0123456789abcdef0123456789ab",
 	"scim-speed": "speed-token-0123456789abcdef0123456789abcdefg",
 	"scim-other": "other-token-0123456789abcdef0123456789abcdefg",
+	// The benchmark's tenants.
+	"scim-bench-a": "bench-a-token-0123456789abcdef0123456789abcd",
+	"scim-bench-b": "bench-b-token-0123456789abcdef0123456789abcd",
 }
 
 func init() {
