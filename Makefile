@@ -23,8 +23,9 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate CRDs, RBAC and webhook manifests into config/.
+manifests: ## Generate CRDs, RBAC and webhook manifests into config/, and copy them into the Helm chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	hack/gen-chart.sh
 
 .PHONY: generate
 generate: ## Generate deepcopy code for api/.
@@ -66,7 +67,7 @@ test: verify-tracked-files verify-generated vet ## No tracked binaries; regenera
 
 .PHONY: bench
 bench: ## Run the benchmarks (scale runs) on a real apiserver and PostgreSQL.
-	go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./internal/...
+	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -timeout 90m ./internal/...
 	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" go test -run '^$$' -bench . -benchtime 1x -timeout 90m ./controllers/ ./cmd/...
 
 .PHONY: fuzz

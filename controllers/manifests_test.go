@@ -31,9 +31,14 @@ func TestDefaultManifestsApplyOnARealAPIServer(t *testing.T) {
 		t.Fatalf("kustomize: %v\n%s", err, readAll(stderr))
 	}
 	rendered := readAll(out)
-	for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ClusterRole", "Deployment", "Service", "NetworkPolicy", "ServiceAccount"} {
+	for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ClusterRole", "Deployment", "Service", "NetworkPolicy", "ServiceAccount", "PodDisruptionBudget"} {
 		if !strings.Contains(rendered, "kind: "+kind+"\n") {
 			t.Errorf("config/default renders no %s", kind)
+		}
+	}
+	for _, want := range []string{"minAvailable: 1", "topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone", "replicas: 2"} {
+		if !strings.Contains(rendered, want) {
+			t.Errorf("config/default renders no %q (two replicas, spread, one always available)", want)
 		}
 	}
 	file := filepath.Join(t.TempDir(), "default.yaml")
@@ -50,7 +55,7 @@ func TestDefaultManifestsApplyOnARealAPIServer(t *testing.T) {
 	}
 	applied := readAll(out)
 	for _, want := range []string{"deployment.apps/rolesync-controller-manager", "networkpolicy.networking.k8s.io/rolesync-manager",
-		"service/rolesync-login", "clusterrole.rbac.authorization.k8s.io/rolesync-manager-role"} {
+		"service/rolesync-login", "clusterrole.rbac.authorization.k8s.io/rolesync-manager-role", "poddisruptionbudget.policy/rolesync-manager"} {
 		if !strings.Contains(applied, want) {
 			t.Errorf("dry run did not apply %s:\n%s", want, applied)
 		}

@@ -369,6 +369,9 @@ func (r *ProxyUserReconciler) tallyMove(before, pu *rolesyncv1.ProxyUser, res re
 // correction, a sync failure's first occurrence.
 func (r *ProxyUserReconciler) recordEvents(before, pu *rolesyncv1.ProxyUser, res resolution, sr proxyuser.SyncResult) {
 	newlyDenied := res.Denied && !apimeta.IsStatusConditionTrue(before.Status.Conditions, rolesyncv1.ConditionDenied)
+	if before.Status.Role != pu.Status.Role || newlyDenied {
+		roleChanges.WithLabelValues(pu.Namespace).Inc()
+	}
 	if (before.Status.Role != pu.Status.Role || newlyDenied) && r.tallyMove(before, pu, res) {
 		newlyDenied = false // counted for the RoleMapping's UsersMoved Event
 	} else if before.Status.Role != pu.Status.Role {

@@ -5,7 +5,8 @@
 # the regenerated files are committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-generated=(api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml)
+generated=(api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml
+  charts/rolesync/crds charts/rolesync/files/manager-role.yaml charts/rolesync/files/prometheusrule.yaml)
 snap=$(mktemp -d)
 trap 'rm -rf "$snap"' EXIT
 for p in "${generated[@]}"; do

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -155,7 +156,8 @@ LIMIT 16`
 
 // Find returns the row LiteLLM uses for the SSO user id (and email): see
 // Pick. found is false when there is none.
-func (d *DB) Find(ctx context.Context, userID, email string) (Row, bool, error) {
+func (d *DB) Find(ctx context.Context, userID, email string) (row Row, found bool, err error) {
+	defer func(start time.Time) { observe("find", start, err) }(time.Now())
 	rows, err := d.pool.Query(ctx, findSQL, userID, email, emailaddr.Fold(email))
 	if err != nil {
 		return Row{}, false, fmt.Errorf("proxydb: find user %s: %w", userID, err)
@@ -289,7 +291,8 @@ type Outcome struct {
 // Apply makes the bound row hold c.Role and applies c.Keys, with an audit
 // log row for every change, in one statement. A row holding a role rolesync
 // does not manage (UnmanagedRoles) is left alone, keys included.
-func (d *DB) Apply(ctx context.Context, c Change) (Outcome, error) {
+func (d *DB) Apply(ctx context.Context, c Change) (out Outcome, err error) {
+	defer func(start time.Time) { observe("apply", start, err) }(time.Now())
 	var o Outcome
 	var found *bool
 	st, err := d.statements(ctx)

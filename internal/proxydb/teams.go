@@ -68,6 +68,7 @@ type rosterEntry struct {
 // is false (and nothing is written) when the team does not exist. The ops
 // of one user must not repeat within a batch.
 func (d *DB) ApplyTeamBatch(ctx context.Context, team string, ops []MemberOp, keys Keys) (results []MemberResult, found bool, err error) {
+	defer func(start time.Time) { observe("team_batch", start, err) }(time.Now())
 	st, err := d.statements(ctx)
 	if err != nil {
 		return nil, false, err

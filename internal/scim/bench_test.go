@@ -158,7 +158,7 @@ func benchRemovalScale(b *testing.B, ns string, n int) {
 			pu := list.Items[i].DeepCopy()
 			base := pu.DeepCopy()
 			pu.Spec.Directory.DisplayName = "raw"
-			if err := k8sClient.Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			if err := k8sClient.Patch(ctx, pu, client.MergeFrom(base)); err != nil {
 				return err
 			}
 			rawSpec.Add(1)
