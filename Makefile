@@ -12,6 +12,8 @@ CONTROLLER_GEN ?= go tool controller-gen
 GO_TEST_FLAGS ?= -count=1
 TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1s
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 .PHONY: all
 all: build
@@ -70,6 +72,10 @@ bench: ## Run the benchmarks (scale runs) on a real apiserver and PostgreSQL.
 	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -timeout 90m ./internal/...
 	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" go test -run '^$$' -bench . -benchtime 1x -timeout 90m ./controllers/ ./cmd/...
 
+.PHONY: krew
+krew: ## Build the kubectl plugin for every platform and its krew manifest into dist/krew (KREW_VERSION=v0.1.0).
+	hack/krew-release.sh $(or $(KREW_VERSION),v0.1.0)
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
 	hack/fuzz.sh $(or $(FUZZ_TIME),30s)
@@ -79,7 +85,7 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
 .PHONY: build
 build: ## Build the manager and the rolesync CLI (also as the kubectl plugin bin/kubectl-rolesync) into bin/.
 	go build -o bin/manager ./cmd/manager
-	go build -o bin/rolesync ./cmd/rolesync
+	go build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o bin/rolesync ./cmd/rolesync
 	cp bin/rolesync bin/kubectl-rolesync # the same binary as a kubectl plugin: kubectl rolesync explain|diff
 
 .PHONY: demo

@@ -63,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return explain(args[1:], stdin, stdout, stderr)
 	case "diff":
 		return diff(args[1:], stdout, stderr)
+	case "version":
+		return versionCmd(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "rolesync: unknown command %q\n%s\n", args[0], usage)
 		return exitInvalid
@@ -73,8 +75,9 @@ const usage = `usage: rolesync explain -f <RoleMapping file or directory> --clai
        rolesync explain --user NAME [-n NAMESPACE] [-f <files>] [--users <export>] [-o text|json]
        rolesync diff -f <proposed RoleMappings> [--base <files>] [--users <export>] [-n NAMESPACE | -A]
                      [--prune] [-o text|json|markdown] [--fail-on escalation]
+       rolesync version [-o text|json]
 Cluster flags (kubectl's): --kubeconfig, --context, -n/--namespace, -A/--all-namespaces.
-As a kubectl plugin (the binary named kubectl-rolesync on PATH): kubectl rolesync explain|diff ...`
+As a kubectl plugin (the binary named kubectl-rolesync on PATH): kubectl rolesync explain|diff|version ...`
 
 type stringList []string
 
