@@ -148,11 +148,11 @@ func benchRemovalScale(b *testing.B, ns string, n int) {
 	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		b.Fatal(err)
 	}
-	const workers = 8
+	const workers = 16 // the SCIM server's default Workers
 	rawStart := time.Now()
 	var rawSpec, rawStatus atomic.Int64
 	var raw errgroup.Group
-	raw.SetLimit(2 * workers)
+	raw.SetLimit(workers)
 	for i := range list.Items {
 		raw.Go(func() error {
 			pu := list.Items[i].DeepCopy()

@@ -409,7 +409,7 @@ func (s *Server) changeMembers(ctx context.Context, g *rolesyncv1.DirectoryGroup
 	ref := rolesyncv1.DirectoryGroupRef{ID: g.Name, DisplayName: g.Spec.DisplayName}
 	for _, id := range add {
 		eg.Go(func() error {
-			pu, err := s.updateUser(ctx, g.Namespace, id, func(pu *rolesyncv1.ProxyUser) error {
+			pu, err := s.updateUserFrom(ctx, g.Namespace, id, true, func(pu *rolesyncv1.ProxyUser) error {
 				d := pu.Spec.Directory
 				i := slices.IndexFunc(d.Groups, func(r rolesyncv1.DirectoryGroupRef) bool { return r.ID == g.Name })
 				switch {
@@ -440,7 +440,7 @@ func (s *Server) changeMembers(ctx context.Context, g *rolesyncv1.DirectoryGroup
 	for _, id := range remove {
 		eg.Go(func() error {
 			removed := false
-			pu, err := s.updateUser(ctx, g.Namespace, id, func(pu *rolesyncv1.ProxyUser) error {
+			pu, err := s.updateUserFrom(ctx, g.Namespace, id, true, func(pu *rolesyncv1.ProxyUser) error {
 				d := pu.Spec.Directory
 				n := len(d.Groups)
 				d.Groups = slices.DeleteFunc(d.Groups, func(r rolesyncv1.DirectoryGroupRef) bool { return r.ID == g.Name })

@@ -55,7 +55,7 @@ type Options struct {
 	RateLimit float64
 	RateBurst int
 	// Workers bounds the ProxyUser writes one group change makes at once
-	// (default 8).
+	// (default 16).
 	Workers int
 }
 
@@ -119,7 +119,7 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, recorder eve
 		return nil, fmt.Errorf("scim: --scim-user-id-attribute must be %s or %s, not %q", UserIDFromUserName, UserIDFromExternalID, o.UserIDAttribute)
 	}
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = 16
 	}
 	s := &Server{opts: o, client: c, apiReader: apiReader, recorder: recorder, log: log, now: time.Now,
 		limiter: authn.NewClientLimiter(o.RateLimit, o.RateBurst), inFlight: make(chan struct{}, maxInFlight), addr: make(chan string, 1)}
@@ -175,8 +175,10 @@ func (s *Server) Addr(ctx context.Context) (string, error) {
 
 // Start serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
+	// A group change writes every member it adds or removes before it
+	// answers: 10,000 members take minutes on a busy apiserver.
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 120 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+		WriteTimeout: 15 * time.Minute, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 	ln, err := net.Listen("tcp", s.opts.BindAddress)
 	if err != nil {
 		return fmt.Errorf("scim: listen on %s: %w", s.opts.BindAddress, err)

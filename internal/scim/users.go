@@ -477,6 +477,22 @@ func (h *userHandler) byIndex(ctx context.Context, ns, index, value string) ([]r
 	return list.Items, nil
 }
 
+// readUser reads a directory user from the cache when cached (falling
+// back to the apiserver for one the cache has not seen yet), else from the
+// apiserver.
+func (s *Server) readUser(ctx context.Context, ns, id string, cached bool) (*rolesyncv1.ProxyUser, error) {
+	if cached {
+		pu := &rolesyncv1.ProxyUser{}
+		if err := s.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: id}, pu); err == nil {
+			if pu.Spec.Directory == nil || pu.Spec.Directory.Deleted || !pu.DeletionTimestamp.IsZero() {
+				return nil, scimerrors.ScimErrorResourceNotFound(id)
+			}
+			return pu, nil
+		}
+	}
+	return s.getUser(ctx, ns, id)
+}
+
 // getUser reads a directory user from the apiserver (a resource just
 // written is found at once).
 func (s *Server) getUser(ctx context.Context, ns, id string) (*rolesyncv1.ProxyUser, error) {
@@ -497,9 +513,17 @@ func (s *Server) getUser(ctx context.Context, ns, id string) (*rolesyncv1.ProxyU
 // with its resourceVersion as a precondition, again from a fresh read
 // when another writer was first.
 func (s *Server) updateUser(ctx context.Context, ns, id string, change func(*rolesyncv1.ProxyUser) error) (*rolesyncv1.ProxyUser, error) {
+	return s.updateUserFrom(ctx, ns, id, false, change)
+}
+
+// updateUserFrom is updateUser; cached starts from the cache (a group's
+// many members: one request per member instead of two), and every retry
+// after a conflict reads the apiserver.
+func (s *Server) updateUserFrom(ctx context.Context, ns, id string, cached bool, change func(*rolesyncv1.ProxyUser) error) (*rolesyncv1.ProxyUser, error) {
 	var out *rolesyncv1.ProxyUser
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		pu, err := s.getUser(ctx, ns, id)
+		pu, err := s.readUser(ctx, ns, id, cached)
+		cached = false
 		if err != nil {
 			return err
 		}
