@@ -158,6 +158,7 @@ func TestHostileRequests(t *testing.T) {
 		{"encoded path traversal", func() req { r := evReq(nil); r.path = "/v1/namespaces/%2e%2e%2fkube-system/login-events"; return r }(), 404, ReasonNotFound},
 		{"namespace not DNS-1123", func() req { r := evReq(nil); r.path = "/v1/namespaces/Default/login-events"; return r }(), 404, ReasonNotFound},
 		{"unknown path", func() req { r := evReq(nil); r.path = "/v1/login-events"; return r }(), 404, ReasonNotFound},
+		{"the SCIM path on the login listener", func() req { r := evReq(nil); r.path = "/scim/v2/" + ns + "/Users"; return r }(), 404, ReasonNotFound},
 		{"GET", func() req { r := evReq(nil); r.method = http.MethodGet; return r }(), 405, ReasonMethod},
 		{"text/plain", func() req { r := evReq(nil); r.ctype = "text/plain"; return r }(), 415, ReasonMediaType},
 		{"no content type", func() req { r := evReq(nil); r.ctype = ""; return r }(), 415, ReasonMediaType},

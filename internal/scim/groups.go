@@ -459,5 +459,9 @@ func (s *Server) changeMembers(ctx context.Context, g *rolesyncv1.DirectoryGroup
 			return err
 		})
 	}
-	return eg.Wait()
+	err := eg.Wait()
+	if n := len(add) + len(remove); n > 10 {
+		s.record(g, "Normal", "DirectoryMembersChanged", "the directory changed %d members of group %s (%d added or renamed, %d removed)", n, g.Spec.DisplayName, len(add), len(remove))
+	}
+	return err
 }

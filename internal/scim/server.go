@@ -21,6 +21,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
@@ -99,6 +100,7 @@ type Server struct {
 	limiter   *authn.ClientLimiter
 	protocol  elimity.Server
 	inFlight  chan struct{}
+	events    *rate.Limiter // Events budget
 	addr      chan string
 	now       func() time.Time
 }
@@ -122,7 +124,8 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, recorder eve
 		o.Workers = 16
 	}
 	s := &Server{opts: o, client: c, apiReader: apiReader, recorder: recorder, log: log, now: time.Now,
-		limiter: authn.NewClientLimiter(o.RateLimit, o.RateBurst), inFlight: make(chan struct{}, maxInFlight), addr: make(chan string, 1)}
+		limiter: authn.NewClientLimiter(o.RateLimit, o.RateBurst), inFlight: make(chan struct{}, maxInFlight), addr: make(chan string, 1),
+		events: rate.NewLimiter(eventRate, eventBurst)}
 	tokens, err := authn.NewFileSource(o.TokenFile, ParseTokens, func(path string, err error) {
 		if err != nil {
 			log.Error(err, "SCIM token file unusable: every SCIM request is refused (503) until it is fixed", "file", path)
