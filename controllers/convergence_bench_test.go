@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	toolswatch "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
@@ -149,20 +150,36 @@ func waitAll(b *testing.B, ns string, n int, role rolesyncv1.Role, pool *pgxpool
 	b.Fatalf("users of %s did not all settle on %s", ns, role)
 }
 
-// watchUsers opens a watch on the ProxyUsers of ns from resourceVersion.
+// watchUsers watches the ProxyUsers of ns from resourceVersion with
+// client-go's RetryWatcher: a watch the apiserver closes (as it does under
+// a 10,000-user burst) is re-opened from the last resourceVersion seen, so
+// no event is lost and the count goes on.
 func watchUsers(b *testing.B, ns, resourceVersion string) watch.Interface {
 	b.Helper()
 	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: k8sClient.Scheme()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := wc.Watch(context.Background(), &rolesyncv1.ProxyUserList{}, client.InNamespace(ns),
-		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: resourceVersion}})
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := toolswatch.NewRetryWatcherWithContext(ctx, resourceVersion, userWatcher{wc: wc, ns: ns})
 	if err != nil {
+		cancel()
 		b.Fatal(err)
 	}
-	b.Cleanup(w.Stop)
+	b.Cleanup(func() { w.Stop(); cancel() })
 	return w
+}
+
+// userWatcher opens watches on the ProxyUsers of one namespace (for the
+// RetryWatcher).
+type userWatcher struct {
+	wc client.WithWatch
+	ns string
+}
+
+func (u userWatcher) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	o.AllowWatchBookmarks = true
+	return u.wc.Watch(ctx, &rolesyncv1.ProxyUserList{}, client.InNamespace(u.ns), &client.ListOptions{Raw: &o})
 }
 
 // waitSettledOnWatch reads w until n distinct users have settled on role
@@ -183,6 +200,9 @@ func waitOnWatch(b *testing.B, w watch.Interface, n int, isDone func(*rolesyncv1
 		case ev, ok := <-w.ResultChan():
 			if !ok {
 				b.Fatalf("watch closed with %d of %d users settled", len(done), n)
+			}
+			if ev.Type == watch.Bookmark {
+				continue
 			}
 			pu, isUser := ev.Object.(*rolesyncv1.ProxyUser)
 			if !isUser {

@@ -14,8 +14,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -54,6 +56,22 @@ type managerOptions struct {
 	MaxConcurrent        int
 	KubeAPIQPS           float64
 	KubeAPIBurst         int
+	WatchNamespaces      string
+}
+
+// shard returns the namespaces of --watch-namespaces (nil: every namespace).
+func (o managerOptions) shard() ([]string, error) {
+	var out []string
+	for ns := range strings.SplitSeq(o.WatchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns == "" {
+			continue
+		}
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) != 0 {
+			return nil, fmt.Errorf("--watch-namespaces: %q is not a namespace name", ns)
+		}
+		out = append(out, ns)
+	}
+	return out, nil
 }
 
 // syncOptions configure the ProxyUser controller and its database.
@@ -231,6 +249,8 @@ func (o *managerOptions) BindFlags(fs *flag.FlagSet) {
 		"Directory with tls.crt and tls.key for the admission webhook server; empty means controller-runtime's default.")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent-reconciles", 4,
 		"Maximum number of objects each controller reconciles at once.")
+	fs.StringVar(&o.WatchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces this manager serves (a shard): it watches, reconciles and answers logins and SCIM only for them. Empty: every namespace. Give each shard its own Deployment, --leader-election-id and disjoint namespaces (docs/operations.md, \"Past one manager\").")
 	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", 50,
 		"Client-side limit of requests per second to the Kubernetes API (status writes of a mass role change are bounded by it).")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100,
@@ -258,8 +278,26 @@ func main() {
 	restConfig := ctrl.GetConfigOrDie()
 	restConfig.QPS, restConfig.Burst = float32(mgrOpts.KubeAPIQPS), mgrOpts.KubeAPIBurst
 
+	shard, err := mgrOpts.shard()
+	if err != nil {
+		log.Error(err, "Invalid flags")
+		os.Exit(2)
+	}
+	cacheOpts := cache.Options{
+		// The cache holds what the controllers and servers read: an object's
+		// managedFields are never read, and are a third of a ProxyUser.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+	if len(shard) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range shard {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+		log.Info("Serving a shard of namespaces", "namespaces", shard)
+	}
 	webhooksEnabled := os.Getenv("ENABLE_WEBHOOKS") != "false"
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Cache:                   cacheOpts,
 		WebhookServer:           webhook.NewServer(webhook.Options{Port: mgrOpts.WebhookPort, CertDir: mgrOpts.WebhookCertDir}),
 		Scheme:                  scheme,
 		Metrics:                 metricsOptions(mgrOpts),
@@ -306,6 +344,7 @@ func main() {
 	if scimOpts.BindAddress != "" {
 		o := scimOpts.Options
 		o.CertDir, o.Insecure, o.RateLimit, o.RateBurst = loginOpts.CertDir, loginOpts.Insecure, loginOpts.RateLimit, loginOpts.RateBurst
+		o.Namespaces = shard
 		srv, err := scim.NewServer(o, mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("rolesync.dev/scim"), ctrl.Log.WithName("scim"))
 		if err != nil {
 			log.Error(err, "Invalid SCIM flags")
@@ -317,6 +356,7 @@ func main() {
 		}
 	}
 	loginOpts.GroupsClaim = scimOpts.GroupsClaim
+	loginOpts.Namespaces = shard
 	if loginOpts.enabled() {
 		srv, err := login.NewServer(loginOpts.options(), mgr.GetClient(), mgr.GetAPIReader(), registry,
 			mgr.GetEventRecorder("rolesync.dev/login-server"), ctrl.Log.WithName("login"))

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -24,6 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/login"
+	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/testing/freeport"
 	"github.com/rolesync/rolesync/internal/testing/managerproc"
@@ -375,4 +380,76 @@ func proxyToAPIServer(t testing.TB) *tcpproxy.Proxy {
 	}
 	t.Cleanup(func() { _ = proxy.Stop() })
 	return proxy
+}
+
+// TestShardsServeDisjointNamespaces runs two manager binaries on disjoint
+// shards (--watch-namespaces, each its own leader-election id) against one
+// database: while only shard A runs, A's users converge and B's are never
+// touched; A's login server refuses B's namespace (404 NamespaceNotServed);
+// then shard B converges its own.
+func TestShardsServeDisjointNamespaces(t *testing.T) {
+	ctx := context.Background()
+	dbURL, db := newDatabase(t)
+	a, b := newNamespace(t), newNamespace(t)
+	createKeycloakMapping(t, a)
+	createKeycloakMapping(t, b)
+	const n = 50
+	createUsers(t, a, dbURL, n)
+	createUsers(t, b, dbURL, n)
+	secret := "shard-test-secret-0123456789abcdef01234567"
+	secretFile := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loginAddr := freeAddr(t)
+	shardA := startManager(t, cfg.Host, []string{"DATABASE_URL=" + dbURL}, "--watch-namespaces", a,
+		"--leader-elect", "--leader-election-id", "shard-a", "--leader-election-namespace", a,
+		"--login-insecure", "--login-bind-address", loginAddr, "--login-hmac-secret-file", secretFile)
+	waitConverged(t, ctx, shardA, db, a, n, rolesyncv1.RoleInternalUser)
+	var listB rolesyncv1.ProxyUserList
+	if err := k8s.List(ctx, &listB, client.InNamespace(b)); err != nil {
+		t.Fatal(err)
+	}
+	for _, pu := range listB.Items {
+		if pu.Status.Role != "" || len(pu.Finalizers) > 0 {
+			t.Fatalf("shard A touched %s/%s of shard B: %+v", b, pu.Name, pu.Status)
+		}
+	}
+	if c := countRowsIn(t, dbURL, b); c != 0 {
+		t.Fatalf("shard A wrote %d rows of shard B's users", c)
+	}
+	body, _ := json.Marshal(map[string]any{"id": "shard-1", "time": time.Now().UTC().Format(time.RFC3339Nano), "userID": b + "-u0000",
+		"namespace": b, "issuer": "https://idp.example.com", "claims": map[string]any{}})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+loginAddr+"/v1/namespaces/"+b+"/login-events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(authn.SignatureHeader, authn.Sign([]byte(secret), body, time.Now()))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusNotFound || !strings.Contains(string(data), login.ReasonNamespaceNotServed) {
+		t.Fatalf("a login for shard B at shard A: %d %s", res.StatusCode, data)
+	}
+
+	shardB := startManager(t, cfg.Host, []string{"DATABASE_URL=" + dbURL}, "--watch-namespaces", b,
+		"--leader-elect", "--leader-election-id", "shard-b", "--leader-election-namespace", b)
+	waitConverged(t, ctx, shardB, db, b, n, rolesyncv1.RoleInternalUser)
+}
+
+// countRowsIn counts the rows of ns's users rolesync has written.
+func countRowsIn(t testing.TB, dbURL, ns string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_role = 'internal_user' AND user_id LIKE $1 || '-u%'`, ns).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

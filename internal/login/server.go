@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,9 @@ const (
 	// ReasonNamespaceNotAllowed: the token's identity provider may not
 	// record logins in this namespace (its namespaces list).
 	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonNamespaceNotServed: the namespace belongs to another shard
+	// (--watch-namespaces): post to the manager that serves it.
+	ReasonNamespaceNotServed = "NamespaceNotServed"
 )
 
 // The forms of a login, the form label of the metrics.
@@ -115,6 +119,9 @@ type Options struct {
 	// GroupsClaim is the claim the directory's groups are
 	// (--scim-groups-claim; default proxyuser.DefaultGroupsClaim).
 	GroupsClaim string
+	// Namespaces are the namespaces this manager serves (--watch-namespaces;
+	// nil: all). Logins for others answer 404 NamespaceNotServed.
+	Namespaces []string
 }
 
 // +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers,verbs=get;list;watch;create;patch
@@ -554,6 +561,9 @@ func decodeFailure(err error) *apiError {
 
 // process evaluates an authenticated event and records it.
 func (s *Server) process(ctx context.Context, namespace string, ev *authn.Event, received time.Time) (*Response, *apiError) {
+	if len(s.opts.Namespaces) > 0 && !slices.Contains(s.opts.Namespaces, namespace) {
+		return nil, fail(http.StatusNotFound, ReasonNamespaceNotServed, "namespace "+namespace+" is served by another rolesync manager (this one's --watch-namespaces)")
+	}
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(nsGVK)
 	if err := s.client.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {

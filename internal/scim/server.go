@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,9 @@ type Options struct {
 	// login endpoints' (0: unlimited).
 	RateLimit float64
 	RateBurst int
+	// Namespaces are the namespaces this manager serves (--watch-namespaces;
+	// nil: all); other tenants answer 404.
+	Namespaces []string
 	// Workers bounds the ProxyUser writes one group change makes at once
 	// (default 16).
 	Workers int
@@ -300,6 +304,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	if len(s.opts.Namespaces) > 0 && !slices.Contains(s.opts.Namespaces, namespace) {
+		writeError(w, http.StatusNotFound, "", "namespace "+namespace+" is served by another rolesync manager (--watch-namespaces)")
+		return
 	}
 	if err := s.namespaceExists(r.Context(), namespace); err != nil {
 		writeError(w, http.StatusNotFound, "", "namespace "+namespace+" does not exist")
