@@ -256,7 +256,7 @@ func TestChartAppliesOnARealAPIServer(t *testing.T) {
 		objs, _ := render(t, vals, "rolesync-system")
 		applied := 0
 		for _, u := range objs {
-			if err := c.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("chart-test"), client.ForceOwnership); err != nil {
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.DryRunAll, client.FieldOwner("chart-test"), client.ForceOwnership); err != nil {
 				t.Errorf("%s values: server-side dry-run apply of %s: %v", name, key(u), err)
 				continue
 			}

@@ -38,7 +38,7 @@ spec:
 //     client with the same concurrency, and the same number of single-row
 //     UPDATEs.
 //
-// go test ./internal/scim -run '^$' -bench SCIMMembershipRemoval -benchtime 1x
+// Run: go test ./internal/scim -run '^$' -bench SCIMMembershipRemoval -benchtime 1x.
 func BenchmarkSCIMMembershipRemoval(b *testing.B) {
 	needSuite(b)
 	b.Run("latency/users=100", func(b *testing.B) { benchRemovalLatency(b, "scim-bench-a", 100) })
