@@ -2,15 +2,12 @@ package login
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +15,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,13 +25,13 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/keymutex"
-	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/claimpath"
 	"github.com/rolesync/rolesync/internal/emailaddr"
+	"github.com/rolesync/rolesync/internal/listen"
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/login/oidc"
 	"github.com/rolesync/rolesync/internal/proxyuser"
@@ -224,15 +220,7 @@ func (s *Server) credentialsChanged(path string, err error) {
 func (s *Server) NeedLeaderElection() bool { return false }
 
 // Addr returns the address the server listens on, once it does.
-func (s *Server) Addr(ctx context.Context) (string, error) {
-	select {
-	case a := <-s.addr:
-		s.addr <- a
-		return a, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-}
+func (s *Server) Addr(ctx context.Context) (string, error) { return listen.WaitAddr(ctx, s.addr) }
 
 // Start serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
@@ -247,38 +235,8 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
-	ln, err := net.Listen("tcp", s.opts.BindAddress)
-	if err != nil {
-		return fmt.Errorf("login server: listen on %s: %w", s.opts.BindAddress, err)
-	}
-	ln = netutil.LimitListener(ln, MaxConnections)
-	if s.opts.Insecure {
-		s.log.Info("WARNING: the login server serves plain HTTP (--login-insecure); use it only on localhost", "address", ln.Addr().String())
-	} else {
-		w, err := certwatcher.New(filepath.Join(s.opts.CertDir, "tls.crt"), filepath.Join(s.opts.CertDir, "tls.key"))
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("login server: certificate: %w", err)
-		}
-		go func() {
-			if err := w.Start(ctx); err != nil {
-				s.log.Error(err, "Certificate watcher stopped")
-			}
-		}()
-		ln = tls.NewListener(ln, &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12})
-		s.log.Info("Serving login events over TLS", "address", ln.Addr().String(), "certDir", s.opts.CertDir)
-	}
-	s.addr <- ln.Addr().String()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	case err := <-errc:
-		return err
-	}
+	return listen.Serve(ctx, srv, listen.Options{Name: "login server", BindAddress: s.opts.BindAddress, CertDir: s.opts.CertDir,
+		Insecure: s.opts.Insecure, InsecureFlag: "--login-insecure", MaxConnections: MaxConnections, Log: s.log, Addr: s.addr})
 }
 
 // apiError is an error response.

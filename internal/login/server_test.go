@@ -377,7 +377,7 @@ func TestRevokedSecretsFailClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = writeAtomic(secretFile, orig) })
+	t.Cleanup(func() { restoreSecrets(orig) })
 	body := func(id string) []byte {
 		b, _ := json.Marshal(inNS(ns, event(id, "rex", time.Now(), map[string]any{"groups": []any{"platform"}})))
 		return b
@@ -477,7 +477,7 @@ func TestEventsAreBoundToTheirNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = writeAtomic(secretFile, orig) })
+	t.Cleanup(func() { restoreSecrets(orig) })
 	if err := writeAtomic(secretFile, append(append([]byte(nil), orig...), []byte(a+": "+scoped+"\n")...)); err != nil {
 		t.Fatal(err)
 	}

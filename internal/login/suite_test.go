@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -452,7 +453,7 @@ func postToken(t testing.TB, ns, tok string) reply {
 	return send(t, http.MethodPost, eventsPath(ns), "application/jwt", []byte(tok), nil)
 }
 
-// snapshot returns name -> resourceVersion of every ProxyUser in ns.
+// snapshot returns name -> generation of every ProxyUser in ns.
 func snapshot(t testing.TB, ns string) map[string]string {
 	t.Helper()
 	var list rolesyncv1.ProxyUserList
@@ -461,9 +462,20 @@ func snapshot(t testing.TB, ns string) map[string]string {
 	}
 	out := map[string]string{}
 	for _, pu := range list.Items {
-		out[pu.Name] = pu.ResourceVersion
+		// The generation: what the login server writes (spec); the
+		// controller's status writes run concurrently and are not the
+		// login server's.
+		out[pu.Name] = strconv.FormatInt(pu.Generation, 10)
 	}
 	return out
+}
+
+// restoreSecrets writes the suite's secrets file back and makes the
+// server re-read it at once (it re-reads at most once a second), so the
+// next test does not meet the damaged file.
+func restoreSecrets(orig []byte) {
+	_ = writeAtomic(secretFile, orig)
+	_, _ = srv.secrets.Get(time.Now(), true)
 }
 
 // recordSignature remembers a signature header and its hex MAC.

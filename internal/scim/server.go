@@ -3,14 +3,11 @@ package scim
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,14 +18,13 @@ import (
 	"github.com/elimity-com/scim/schema"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
-	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/rolesync/rolesync/internal/listen"
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 )
@@ -170,15 +166,7 @@ func NewServer(o Options, c client.Client, apiReader client.Reader, recorder eve
 func (s *Server) NeedLeaderElection() bool { return false }
 
 // Addr returns the address the server listens on, once it does.
-func (s *Server) Addr(ctx context.Context) (string, error) {
-	select {
-	case a := <-s.addr:
-		s.addr <- a
-		return a, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-}
+func (s *Server) Addr(ctx context.Context) (string, error) { return listen.WaitAddr(ctx, s.addr) }
 
 // Start serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
@@ -186,38 +174,8 @@ func (s *Server) Start(ctx context.Context) error {
 	// answers: 10,000 members take minutes on a busy apiserver.
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 15 * time.Minute, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
-	ln, err := net.Listen("tcp", s.opts.BindAddress)
-	if err != nil {
-		return fmt.Errorf("scim: listen on %s: %w", s.opts.BindAddress, err)
-	}
-	ln = netutil.LimitListener(ln, 256)
-	if s.opts.Insecure {
-		s.log.Info("WARNING: the SCIM server serves plain HTTP (--login-insecure); use it only on localhost", "address", ln.Addr().String())
-	} else {
-		w, err := certwatcher.New(filepath.Join(s.opts.CertDir, "tls.crt"), filepath.Join(s.opts.CertDir, "tls.key"))
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("scim: certificate: %w", err)
-		}
-		go func() {
-			if err := w.Start(ctx); err != nil {
-				s.log.Error(err, "Certificate watcher stopped")
-			}
-		}()
-		ln = tls.NewListener(ln, &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12})
-		s.log.Info("Serving SCIM over TLS", "address", ln.Addr().String())
-	}
-	s.addr <- ln.Addr().String()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	case err := <-errc:
-		return err
-	}
+	return listen.Serve(ctx, srv, listen.Options{Name: "SCIM server", BindAddress: s.opts.BindAddress, CertDir: s.opts.CertDir,
+		Insecure: s.opts.Insecure, InsecureFlag: "--login-insecure", MaxConnections: 256, Log: s.log, Addr: s.addr})
 }
 
 // nsKey carries the tenant namespace of a request.
