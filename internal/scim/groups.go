@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -428,7 +429,7 @@ func (s *Server) changeMembers(ctx context.Context, g *rolesyncv1.DirectoryGroup
 			})
 			if err != nil {
 				var se scimerrors.ScimError
-				if errorsAs(err, &se) && se.Status == http.StatusNotFound {
+				if errors.As(err, &se) && se.Status == http.StatusNotFound {
 					return badValue("member " + id + " is not a user of this namespace")
 				}
 				return err
@@ -450,7 +451,7 @@ func (s *Server) changeMembers(ctx context.Context, g *rolesyncv1.DirectoryGroup
 				return nil
 			})
 			var se scimerrors.ScimError
-			if err != nil && errorsAs(err, &se) && se.Status == http.StatusNotFound {
+			if err != nil && errors.As(err, &se) && se.Status == http.StatusNotFound {
 				return nil // not a user (any more): not a member
 			}
 			if err == nil && removed {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,7 +275,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	r2 := r.Clone(context.WithValue(r.Context(), nsKey{}, namespace))
 	r2.URL.Path = "/v2/" + path
 	r2.URL.RawPath = ""
-	if unescaped, err := urlUnescape(path); err == nil {
+	if unescaped, err := url.PathUnescape(path); err == nil {
 		r2.URL.Path = "/v2/" + unescaped
 	}
 	s.protocol.ServeHTTP(w, r2)

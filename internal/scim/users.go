@@ -632,8 +632,9 @@ func uniqueness(detail string) error {
 	return e
 }
 
-// unavailable is an apiserver failure: 503, retried by the identity provider.
-func unavailable(err error) error {
+// unavailable is an apiserver failure: 503, retried by the identity
+// provider. The cause stays out of the answer (it may name internals).
+func unavailable(_ error) error {
 	return scimerrors.ScimError{Status: http.StatusServiceUnavailable, Detail: "the Kubernetes API is unavailable; retry"}
 }
 

@@ -2,8 +2,6 @@ package scim
 
 import (
 	"context"
-	"errors"
-	"net/url"
 	"reflect"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,10 +16,6 @@ import (
 )
 
 var namespaceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
-
-func errorsAs(err error, target any) bool { return errors.As(err, target) }
-
-func urlUnescape(p string) (string, error) { return url.PathUnescape(p) }
 
 // namespaceExists checks the tenant namespace (after authentication, so
 // its existence is not revealed to strangers).
