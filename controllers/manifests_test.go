@@ -65,53 +65,37 @@ func TestDefaultManifestsApplyOnARealAPIServer(t *testing.T) {
 // TestOIDCOverlayApplies renders config/overlays/oidc and dry-runs it on the
 // real apiserver: the manager gets --login-oidc-config and the ConfigMap.
 func TestOIDCOverlayApplies(t *testing.T) {
-	needSuite(t)
-	kubectl, err := admin.Kubectl()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, stderr, err := kubectl.Run("kustomize", filepath.Join("..", "config", "overlays", "oidc"))
-	if err != nil {
-		t.Fatalf("kustomize: %v\n%s", err, readAll(stderr))
-	}
-	rendered := readAll(out)
-	for _, want := range []string{"--login-oidc-config=/etc/rolesync/oidc/config.yaml", "kind: ConfigMap\n", "audiences:"} {
-		if !strings.Contains(rendered, want) {
-			t.Errorf("config/overlays/oidc renders no %q", want)
-		}
-	}
-	file := filepath.Join(t.TempDir(), "oidc.yaml")
-	if err := os.WriteFile(file, []byte(rendered), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, stderr, err := kubectl.Run("create", "namespace", "rolesync-system"); err != nil && !strings.Contains(readAll(stderr), "AlreadyExists") {
-		t.Fatalf("create namespace: %v", err)
-	}
-	if _, stderr, err := kubectl.Run("apply", "--dry-run=server", "-f", file); err != nil {
-		t.Fatalf("apply --dry-run=server: %v\n%s", err, readAll(stderr))
-	}
+	overlayApplies(t, "oidc", "--login-oidc-config=/etc/rolesync/oidc/config.yaml", "kind: ConfigMap\n", "audiences:")
 }
 
 // TestSCIMOverlayApplies renders config/overlays/scim and dry-runs it on the
 // real apiserver: the manager gets the SCIM flags, port and token Secret
 // volume, and the SCIM endpoint its own Service.
 func TestSCIMOverlayApplies(t *testing.T) {
+	overlayApplies(t, "scim", "--scim-bind-address=:9444", "--scim-token-file=/etc/rolesync/scim-tokens/tokens", "name: rolesync-scim\n",
+		"secretName: rolesync-scim-tokens", "targetPort: scim")
+}
+
+// overlayApplies renders config/overlays/<name> with kubectl kustomize,
+// checks it holds each of wants, and applies it with --dry-run=server.
+func overlayApplies(t *testing.T, name string, wants ...string) {
+	t.Helper()
 	needSuite(t)
 	kubectl, err := admin.Kubectl()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := kubectl.Run("kustomize", filepath.Join("..", "config", "overlays", "scim"))
+	out, stderr, err := kubectl.Run("kustomize", filepath.Join("..", "config", "overlays", name))
 	if err != nil {
 		t.Fatalf("kustomize: %v\n%s", err, readAll(stderr))
 	}
 	rendered := readAll(out)
-	for _, want := range []string{"--scim-bind-address=:9444", "--scim-token-file=/etc/rolesync/scim-tokens/tokens", "name: rolesync-scim\n", "secretName: rolesync-scim-tokens", "targetPort: scim"} {
+	for _, want := range wants {
 		if !strings.Contains(rendered, want) {
-			t.Errorf("config/overlays/scim renders no %q", want)
+			t.Errorf("config/overlays/%s renders no %q", name, want)
 		}
 	}
-	file := filepath.Join(t.TempDir(), "scim.yaml")
+	file := filepath.Join(t.TempDir(), name+".yaml")
 	if err := os.WriteFile(file, []byte(rendered), 0o600); err != nil {
 		t.Fatal(err)
 	}

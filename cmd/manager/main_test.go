@@ -295,21 +295,7 @@ func createUsers(t testing.TB, ns, dbURL string, n int) {
 	}
 }
 
-func countRows(t testing.TB, dbURL string) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
-	var n int
-	// Rows rolesync has written: LiteLLM's sign-up left them internal_user_viewer.
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_role = 'internal_user'`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func countRows(t testing.TB, dbURL string) int { return countRowsIn(t, dbURL, "") }
 
 // waitConverged waits until all n users of ns hold role in status and in
 // their rows.
@@ -438,7 +424,8 @@ func TestShardsServeDisjointNamespaces(t *testing.T) {
 	waitConverged(t, ctx, shardB, db, b, n, rolesyncv1.RoleInternalUser)
 }
 
-// countRowsIn counts the rows of ns's users rolesync has written.
+// countRowsIn counts the rows rolesync has written (LiteLLM's sign-up left
+// them internal_user_viewer) of the users of ns ("": of every namespace).
 func countRowsIn(t testing.TB, dbURL, ns string) int {
 	t.Helper()
 	ctx := context.Background()
@@ -448,7 +435,7 @@ func countRowsIn(t testing.TB, dbURL, ns string) int {
 	}
 	defer func() { _ = conn.Close(ctx) }()
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_role = 'internal_user' AND user_id LIKE $1 || '-u%'`, ns).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_role = 'internal_user' AND ($1 = '' OR user_id LIKE $1 || '-u%')`, ns).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
