@@ -309,20 +309,7 @@ spec:
 // would use it.
 func withMapping(t testing.TB, ns, doc string) {
 	t.Helper()
-	rm := &rolesyncv1.RoleMapping{}
-	if err := yaml.UnmarshalStrict([]byte(doc), rm); err != nil {
-		t.Fatal(err)
-	}
-	rm.Namespace = ns
-	if err := k8sClient.Create(context.Background(), rm); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 30*time.Second, func() error {
-		if g, ok := registry.Observed(ns, rm.Name); !ok || g != rm.Generation {
-			return fmt.Errorf("mapping %s not loaded", rm.Name)
-		}
-		return nil
-	})
+	testenv.CreateMapping(t, k8sClient, registry, ns, doc)
 }
 
 func waitUntil(t testing.TB, timeout time.Duration, cond func() error) {

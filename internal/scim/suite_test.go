@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/controllers"
@@ -246,24 +245,7 @@ func (r reply) str(key string) string { s, _ := r.body[key].(string); return s }
 // withMapping creates a RoleMapping in ns and waits until it is loaded.
 func withMapping(t testing.TB, ns, doc string) {
 	t.Helper()
-	rm := &rolesyncv1.RoleMapping{}
-	if err := yaml.UnmarshalStrict([]byte(doc), rm); err != nil {
-		t.Fatal(err)
-	}
-	rm.Namespace = ns
-	if err := k8sClient.Create(context.Background(), rm); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() error {
-		got := &rolesyncv1.RoleMapping{}
-		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(rm), got); err != nil {
-			return err
-		}
-		if g, ok := registry.Observed(ns, rm.Name); !ok || g != got.Generation {
-			return fmt.Errorf("mapping %s not loaded", rm.Name)
-		}
-		return nil
-	})
+	testenv.CreateMapping(t, k8sClient, registry, ns, doc)
 }
 
 func eventually(t testing.TB, timeout time.Duration, cond func() error) {
