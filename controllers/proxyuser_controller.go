@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/priority"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
@@ -118,6 +120,18 @@ type ProxyUserReconciler struct {
 	Teams        MembershipWriter
 	teamsChecked sync.Map // UID -> time.Time the user's memberships were last confirmed
 
+	// sweep, when set, reads the rows of many users at once for their
+	// drift checks (see driftSweep); Setup sets it when Store is a
+	// BatchStore.
+	sweep *driftSweep
+	// cached, when set, is the informer store of ProxyUsers: namespaces are
+	// re-evaluated from it without copying every object.
+	cached toolscache.Indexer
+
+	// Priority, when set, makes each reconcile wait (briefly) while logins
+	// are being answered: a mass move never queues a login behind it.
+	Priority *priority.Gate
+
 	// Moves, when set, collects the role changes RoleMapping changes cause
 	// for one UsersMoved Event per mapping (MoveReporter) instead of one
 	// RoleChanged Event per user.
@@ -154,8 +168,13 @@ var eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "ProxyUser Events not emitted because more were due than the event budget (--event-rate, --event-burst) allows; status still records each change.",
 }, []string{"reason"})
 
+var priorityWaits = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "rolesync_proxyuser_login_waits_total",
+	Help: "ProxyUser reconciles that waited (at most 250ms each) for logins in flight to be answered first.",
+})
+
 func init() {
-	metrics.Registry.MustRegister(eventsDropped)
+	metrics.Registry.MustRegister(eventsDropped, priorityWaits)
 }
 
 // eventf emits an Event within the budget.
@@ -192,9 +211,16 @@ type checkMark struct {
 
 // Reconcile resolves and syncs one ProxyUser.
 func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	if r.Priority.Wait(ctx) {
+		priorityWaits.Inc()
+	}
 	pu := &rolesyncv1.ProxyUser{}
 	if err := r.Get(ctx, req.NamespacedName, pu); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	var pf *prefetch // the row the drift sweep read, if this is its call
+	if p, ok := r.sweep.take(pu.UID); ok {
+		pf = &p
 	}
 	if !pu.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, pu)
@@ -224,6 +250,7 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			// The controller is the one writer of every condition (see
 			// api/v1 conditions.go); the resourceVersion precondition still
 			// keeps a status computed from a stale read from landing.
+			r.Priority.Wait(ctx) // a login that arrived meanwhile goes first
 			err := r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 			switch {
 			case apierrors.IsConflict(err): // a newer object is on its way: look again, quietly
@@ -255,10 +282,10 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if rowOwner != "" {
 		sr = proxyuser.SyncResult{Conflict: rowOwner} // another ProxyUser writes this user's row
 	} else {
-		sr = r.sync(ctx, pu, res)
+		sr = r.sync(ctx, pu, res, pf)
 	}
 	sr.CacheTTL = r.cacheTTL()
-	tr := r.syncTeams(ctx, pu, claims, res, sr)
+	tr := r.syncTeams(ctx, pu, claims, res, sr, pf)
 	proxyuser.SetStatus(pu, res, sr, tr, metav1.Now())
 	r.recordEvents(base, pu, res, sr)
 	r.recordTeamEvents(base, pu, tr)
@@ -290,20 +317,31 @@ func deprovisionDone(sr proxyuser.SyncResult, tr proxyuser.TeamsResult) bool {
 // nextLook is when the user is looked at again: the soonest any step
 // asks for (a row LiteLLM is about to create, a team that may appear), and
 // the jittered resync at the latest.
+//
+// With the drift sweep the resync is the sweep's (each user once per
+// period at its slot): only the sooner needs requeue (0: none).
 func (r *ProxyUserReconciler) nextLook(pu *rolesyncv1.ProxyUser, sr proxyuser.SyncResult, tr proxyuser.TeamsResult) time.Duration {
 	next := wait.Jitter(r.resyncPeriod(), 0.1)
+	sooner := func(d time.Duration) {
+		if next == 0 || d < next {
+			next = d
+		}
+	}
+	if r.sweep != nil {
+		next = 0
+	}
 	if sr.Waiting {
-		next = min(next, r.rowWait(pu))
+		sooner(r.rowWait(pu))
 	}
 	if len(tr.NotFound) > 0 {
-		next = min(next, teamRetry)
+		sooner(teamRetry)
 	}
 	// Claims that expire (a mapping's maxClaimAge) are re-decided then,
 	// not at the next resync.
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	now := r.now()
 	if at, ok := engine.NextClaimExpiry(pu.Spec.Issuer, proxyuser.ClaimsTime(pu), now); ok {
-		next = min(next, at.Sub(now)+time.Second/10)
+		sooner(max(at.Sub(now)+time.Second/10, time.Millisecond))
 	}
 	return next
 }
@@ -509,6 +547,18 @@ func (r *ProxyUserReconciler) driftPolicy() DriftPolicy {
 
 // usersOfNamespace maps an engine change to every ProxyUser of its namespace.
 func (r *ProxyUserReconciler) usersOfNamespace(ctx context.Context, namespace string) []reconcile.Request {
+	if r.cached != nil { // the cache's own objects, not a copy of each
+		objs, err := r.cached.ByIndex(toolscache.NamespaceIndex, namespace)
+		if err == nil {
+			reqs := make([]reconcile.Request, 0, len(objs))
+			for _, o := range objs {
+				if pu, ok := o.(*rolesyncv1.ProxyUser); ok {
+					reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pu.Namespace, Name: pu.Name}})
+				}
+			}
+			return reqs
+		}
+	}
 	var list rolesyncv1.ProxyUserList
 	if err := r.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
 		log.FromContext(ctx).Error(err, "Failed to list proxy users to re-evaluate", "namespace", namespace)
@@ -585,6 +635,9 @@ func (r *ProxyUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("proxyuser")
 	if r.Changes != nil {
 		b = b.WatchesRawSource(r.Changes.source(r.usersOfNamespace))
+	}
+	if r.sweep != nil {
+		b = b.WatchesRawSource(r.sweep.source())
 	}
 	return b.Complete(r)
 }

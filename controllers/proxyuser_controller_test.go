@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -538,11 +540,37 @@ func TestWithoutDatabaseRolesStillResolve(t *testing.T) {
 type countingStore struct {
 	UserStore
 	writes, reads atomic.Int64
+	// finds counts Find alone; batches records each FindMany's size and time.
+	finds   atomic.Int64
+	mu      sync.Mutex
+	batches []batchRead
+}
+
+type batchRead struct {
+	users int
+	at    time.Time
+}
+
+func (c *countingStore) batchReads() []batchRead {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.batches)
 }
 
 func (c *countingStore) Find(ctx context.Context, id, email string) (proxydb.Row, bool, error) {
 	c.reads.Add(1)
+	c.finds.Add(1)
 	return c.UserStore.Find(ctx, id, email)
+}
+
+// FindMany counts one read per batch (one statement), when the wrapped
+// store reads batches (the drift sweep).
+func (c *countingStore) FindMany(ctx context.Context, lookups []proxydb.Lookup) ([]proxydb.Found, error) {
+	c.reads.Add(1)
+	c.mu.Lock()
+	c.batches = append(c.batches, batchRead{users: len(lookups), at: time.Now()})
+	c.mu.Unlock()
+	return c.UserStore.(BatchStore).FindMany(ctx, lookups)
 }
 
 func (c *countingStore) Apply(ctx context.Context, ch proxydb.Change) (proxydb.Outcome, error) {

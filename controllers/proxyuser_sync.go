@@ -43,7 +43,12 @@ const competingWindow = 3
 // It never creates a row: LiteLLM creates it at the user's first login
 // (right after its login hook) or when an admin adds the user; rolesync
 // waits for it (WaitingForRow).
-func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution) proxyuser.SyncResult {
+//
+// With the drift sweep (a store that reads many rows at once), the drift
+// check of an up-to-date user happens only when the sweep has read its
+// row (pf), once per resync period at the user's slot; without it, once
+// per resync period after the last check this process made.
+func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser, res resolution, pf *prefetch) proxyuser.SyncResult {
 	if r.Store == nil {
 		return proxyuser.SyncResult{NoDatabase: true}
 	}
@@ -54,7 +59,10 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 	// only a drift check may be due. (A failed write leaves syncedRole as it was.)
 	upToDate := bound != "" && st.SyncedRole == want && st.ObservedGeneration == pu.Generation
 	if upToDate {
-		if m, ok := r.checked.Load(pu.UID); ok && m.(checkMark).role == want && time.Since(m.(checkMark).at) < r.resyncPeriod()*9/10 {
+		if r.sweep != nil && pf == nil {
+			return proxyuser.SyncResult{Row: bound, Inactive: pu.Status.Deactivated} // the sweep checks it at its slot
+		}
+		if m, ok := r.checked.Load(pu.UID); r.sweep == nil && ok && m.(checkMark).role == want && time.Since(m.(checkMark).at) < r.resyncPeriod()*9/10 {
 			return proxyuser.SyncResult{Row: bound, Inactive: pu.Status.Deactivated}
 		}
 	} else if bound != "" {
@@ -63,9 +71,10 @@ func (r *ProxyUserReconciler) sync(ctx context.Context, pu *rolesyncv1.ProxyUser
 		if !gone {
 			return sr
 		}
+		pf = nil // read before the row went
 	}
 
-	row, found, err := r.Store.Find(ctx, pu.Spec.UserID, pu.Spec.Email)
+	row, found, err := r.find(ctx, pu, pf)
 	var amb *proxydb.AmbiguousError
 	switch {
 	case errors.As(err, &amb):
@@ -250,8 +259,20 @@ func (r *ProxyUserReconciler) setDeleteBlocked(ctx context.Context, pu *rolesync
 	return nil
 }
 
+// markChecked records a confirmed row; with the drift sweep nothing is
+// kept per user (the sweep's slots say when each user is checked).
 func (r *ProxyUserReconciler) markChecked(uid types.UID, role rolesyncv1.Role) {
-	r.checked.Store(uid, checkMark{role: role, at: time.Now()})
+	if r.sweep == nil {
+		r.checked.Store(uid, checkMark{role: role, at: time.Now()})
+	}
+}
+
+// find reads the user's row: the sweep's read when there is one, else Find.
+func (r *ProxyUserReconciler) find(ctx context.Context, pu *rolesyncv1.ProxyUser, pf *prefetch) (proxydb.Row, bool, error) {
+	if pf != nil && !pf.failed {
+		return pf.found.Row, pf.found.Found, pf.found.Err
+	}
+	return r.Store.Find(ctx, pu.Spec.UserID, pu.Spec.Email)
 }
 
 // auditReason is the decision's source as LiteLLM's audit log records it.

@@ -35,7 +35,7 @@ const teamRetry = 30 * time.Second
 // them (proxyuser.PlanTeams says which changes; the team writer makes them,
 // one transaction per team for many users). A user whose teams were
 // checked within the resync period and did not change costs nothing.
-func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.ProxyUser, claims map[string]any, res resolution, sr proxyuser.SyncResult) proxyuser.TeamsResult {
+func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.ProxyUser, claims map[string]any, res resolution, sr proxyuser.SyncResult, pf *prefetch) proxyuser.TeamsResult {
 	engine, _ := r.Registry.Engine(pu.Namespace)
 	var td rolemap.TeamDecision
 	in := proxyuser.UserInput(pu, engine, r.GroupsClaim, time.Time{})
@@ -60,13 +60,18 @@ func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.Prox
 		tr.Waiting = true
 		return tr
 	}
-	if apimeta.IsStatusConditionTrue(pu.Status.Conditions, rolesyncv1.ConditionTeamsSynced) && slices.Equal(pu.Status.Teams, tr.Grants) && r.teamsCheckedRecently(pu.UID) {
+	if apimeta.IsStatusConditionTrue(pu.Status.Conditions, rolesyncv1.ConditionTeamsSynced) && slices.Equal(pu.Status.Teams, tr.Grants) && r.teamsCheckedRecently(pu.UID, pf) {
 		return tr
 	}
-	held, err := store.UserTeams(ctx, sr.Row)
-	if err != nil {
-		tr.Err = err
-		return tr
+	var held []string
+	if pf != nil && !pf.failed && pf.found.Found && pf.found.Row.UserID == sr.Row {
+		held = pf.found.Teams // read by the sweep with the row
+	} else {
+		var err error
+		if held, err = store.UserTeams(ctx, sr.Row); err != nil {
+			tr.Err = err
+			return tr
+		}
 	}
 	ops := proxyuser.PlanTeams(proxyuser.TeamPlanInput{Grants: tr.Grants, Owned: td.Owned, Held: held, Status: &pu.Status,
 		Report: r.driftPolicy() == DriftReport})
@@ -85,7 +90,9 @@ func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.Prox
 		proxyuser.RecordTeamResult(&tr, op, out.Changed, found)
 	}
 	if tr.Err == nil && len(tr.NotFound) == 0 && len(tr.Reported) == 0 {
-		r.teamsChecked.Store(pu.UID, time.Now())
+		if r.sweep == nil {
+			r.teamsChecked.Store(pu.UID, time.Now())
+		}
 	} else {
 		r.teamsChecked.Delete(pu.UID)
 	}
@@ -93,8 +100,12 @@ func (r *ProxyUserReconciler) syncTeams(ctx context.Context, pu *rolesyncv1.Prox
 }
 
 // teamsCheckedRecently: the user's memberships were confirmed within the
-// resync period (a resync then checks them again, as it does the row).
-func (r *ProxyUserReconciler) teamsCheckedRecently(uid types.UID) bool {
+// resync period (a resync then checks them again, as it does the row);
+// with the drift sweep, they are checked when the sweep read the row.
+func (r *ProxyUserReconciler) teamsCheckedRecently(uid types.UID, pf *prefetch) bool {
+	if r.sweep != nil {
+		return pf == nil
+	}
 	at, ok := r.teamsChecked.Load(uid)
 	return ok && time.Since(at.(time.Time)) < r.resyncPeriod()*9/10
 }

@@ -3,13 +3,16 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/emailaddr"
+	"github.com/rolesync/rolesync/internal/priority"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/review"
@@ -39,6 +42,9 @@ type Options struct {
 	// EventRate and EventBurst budget ProxyUser Events (0: the defaults).
 	EventRate  float64
 	EventBurst int
+	// Priority, when set, holds ProxyUser reconciles back while logins
+	// are answered (the login server shares it).
+	Priority *priority.Gate
 }
 
 // MovesPeriod is how often the UsersMoved Events of RoleMapping changes are
@@ -77,7 +83,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		teams = w
 	}
-	if err := (&ProxyUserReconciler{
+	users := &ProxyUserReconciler{
 		Client:                  mgr.GetClient(),
 		Registry:                o.Registry,
 		Store:                   o.Store,
@@ -94,7 +100,22 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Teams:                   teams,
 		EventRate:               o.EventRate,
 		EventBurst:              o.EventBurst,
-	}).SetupWithManager(mgr); err != nil {
+		Priority:                o.Priority,
+	}
+	// The informer's store, read without copies: a namespace's users to
+	// re-evaluate (one informer for every namespace; a shard's cache has
+	// one per namespace and is listed).
+	inf, err := mgr.GetCache().GetInformer(context.Background(), &rolesyncv1.ProxyUser{})
+	if err != nil {
+		return fmt.Errorf("get the ProxyUser informer: %w", err)
+	}
+	if si, ok := inf.(interface{ GetIndexer() toolscache.Indexer }); ok {
+		users.cached = si.GetIndexer()
+	}
+	if bs, ok := o.Store.(BatchStore); ok {
+		users.sweep = &driftSweep{store: bs, period: resyncPeriod(o.ResyncPeriod), reader: mgr.GetClient()}
+	}
+	if err := users.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ProxyUser controller: %w", err)
 	}
 	if err := mgr.Add(&MoveReporter{Tally: moves, Client: mgr.GetClient(), Recorder: recorder, Period: MovesPeriod}); err != nil {
@@ -161,6 +182,11 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		return []string{emailaddr.Fold(o.(*rolesyncv1.DirectoryGroup).Spec.DisplayName)}
 	}); err != nil {
 		return fmt.Errorf("index directory groups by name: %w", err)
+	}
+	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, SweepSlotIndex, func(o client.Object) []string {
+		return []string{strconv.Itoa(slotOf(o.GetUID()))}
+	}); err != nil {
+		return fmt.Errorf("index proxy users by drift sweep slot: %w", err)
 	}
 	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.SourceMappingIndex, func(o client.Object) []string {
 		if s := o.(*rolesyncv1.ProxyUser).Status.Source; s != nil && s.RoleMapping != "" {

@@ -221,7 +221,7 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 // startOperator runs a manager of its own for one namespace, wired by
 // Setup with o, until the test ends. Objects it should own carry
 // ownManagerLabel so the suite manager leaves them alone.
-func startOperator(t testing.TB, namespace string, o Options) {
+func startOperator(t testing.TB, namespace string, o Options) (stop func()) {
 	t.Helper()
 	if o.Registry == nil {
 		o.Registry = rolemap.NewRegistry()
@@ -248,10 +248,12 @@ func startOperator(t testing.TB, namespace string, o Options) {
 			t.Errorf("manager of %s stopped: %v", namespace, err)
 		}
 	}()
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		<-done
-	})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // eventually polls cond until it returns nil or the timeout passes.

@@ -276,6 +276,13 @@ func (c *teamCheckCounter) UserTeams(ctx context.Context, rowUserID string) ([]s
 	return c.DB.UserTeams(ctx, rowUserID)
 }
 
+// FindMany is the drift sweep's read: the teams of every user read come
+// with it, and each user's reconcile then checks them.
+func (c *teamCheckCounter) FindMany(ctx context.Context, lookups []proxydb.Lookup) ([]proxydb.Found, error) {
+	c.checks.Add(int64(len(lookups)))
+	return c.DB.FindMany(ctx, lookups)
+}
+
 // waitChecks waits until n more team checks have run.
 func (c *teamCheckCounter) waitChecks(t *testing.T, n int64) {
 	t.Helper()

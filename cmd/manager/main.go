@@ -16,8 +16,10 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -26,7 +28,9 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/controllers"
+	"github.com/rolesync/rolesync/internal/cachetrim"
 	"github.com/rolesync/rolesync/internal/login"
+	"github.com/rolesync/rolesync/internal/priority"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/review"
@@ -46,6 +50,7 @@ func init() {
 type managerOptions struct {
 	MetricsAddr          string
 	ProbeAddr            string
+	PprofAddr            string
 	MetricsSecure        bool
 	MetricsCertDir       string
 	LeaderElect          bool
@@ -237,6 +242,8 @@ func (o *managerOptions) BindFlags(fs *flag.FlagSet) {
 		"Directory with tls.crt and tls.key for the metrics endpoint (reloaded when they change); empty uses a self-signed certificate generated at start.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081",
 		"Address the /healthz and /readyz endpoints bind to.")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0",
+		"Address Go's /debug/pprof endpoints bind to (heap and CPU profiles of a running manager); 0, the default, turns them off. Bind it to localhost and reach it with kubectl port-forward: profiles are not authenticated.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false,
 		"Elect a leader among replicas so only one runs the controllers (the login webhook runs on every replica).")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "rolesync.rolesync.dev",
@@ -285,8 +292,9 @@ func main() {
 	}
 	cacheOpts := cache.Options{
 		// The cache holds what the controllers and servers read: an object's
-		// managedFields are never read, and are a third of a ProxyUser.
-		DefaultTransform: cache.TransformStripManagedFields(),
+		// managedFields are never read (a third of a ProxyUser), and the
+		// strings users repeat are held once (internal/cachetrim).
+		DefaultTransform: cachetrim.Transform(),
 	}
 	if len(shard) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
@@ -302,6 +310,7 @@ func main() {
 		Scheme:                  scheme,
 		Metrics:                 metricsOptions(mgrOpts),
 		HealthProbeBindAddress:  mgrOpts.ProbeAddr,
+		PprofBindAddress:        mgrOpts.PprofAddr,
 		LeaderElection:          mgrOpts.LeaderElect,
 		LeaderElectionID:        mgrOpts.LeaderElectionID,
 		LeaderElectionNamespace: mgrOpts.LeaderElectNamespace,
@@ -313,7 +322,13 @@ func main() {
 		os.Exit(1)
 	}
 	registry := rolemap.NewRegistry()
+	// Logins go first: the controllers hold off new writes while one is
+	// answered, and the login and SCIM servers write through clients of
+	// their own (their own --kube-api-qps budget), never queued behind a
+	// mass move's status writes in the manager's client.
+	gate := &priority.Gate{}
 	ctrlOpts := controllers.Options{
+		Priority:                gate,
 		Registry:                registry,
 		DriftPolicy:             controllers.DriftPolicy(syncOpts.DriftPolicy),
 		KeyRevocation:           controllers.KeyRevocation(syncOpts.KeyRevocation),
@@ -345,7 +360,12 @@ func main() {
 		o := scimOpts.Options
 		o.CertDir, o.Insecure, o.RateLimit, o.RateBurst = loginOpts.CertDir, loginOpts.Insecure, loginOpts.RateLimit, loginOpts.RateBurst
 		o.Namespaces = shard
-		srv, err := scim.NewServer(o, mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("rolesync.dev/scim"), ctrl.Log.WithName("scim"))
+		scimClient, err := ownClient(restConfig, mgr)
+		if err != nil {
+			log.Error(err, "Failed to create the SCIM server's client")
+			os.Exit(1)
+		}
+		srv, err := scim.NewServer(o, scimClient, mgr.GetAPIReader(), mgr.GetEventRecorder("rolesync.dev/scim"), ctrl.Log.WithName("scim"))
 		if err != nil {
 			log.Error(err, "Invalid SCIM flags")
 			os.Exit(2)
@@ -358,7 +378,14 @@ func main() {
 	loginOpts.GroupsClaim = scimOpts.GroupsClaim
 	loginOpts.Namespaces = shard
 	if loginOpts.enabled() {
-		srv, err := login.NewServer(loginOpts.options(), mgr.GetClient(), mgr.GetAPIReader(), registry,
+		loginClient, err := ownClient(restConfig, mgr)
+		if err != nil {
+			log.Error(err, "Failed to create the login server's client")
+			os.Exit(1)
+		}
+		lo := loginOpts.options()
+		lo.Priority = gate
+		srv, err := login.NewServer(lo, loginClient, mgr.GetAPIReader(), registry,
 			mgr.GetEventRecorder("rolesync.dev/login-server"), ctrl.Log.WithName("login"))
 		if err != nil {
 			log.Error(err, "Invalid login server flags")
@@ -394,4 +421,14 @@ func main() {
 		log.Error(err, "Manager stopped with an error")
 		os.Exit(1) //nolint:gocritic // the deferred pool close is moot at exit
 	}
+}
+
+// ownClient is a client that reads from the manager's cache and writes
+// with its own client-side rate limit (--kube-api-qps/--kube-api-burst of
+// its own), so a server's writes never wait behind the controllers'.
+func ownClient(restConfig *rest.Config, mgr ctrl.Manager) (client.Client, error) {
+	c := rest.CopyConfig(restConfig)
+	c.RateLimiter = nil
+	return client.New(c, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		Cache: &client.CacheOptions{Reader: mgr.GetCache()}})
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/rolesync/rolesync/internal/listen"
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/login/oidc"
+	"github.com/rolesync/rolesync/internal/priority"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/rolemap"
 )
@@ -118,6 +119,10 @@ type Options struct {
 	// Namespaces are the namespaces this manager serves (--watch-namespaces;
 	// nil: all). Logins for others answer 404 NamespaceNotServed.
 	Namespaces []string
+	// Priority, when set, is told of every login in flight: the
+	// controllers' background work holds off new writes meanwhile (not a
+	// flag; cmd/manager shares one gate).
+	Priority *priority.Gate
 }
 
 // +kubebuilder:rbac:groups=rolesync.dev,resources=proxyusers,verbs=get;list;watch;create;patch
@@ -283,6 +288,7 @@ type errorBody struct {
 
 // ServeHTTP handles one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.opts.Priority.Enter()()
 	start := s.now()
 	form := FormUnknown
 	resp, aerr := s.handle(r, &form)

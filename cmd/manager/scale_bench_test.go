@@ -1,0 +1,634 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	toolswatch "k8s.io/client-go/tools/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/login/authn"
+	"github.com/rolesync/rolesync/internal/testing/parallel"
+)
+
+// scaleConcurrency is the manager's --max-concurrent-reconciles in the
+// scale run, and the concurrency of the raw write loops it is compared with.
+const scaleConcurrency = 16
+
+// BenchmarkScale runs the manager binary on the real control plane and
+// LiteLLM's schema with ROLESYNC_SCALE_USERS ProxyUsers (default 100,000)
+// over ROLESYNC_SCALE_NAMESPACES namespaces (default 4), each with its
+// LiteLLM row, and reports in one run (`make bench-scale`):
+//
+//   - first-sync: a manager's first convergence of every new user;
+//   - restart: a second manager from start until every user was reconciled
+//     once (caches synced, first pass done), with the object writes, row
+//     writes and database queries that pass cost;
+//   - resync: one resync period (ROLESYNC_SCALE_RESYNC, default 5m) of
+//     unchanged users: object writes, row writes, queries per second;
+//   - a mapping edit in every namespace moving every user, against the raw
+//     write limit measured in the same run (a plain client's patches and a
+//     plain pgx loop's UPDATEs, each at the manager's concurrency);
+//   - login latency p50/p99 while the move runs, against idle;
+//   - the manager's peak and final RSS (/proc VmHWM, VmRSS).
+//
+// ROLESYNC_SCALE_HEAP_PROFILE names a file for the manager's heap profile
+// at the end (go tool pprof).
+func BenchmarkScale(b *testing.B) {
+	n := envInt(b, "ROLESYNC_SCALE_USERS", 100000)
+	nsCount := envInt(b, "ROLESYNC_SCALE_NAMESPACES", 4)
+	resync := envDuration(b, "ROLESYNC_SCALE_RESYNC", 5*time.Minute)
+	ctx := context.Background()
+	report := func(v float64, unit string) {
+		b.ReportMetric(v, unit)
+		b.Logf("%-28s %.3f", unit, v)
+	}
+
+	// The cluster and the database, as a company's would be.
+	dbURL, _ := newDatabase(b)
+	namespaces := make([]string, nsCount)
+	mappings := make([]*rolesyncv1.RoleMapping, nsCount)
+	for i := range namespaces {
+		namespaces[i] = newNamespace(b)
+		mappings[i] = createStaffMapping(b, namespaces[i])
+	}
+	loginNS := newNamespace(b)
+	createStaffMapping(b, loginNS)
+	const loginUsers = 2000
+	t0 := time.Now()
+	users := scaleUsers(namespaces, n)
+	seedScaleRows(b, dbURL, append(users, scaleUsers([]string{loginNS}, loginUsers)...))
+	createScaleUsers(b, users)
+	createScaleUsers(b, scaleUsers([]string{loginNS}, loginUsers))
+	b.Logf("created %d users in %d namespaces (+%d login users) in %s", n, nsCount, loginUsers, time.Since(t0).Round(time.Second))
+	total := n + loginUsers
+
+	// First sync: a manager meets every user for the first time.
+	flags := []string{"--max-concurrent-reconciles", strconv.Itoa(scaleConcurrency), "--kube-api-qps", "5000", "--kube-api-burst", "10000",
+		"--resync-period", resync.String()}
+	env := []string{"DATABASE_URL=" + dbURL}
+	t0 = time.Now()
+	first := startManager(b, cfg.Host, env, flags...)
+	waitScaleSettled(b, dbURL, total, rolesyncv1.RoleInternalUser)
+	report(time.Since(t0).Seconds(), "s/first-sync")
+	first.Kill()
+
+	// Restart: a new manager over settled users writes nothing.
+	versions := resourceVersions(b)
+	secret := "scale-bench-secret-0123456789abcdef0123456"
+	secretFile := b.TempDir() + "/secrets"
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	loginAddr, metricsAddr, pprofAddr := freeAddr(b), freeAddr(b), freeAddr(b)
+	t0 = time.Now()
+	m := startManager(b, cfg.Host, env, append(flags, "--metrics-bind-address", metricsAddr, "--metrics-secure=false",
+		"--pprof-bind-address", pprofAddr, "--login-insecure", "--login-bind-address", loginAddr, "--login-hmac-secret-file", secretFile)...)
+	before := scrape(b, metricsAddr)
+	waitFirstPass(b, m, metricsAddr, total)
+	pass := time.Since(t0)
+	after := scrape(b, metricsAddr)
+	report(pass.Seconds(), "s/restart-first-pass")
+	report(float64(changedObjects(b, versions)), "restart-object-writes")
+	report(after.queries("apply")-before.queries("apply"), "restart-row-writes")
+	report(after.allQueries()-before.allQueries(), "restart-db-queries")
+
+	// A resync period of unchanged users.
+	versions = resourceVersions(b)
+	before = scrape(b, metricsAddr)
+	time.Sleep(resync * 11 / 10)
+	after = scrape(b, metricsAddr)
+	secs := (resync * 11 / 10).Seconds()
+	report(float64(changedObjects(b, versions)), "resync-object-writes")
+	report(after.queries("apply")-before.queries("apply"), "resync-row-writes")
+	report(after.allQueries()-before.allQueries(), "resync-db-queries")
+	report((after.allQueries()-before.allQueries())/secs, "resync-db-queries/s")
+	report((after.sum("rolesync_drift_checked_users_total")-before.sum("rolesync_drift_checked_users_total"))/float64(total), "resync-users-checked-ratio")
+
+	// Logins while idle, then during a mass move.
+	logins := &loginLoad{addr: loginAddr, ns: loginNS, secret: []byte(secret), users: loginUsers}
+	idle := logins.run(b, 20*time.Second, nil)
+	report(percentile(idle, 50), "ms/login-p50-idle")
+	report(percentile(idle, 99), "ms/login-p99-idle")
+
+	w := watchAllUsers(b, currentRV(b))
+	stop := make(chan struct{})
+	var during []float64
+	var loadDone sync.WaitGroup
+	loadDone.Add(1)
+	go func() { defer loadDone.Done(); during = logins.run(b, time.Hour, stop) }()
+	start := time.Now()
+	for _, rm := range mappings {
+		patch := client.MergeFrom(rm.DeepCopy())
+		rm.Spec.Rules[0].Role = rolesyncv1.RoleProxyAdminViewer
+		if err := k8s.Patch(ctx, rm, patch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	took := waitMoved(b, w, n, rolesyncv1.RoleProxyAdminViewer).Sub(start)
+	close(stop)
+	loadDone.Wait()
+	waitScaleRows(b, dbURL, n, rolesyncv1.RoleProxyAdminViewer)
+	report(took.Seconds(), "s/mass-move")
+	report(percentile(during, 50), "ms/login-p50-move")
+	report(percentile(during, 99), "ms/login-p99-move")
+	report(percentile(during, 99)/percentile(idle, 99), "x-login-p99-idle")
+
+	// The raw limit on the same apiserver and database: one write per user
+	// (a metadata patch: it triggers no reconcile) and one UPDATE per row.
+	rawObjects := rawPatches(b, users)
+	rawRows := rawUpdates(b, dbURL, users)
+	limit := max(rawObjects, rawRows)
+	report(rawObjects.Seconds(), "s/raw-object-patches")
+	report(rawRows.Seconds(), "s/raw-updates")
+	report(took.Seconds()/limit.Seconds(), "x-raw-limit")
+
+	rss, hwm := procMemory(b, m.Cmd.Process.Pid)
+	report(hwm, "MiB-peak-rss")
+	report(rss, "MiB-rss")
+	report(hwm*1024*1024/float64(total), "B-peak-rss/user")
+	if path := os.Getenv("ROLESYNC_SCALE_HEAP_PROFILE"); path != "" {
+		saveProfile(b, "http://"+pprofAddr+"/debug/pprof/heap", path)
+	}
+	if m.Exited() {
+		b.Fatalf("the manager exited:\n%s", tail(m.logs.String(), 4000))
+	}
+}
+
+// scaleUser is one generated user: its namespace, name and LiteLLM id.
+type scaleUser struct{ ns, name, id string }
+
+func scaleUsers(namespaces []string, n int) []scaleUser {
+	out := make([]scaleUser, n)
+	for i := range out {
+		ns := namespaces[i%len(namespaces)]
+		name := fmt.Sprintf("u%06d", i)
+		out[i] = scaleUser{ns: ns, name: name, id: ns + "-" + name}
+	}
+	return out
+}
+
+// scaleClaims are a user's stored claims: staff plus a department and a
+// project out of many, so claim sets differ as a company's do.
+func scaleClaims(i int) []byte {
+	raw, _ := json.Marshal(map[string]any{"groups": []string{"staff", fmt.Sprintf("dept-%02d", i%40), fmt.Sprintf("proj-%03d", (i*7)%251)}})
+	return raw
+}
+
+func createStaffMapping(t testing.TB, ns string) *rolesyncv1.RoleMapping {
+	t.Helper()
+	staff, admins := "staff", "platform-admins"
+	rm := &rolesyncv1.RoleMapping{ObjectMeta: metav1.ObjectMeta{Name: "staff", Namespace: ns}}
+	rm.Spec.Claim = "groups"
+	rm.Spec.Rules = []rolesyncv1.RoleRule{
+		{ClaimMatcher: rolesyncv1.ClaimMatcher{Equals: &staff}, Role: rolesyncv1.RoleInternalUser},
+		{ClaimMatcher: rolesyncv1.ClaimMatcher{Equals: &admins}, Role: rolesyncv1.RoleProxyAdmin},
+	}
+	if err := k8s.Create(context.Background(), rm); err != nil {
+		t.Fatal(err)
+	}
+	return rm
+}
+
+// seedScaleRows inserts LiteLLM's rows (its sign-up's) for users in one COPY.
+func seedScaleRows(b *testing.B, dbURL string, users []scaleUser) {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	now := time.Now()
+	rows := make([][]any, len(users))
+	for i, u := range users {
+		rows[i] = []any{u.id, u.id, u.name + "@" + u.ns + ".example.com", "internal_user_viewer", now}
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"LiteLLM_UserTable"}, []string{"user_id", "sso_user_id", "user_email", "user_role", "updated_at"},
+		pgx.CopyFromRows(rows)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func createScaleUsers(b *testing.B, users []scaleUser) {
+	b.Helper()
+	c := fastClient(b)
+	var done atomic.Int64
+	_, _, err := parallel.Timed(len(users), 32, func(i int) error {
+		u := users[i]
+		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: u.ns, Name: u.name}}
+		pu.Spec.UserID = u.id
+		pu.Spec.Email = u.name + "@" + u.ns + ".example.com"
+		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: scaleClaims(i)}
+		if d := done.Add(1); d%20000 == 0 {
+			b.Logf("created %d of %d users", d, len(users))
+		}
+		return c.Create(context.Background(), pu)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// fastClient is a client without client-side throttling, for the harness's
+// own writes and the raw limit.
+func fastClient(b *testing.B) client.Client {
+	b.Helper()
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = -1, -1
+	cl, err := client.New(c, client.Options{Scheme: k8s.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cl
+}
+
+// waitScaleSettled waits until the database holds role for n rows and then
+// every user's status has settled on it (listing only once the cheap count
+// says the rows are done).
+func waitScaleSettled(b *testing.B, dbURL string, n int, role rolesyncv1.Role) {
+	b.Helper()
+	waitScaleRows(b, dbURL, n, role)
+	deadline := time.Now().Add(30 * time.Minute)
+	for ; time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		var list rolesyncv1.ProxyUserList
+		if err := k8s.List(context.Background(), &list); err != nil {
+			b.Fatal(err)
+		}
+		done := 0
+		for i := range list.Items {
+			if scaleSettled(&list.Items[i], role) {
+				done++
+			}
+		}
+		if done >= n {
+			return
+		}
+	}
+	b.Fatalf("users did not settle on %s", role)
+}
+
+func waitScaleRows(b *testing.B, dbURL string, n int, role rolesyncv1.Role) {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	deadline := time.Now().Add(60 * time.Minute)
+	for ; time.Now().Before(deadline); time.Sleep(time.Second) {
+		var rows int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_role = $1`, string(role)).Scan(&rows); err != nil {
+			b.Fatal(err)
+		}
+		if rows >= n {
+			return
+		}
+	}
+	b.Fatalf("rows did not reach %s", role)
+}
+
+func scaleSettled(pu *rolesyncv1.ProxyUser, role rolesyncv1.Role) bool {
+	return pu.Status.Role == role && pu.Status.SyncedRole == role && pu.Status.ObservedGeneration == pu.Generation &&
+		apimeta.IsStatusConditionTrue(pu.Status.Conditions, rolesyncv1.ConditionSynced)
+}
+
+func resourceVersions(b *testing.B) map[string]string {
+	b.Helper()
+	var list rolesyncv1.ProxyUserList
+	if err := k8s.List(context.Background(), &list); err != nil {
+		b.Fatal(err)
+	}
+	out := make(map[string]string, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].Namespace+"/"+list.Items[i].Name] = list.Items[i].ResourceVersion
+	}
+	return out
+}
+
+// changedObjects counts the ProxyUsers written since versions was taken.
+func changedObjects(b *testing.B, versions map[string]string) int {
+	b.Helper()
+	changed := 0
+	for k, rv := range resourceVersions(b) {
+		if versions[k] != rv {
+			changed++
+		}
+	}
+	return changed
+}
+
+func currentRV(b *testing.B) string {
+	b.Helper()
+	var list rolesyncv1.ProxyUserList
+	if err := k8s.List(context.Background(), &list, client.Limit(1)); err != nil {
+		b.Fatal(err)
+	}
+	return list.ResourceVersion
+}
+
+// metricsScrape is one read of the manager's /metrics.
+type metricsScrape map[string]float64 // series (name{labels}) -> value
+
+func scrape(b *testing.B, addr string) metricsScrape {
+	b.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	out := metricsScrape{}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// sum adds the series of metric name whose labels contain every part.
+func (s metricsScrape) sum(name string, parts ...string) float64 {
+	total := 0.0
+	for series, v := range s {
+		if series != name && !strings.HasPrefix(series, name+"{") {
+			continue
+		}
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(series, p)
+		}
+		if ok {
+			total += v
+		}
+	}
+	return total
+}
+
+func (s metricsScrape) queries(operation string) float64 {
+	return s.sum("rolesync_database_query_duration_seconds_count", `operation="`+operation+`"`)
+}
+
+func (s metricsScrape) allQueries() float64 {
+	return s.sum("rolesync_database_query_duration_seconds_count")
+}
+
+// waitFirstPass waits until the ProxyUser controller has reconciled n
+// users since start and its queue is empty.
+func waitFirstPass(b *testing.B, m *manager, addr string, n int) {
+	b.Helper()
+	waitFor(b, 30*time.Minute, m.logs, func() error {
+		s := scrape(b, addr)
+		done := s.sum("controller_runtime_reconcile_total", `controller="proxyuser"`)
+		depth := s.sum("workqueue_depth", `name="proxyuser"`)
+		if done < float64(n) || depth > 0 {
+			return fmt.Errorf("%.0f of %d reconciled, queue depth %.0f", done, n, depth)
+		}
+		return nil
+	})
+}
+
+// watchAllUsers watches every ProxyUser from resourceVersion on client-go's
+// RetryWatcher (a watch the apiserver closes is re-opened).
+func watchAllUsers(b *testing.B, resourceVersion string) watch.Interface {
+	b.Helper()
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: k8s.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := toolswatch.NewRetryWatcherWithContext(ctx, resourceVersion, allUsersWatcher{wc})
+	if err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { w.Stop(); cancel() })
+	return w
+}
+
+type allUsersWatcher struct{ wc client.WithWatch }
+
+func (a allUsersWatcher) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	o.AllowWatchBookmarks = true
+	return a.wc.Watch(ctx, &rolesyncv1.ProxyUserList{}, &client.ListOptions{Raw: &o})
+}
+
+// waitMoved reads w until n users (outside the login namespace: they do
+// not hold the role) have settled on role; it returns when the last did.
+func waitMoved(b *testing.B, w watch.Interface, n int, role rolesyncv1.Role) time.Time {
+	b.Helper()
+	done := make(map[string]bool, n)
+	timeout := time.After(60 * time.Minute)
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				b.Fatalf("watch closed with %d of %d users moved", len(done), n)
+			}
+			pu, isUser := ev.Object.(*rolesyncv1.ProxyUser)
+			if ev.Type == watch.Bookmark || !isUser {
+				continue
+			}
+			key := pu.Namespace + "/" + pu.Name
+			if scaleSettled(pu, role) {
+				done[key] = true
+			} else {
+				delete(done, key)
+			}
+			if len(done) >= n {
+				return time.Now()
+			}
+		case <-timeout:
+			b.Fatalf("%d of %d users moved", len(done), n)
+		}
+	}
+}
+
+// loginLoad sends signed login events for the login namespace's users at a
+// steady rate, one at a time per sender, and records each answer's latency.
+type loginLoad struct {
+	addr   string
+	ns     string
+	secret []byte
+	users  int
+	next   atomic.Int64
+}
+
+const loginRate = 20 // logins per second
+
+func (l *loginLoad) run(b *testing.B, d time.Duration, stop <-chan struct{}) []float64 {
+	var mu sync.Mutex
+	var lat []float64
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / loginRate)
+	defer tick.Stop()
+	end := time.After(d)
+	for {
+		select {
+		case <-end:
+			wg.Wait()
+			return lat
+		case <-stop:
+			wg.Wait()
+			return lat
+		case <-tick.C:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ms, err := l.one()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				lat = append(lat, ms)
+				mu.Unlock()
+			}()
+		}
+	}
+}
+
+func (l *loginLoad) one() (float64, error) {
+	i := int(l.next.Add(1)) % l.users
+	name := fmt.Sprintf("u%06d", i)
+	var claims map[string]any
+	_ = json.Unmarshal(scaleClaims(i), &claims)
+	now := time.Now()
+	body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("scale-%d-%d", i, now.UnixNano()), "time": now.UTC().Format(time.RFC3339Nano),
+		"userID": l.ns + "-" + name, "email": name + "@" + l.ns + ".example.com", "namespace": l.ns, "issuer": "https://idp.example.com", "claims": claims})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+l.addr+"/v1/namespaces/"+l.ns+"/login-events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(authn.SignatureHeader, authn.Sign(l.secret, body, now))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	data, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	ms := float64(time.Since(now).Microseconds()) / 1000
+	if res.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("login %s: %d %s", name, res.StatusCode, data)
+	}
+	return ms, nil
+}
+
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p/100))]
+}
+
+// rawPatches writes one annotation on every user with a plain client at the
+// manager's concurrency: the apiserver's write limit for these objects.
+func rawPatches(b *testing.B, users []scaleUser) time.Duration {
+	b.Helper()
+	c := fastClient(b)
+	_, took, err := parallel.Timed(len(users), scaleConcurrency, func(i int) error {
+		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: users[i].ns, Name: users[i].name}}
+		patch := []byte(`{"metadata":{"annotations":{"bench.rolesync.dev/raw":"` + time.Now().Format(time.RFC3339Nano) + `"}}}`)
+		return c.Patch(context.Background(), pu, client.RawPatch("application/merge-patch+json", patch))
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+// rawUpdates sets each user's row role (to what it holds) with a plain pgx
+// loop at the manager's concurrency.
+func rawUpdates(b *testing.B, dbURL string, users []scaleUser) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	conns := make(chan *pgx.Conn, scaleConcurrency)
+	for range scaleConcurrency {
+		c, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close(ctx) })
+		conns <- c
+	}
+	_, took, err := parallel.Timed(len(users), scaleConcurrency, func(i int) error {
+		c := <-conns
+		defer func() { conns <- c }()
+		_, err := c.Exec(ctx, `UPDATE "LiteLLM_UserTable" SET user_role = $2, updated_at = now() WHERE user_id = $1`, users[i].id, string(rolesyncv1.RoleProxyAdminViewer))
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+func saveProfile(b *testing.B, url, path string) {
+	b.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("%s=%q: want a positive duration", name, v)
+	}
+	return d
+}
