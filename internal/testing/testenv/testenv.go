@@ -58,6 +58,10 @@ func Start(o Options) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: o.Webhooks,
 	}}
+	// Scale runs write hundreds of thousands of objects between the
+	// apiserver's compactions: room beyond etcd's 2 GiB default quota.
+	e.Env.ControlPlane.Etcd = &envtest.Etcd{}
+	e.Env.ControlPlane.Etcd.Configure().Set("quota-backend-bytes", "8589934592")
 	var err error
 	if e.Config, err = e.Env.Start(); err != nil {
 		return nil, fmt.Errorf("start envtest: %w", err)
