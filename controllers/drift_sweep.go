@@ -151,7 +151,7 @@ func (s *driftSweep) sweep(ctx context.Context, slot int, q workqueue.TypedRateL
 				p.found = found[i]
 			}
 			s.rows.Store(pu.UID, p)
-			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(pu)})
+			addBackground(q, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(pu)})
 		}
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"sync"
 
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 )
@@ -60,7 +63,7 @@ func (c *EngineChanges) source(users func(context.Context, string) []reconcile.R
 				case <-c.signal:
 					for _, ns := range c.take() {
 						for _, req := range users(ctx, ns) {
-							q.Add(req)
+							addBackground(q, req)
 						}
 					}
 				}
@@ -68,4 +71,17 @@ func (c *EngineChanges) source(users func(context.Context, string) []reconcile.R
 		}()
 		return nil
 	})
+}
+
+// addBackground queues work no person waits for (a namespace's users after
+// a mapping edit, the drift sweep) below the default priority: a user
+// whose spec a login just wrote is reconciled before the thousands a mass
+// move queued (controller-runtime's priority queue; a plain queue just
+// adds).
+func addBackground(q workqueue.TypedRateLimitingInterface[reconcile.Request], req reconcile.Request) {
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, req)
+		return
+	}
+	q.Add(req)
 }

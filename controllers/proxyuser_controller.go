@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/adaptive"
 	"github.com/rolesync/rolesync/internal/priority"
 	"github.com/rolesync/rolesync/internal/proxydb"
 	"github.com/rolesync/rolesync/internal/proxyuser"
@@ -131,6 +132,10 @@ type ProxyUserReconciler struct {
 	// Priority, when set, makes each reconcile wait (briefly) while logins
 	// are being answered: a mass move never queues a login behind it.
 	Priority *priority.Gate
+	// Writes, when set, bounds the status writes in flight at the
+	// apiserver by their latency (see package adaptive); nil: unbounded
+	// (MaxConcurrentReconciles).
+	Writes *adaptive.Limiter
 
 	// Moves, when set, collects the role changes RoleMapping changes cause
 	// for one UsersMoved Event per mapping (MoveReporter) instead of one
@@ -168,13 +173,18 @@ var eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "ProxyUser Events not emitted because more were due than the event budget (--event-rate, --event-burst) allows; status still records each change.",
 }, []string{"reason"})
 
+var writeLimit = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "rolesync_proxyuser_status_write_limit",
+	Help: "ProxyUser status writes allowed in flight at the apiserver, found from their latency (lower while the apiserver queues).",
+})
+
 var priorityWaits = prometheus.NewCounter(prometheus.CounterOpts{
 	Name: "rolesync_proxyuser_login_waits_total",
 	Help: "ProxyUser reconciles that waited (at most 250ms each) for logins in flight to be answered first.",
 })
 
 func init() {
-	metrics.Registry.MustRegister(eventsDropped, priorityWaits)
+	metrics.Registry.MustRegister(eventsDropped, priorityWaits, writeLimit)
 }
 
 // eventf emits an Event within the budget.
@@ -251,7 +261,10 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			// api/v1 conditions.go); the resourceVersion precondition still
 			// keeps a status computed from a stale read from landing.
 			r.Priority.Wait(ctx) // a login that arrived meanwhile goes first
-			err := r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+			err := r.Writes.Do(ctx, func() error {
+				return r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+			})
+			writeLimit.Set(float64(r.Writes.Limit()))
 			switch {
 			case apierrors.IsConflict(err): // a newer object is on its way: look again, quietly
 				if retErr == nil {
@@ -505,7 +518,7 @@ func (r *ProxyUserReconciler) mappingsLoaded(ctx context.Context, namespace stri
 // olderTwin returns the name of the ProxyUser that owns pu's identity when
 // it is another, older one, else "".
 func (r *ProxyUserReconciler) olderTwin(ctx context.Context, pu *rolesyncv1.ProxyUser) (string, error) {
-	owner, err := proxyuser.OwnerOf(ctx, r.Client, pu.Namespace, proxyuser.IdentityKey(pu.Spec.Issuer, pu.Spec.UserID))
+	owner, err := proxyuser.OwnerOf(ctx, r.Client, pu.Namespace, pu.Spec.Issuer, pu.Spec.UserID)
 	if err != nil || owner == nil || owner.UID == pu.UID {
 		return "", err
 	}

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+	"github.com/rolesync/rolesync/internal/adaptive"
 	"github.com/rolesync/rolesync/internal/emailaddr"
 	"github.com/rolesync/rolesync/internal/priority"
 	"github.com/rolesync/rolesync/internal/proxydb"
@@ -101,6 +102,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		EventRate:               o.EventRate,
 		EventBurst:              o.EventBurst,
 		Priority:                o.Priority,
+		Writes:                  adaptive.New(1, max(1, o.MaxConcurrentReconciles)),
 	}
 	// The informer's store, read without copies: a namespace's users to
 	// re-evaluate (one informer for every namespace; a shard's cache has
@@ -133,33 +135,51 @@ func Setup(mgr ctrl.Manager, o Options) error {
 // SetupIndexes registers the ProxyUser field indexes on the manager's cache.
 func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.IdentityIndex, func(o client.Object) []string {
-		pu := o.(*rolesyncv1.ProxyUser)
-		return []string{proxyuser.IdentityKey(pu.Spec.Issuer, pu.Spec.UserID)}
-	}); err != nil {
-		return fmt.Errorf("index proxy users by identity: %w", err)
+	// Values one user holds get one cluster-wide index entry, not
+	// controller-runtime's two (see proxyuser.UserIDIndex).
+	inf, err := mgr.GetCache().GetInformer(ctx, &rolesyncv1.ProxyUser{})
+	if err != nil {
+		return fmt.Errorf("get the ProxyUser informer: %w", err)
 	}
-	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.UserIDIndex, func(o client.Object) []string {
-		return []string{o.(*rolesyncv1.ProxyUser).Spec.UserID}
-	}); err != nil {
-		return fmt.Errorf("index proxy users by userID: %w", err)
+	unique := map[string]func(*rolesyncv1.ProxyUser) []string{
+		proxyuser.UserIDIndex: func(pu *rolesyncv1.ProxyUser) []string { return []string{pu.Spec.UserID} },
+		proxyuser.EmailIndex: func(pu *rolesyncv1.ProxyUser) []string {
+			if e := pu.Spec.Email; e != "" {
+				return []string{emailaddr.Fold(e)}
+			}
+			return nil
+		},
+		proxyuser.DirectoryUserNameIndex: func(pu *rolesyncv1.ProxyUser) []string {
+			if d := pu.Spec.Directory; d != nil && !d.Deleted {
+				return []string{emailaddr.Fold(d.UserName)}
+			}
+			return nil
+		},
+		proxyuser.DirectoryExternalIDIndex: func(pu *rolesyncv1.ProxyUser) []string {
+			if d := pu.Spec.Directory; d != nil && !d.Deleted && d.ExternalID != "" {
+				return []string{d.ExternalID}
+			}
+			return nil
+		},
 	}
-	if err := idx.IndexField(ctx, &rolesyncv1.ProxyUser{}, proxyuser.EmailIndex, func(o client.Object) []string {
-		if e := o.(*rolesyncv1.ProxyUser).Spec.Email; e != "" {
-			return []string{emailaddr.Fold(e)}
+	indexers := toolscache.Indexers{}
+	for name, values := range unique {
+		indexers[fieldIndexName(name)] = func(obj any) ([]string, error) {
+			pu, ok := obj.(*rolesyncv1.ProxyUser)
+			if !ok {
+				return nil, nil
+			}
+			keys := values(pu)
+			for i, v := range keys {
+				keys[i] = allNamespacesKey(v)
+			}
+			return keys, nil
 		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("index proxy users by email: %w", err)
+	}
+	if err := inf.AddIndexers(indexers); err != nil {
+		return fmt.Errorf("index proxy users by userID, email and directory identity: %w", err)
 	}
 	directory := map[string]func(*rolesyncv1.DirectoryUser) []string{
-		proxyuser.DirectoryUserNameIndex: func(d *rolesyncv1.DirectoryUser) []string { return []string{emailaddr.Fold(d.UserName)} },
-		proxyuser.DirectoryExternalIDIndex: func(d *rolesyncv1.DirectoryUser) []string {
-			if d.ExternalID == "" {
-				return nil
-			}
-			return []string{d.ExternalID}
-		},
 		proxyuser.DirectoryGroupIndex: func(d *rolesyncv1.DirectoryUser) []string {
 			ids := make([]string, len(d.Groups))
 			for i, g := range d.Groups {
@@ -198,3 +218,13 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}
 	return nil
 }
+
+// fieldIndexName and allNamespacesKey are how controller-runtime's cache
+// names a field index and keys its cluster-wide entries (its
+// internal.FieldIndexName and KeyToNamespacedKey("", v)): an indexer added
+// under that name answers client.MatchingFields lists without a namespace.
+// The cluster-wide lists of the controllers', login server's and SCIM
+// provider's tests fail if controller-runtime changes them.
+func fieldIndexName(field string) string { return "field:" + field }
+
+func allNamespacesKey(value string) string { return "__all_namespaces/" + value }

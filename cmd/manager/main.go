@@ -282,6 +282,9 @@ func main() {
 		log.Error(err, "Invalid flags")
 		os.Exit(2)
 	}
+	if soft := setMemoryLimit(cgroupMemoryFiles); soft > 0 {
+		log.Info("Go memory limit set to 90% of the container's", "bytes", soft)
+	}
 	restConfig := ctrl.GetConfigOrDie()
 	restConfig.QPS, restConfig.Burst = float32(mgrOpts.KubeAPIQPS), mgrOpts.KubeAPIBurst
 

@@ -553,7 +553,7 @@ func (s *Server) process(ctx context.Context, namespace string, ev *authn.Event,
 	// login recorded by another replica, or in another namespace (an
 	// identity-provider token names none), is a replay too.
 	digest := authn.ReplayDigest(ev.ID)
-	if elsewhere, err := s.recordedElsewhere(ctx, namespace, key, digest, received); err != nil {
+	if elsewhere, err := s.recordedElsewhere(ctx, namespace, ev.Issuer, ev.UserID, digest, received); err != nil {
 		return nil, unavailable(err)
 	} else if elsewhere != "" {
 		return nil, replayed("namespace " + elsewhere)
@@ -601,13 +601,17 @@ func replayed(where string) *apiError {
 // (milliseconds) of the first acceptance, on another replica, can pass.
 // In the same namespace the write's resourceVersion precondition closes
 // that gap (a conflict re-reads the apiserver, then HasRecentLogin).
-func (s *Server) recordedElsewhere(ctx context.Context, namespace, key, digest string, now time.Time) (string, error) {
+func (s *Server) recordedElsewhere(ctx context.Context, namespace, issuer, userID, digest string, now time.Time) (string, error) {
 	var list rolesyncv1.ProxyUserList
-	if err := s.client.List(ctx, &list, client.MatchingFields{proxyuser.IdentityIndex: key}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := s.client.List(ctx, &list, client.MatchingFields{proxyuser.UserIDIndex: userID}, client.UnsafeDisableDeepCopy); err != nil {
 		return "", err
 	}
 	for i := range list.Items {
-		if pu := &list.Items[i]; pu.Namespace != namespace && proxyuser.HasRecentLogin(pu, digest, now, authn.ReplayWindow) {
+		pu := &list.Items[i]
+		if pu.Spec.Issuer != issuer || pu.Spec.UserID != userID {
+			continue
+		}
+		if pu.Namespace != namespace && proxyuser.HasRecentLogin(pu, digest, now, authn.ReplayWindow) {
 			return pu.Namespace, nil
 		}
 	}
@@ -625,7 +629,7 @@ const identityLocks = 64
 // findUser finds the ProxyUser of the event's identity, whatever its name:
 // from the cache's identity index, or (live) from the apiserver.
 func (s *Server) findUser(ctx context.Context, namespace string, ev *authn.Event, live bool) (*rolesyncv1.ProxyUser, error) {
-	found, err := proxyuser.OwnerOf(ctx, s.client, namespace, proxyuser.IdentityKey(ev.Issuer, ev.UserID))
+	found, err := proxyuser.OwnerOf(ctx, s.client, namespace, ev.Issuer, ev.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -662,13 +666,13 @@ func (s *Server) findUser(ctx context.Context, namespace string, ev *authn.Event
 // whose email is email (ASCII case only), or nil: none, or several (the
 // login then gets its own ProxyUser, never one of theirs).
 func (s *Server) directoryUser(ctx context.Context, namespace, email string) (*rolesyncv1.ProxyUser, error) {
-	var list rolesyncv1.ProxyUserList
-	if err := s.client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{proxyuser.EmailIndex: emailaddr.Fold(email)}); err != nil {
+	users, err := proxyuser.ByIndex(ctx, s.client, namespace, proxyuser.EmailIndex, emailaddr.Fold(email))
+	if err != nil {
 		return nil, err
 	}
 	var found *rolesyncv1.ProxyUser
-	for i := range list.Items {
-		if pu := &list.Items[i]; pu.Spec.Directory != nil && !pu.Spec.Directory.Deleted && emailaddr.Equal(pu.Spec.Email, email) {
+	for i := range users {
+		if pu := &users[i]; pu.Spec.Directory != nil && !pu.Spec.Directory.Deleted && emailaddr.Equal(pu.Spec.Email, email) {
 			if found != nil {
 				return nil, nil
 			}

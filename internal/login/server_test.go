@@ -648,8 +648,8 @@ func TestLoginBindsToTheDirectoryUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, func() error { // the login server reads its cache
-		var list rolesyncv1.ProxyUserList
-		if err := srv.client.List(context.Background(), &list, client.InNamespace(ns), client.MatchingFields{proxyuser.EmailIndex: "kim@example.com"}); err != nil || len(list.Items) != 1 {
+		users, err := proxyuser.ByIndex(context.Background(), srv.client, ns, proxyuser.EmailIndex, "kim@example.com")
+		if err != nil || len(users) != 1 {
 			return fmt.Errorf("not in the cache yet: %w", err)
 		}
 		return nil

@@ -25,10 +25,13 @@ const (
 )
 
 // Cache field indexes on ProxyUsers (registered by controllers.SetupIndexes).
+//
+// UserIDIndex, EmailIndex, DirectoryUserNameIndex and DirectoryExternalIDIndex
+// are cluster-wide only: one index entry per user instead of
+// controller-runtime's two (a namespaced and a cluster-wide key), since an
+// index entry of a value only one user holds costs more memory than the
+// user's whole object. List them without a namespace (ByIndex filters one).
 const (
-	// IdentityIndex indexes ProxyUsers by IdentityKey (issuer and userID):
-	// duplicates and a login's existing user are found with it.
-	IdentityIndex = "rolesync.dev/identity"
 	// SourceMappingIndex indexes ProxyUsers by the RoleMapping that decides
 	// their role (status.source.roleMapping).
 	SourceMappingIndex = "rolesync.dev/source-mapping"
@@ -88,24 +91,47 @@ func Name(issuer, userID string) string {
 	return prefix + "-" + hash
 }
 
-// OwnerOf returns the ProxyUser of namespace that owns an identity key: the
-// oldest with that key, whatever its name, or nil. It reads through the
-// IdentityIndex and returns a copy.
-func OwnerOf(ctx context.Context, reader client.Reader, namespace, identityKey string) (*rolesyncv1.ProxyUser, error) {
+// OwnerOf returns the ProxyUser of namespace that owns an identity (issuer
+// and userID): the oldest with it, whatever its name, or nil. It reads
+// through the UserIDIndex and returns a copy.
+func OwnerOf(ctx context.Context, reader client.Reader, namespace, issuer, userID string) (*rolesyncv1.ProxyUser, error) {
 	var list rolesyncv1.ProxyUserList
-	if err := reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IdentityIndex: identityKey}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := reader.List(ctx, &list, client.MatchingFields{UserIDIndex: userID}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list proxy users of one identity in %s: %w", namespace, err)
 	}
 	var owner *rolesyncv1.ProxyUser
 	for i := range list.Items {
-		if owner == nil || list.Items[i].CreatedBefore(owner) {
-			owner = &list.Items[i]
+		pu := &list.Items[i]
+		if pu.Namespace != namespace || pu.Spec.Issuer != issuer || pu.Spec.UserID != userID {
+			continue
+		}
+		if owner == nil || pu.CreatedBefore(owner) {
+			owner = pu
 		}
 	}
 	if owner == nil {
 		return nil, nil
 	}
 	return owner.DeepCopy(), nil
+}
+
+// ByIndex lists the ProxyUsers of namespace ("": every namespace) whose
+// cluster-wide index holds value (deep copies: the caller may change them).
+func ByIndex(ctx context.Context, reader client.Reader, namespace, index, value string) ([]rolesyncv1.ProxyUser, error) {
+	var list rolesyncv1.ProxyUserList
+	if err := reader.List(ctx, &list, client.MatchingFields{index: value}); err != nil {
+		return nil, fmt.Errorf("list proxy users by %s: %w", index, err)
+	}
+	if namespace == "" {
+		return list.Items, nil
+	}
+	out := list.Items[:0]
+	for _, pu := range list.Items {
+		if pu.Namespace == namespace {
+			out = append(out, pu)
+		}
+	}
+	return out, nil
 }
 
 // MappingsLoaded reports whether registry has seen every RoleMapping of the

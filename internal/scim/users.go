@@ -470,11 +470,7 @@ func (h *userHandler) Delete(r *http.Request, id string) error {
 
 // byIndex lists the ProxyUsers of ns whose index field has value.
 func (h *userHandler) byIndex(ctx context.Context, ns, index, value string) ([]rolesyncv1.ProxyUser, error) {
-	var list rolesyncv1.ProxyUserList
-	if err := h.s.client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{index: value}); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
+	return proxyuser.ByIndex(ctx, h.s.client, ns, index, value)
 }
 
 // readUser reads a directory user from the cache when cached (falling
