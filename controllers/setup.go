@@ -102,7 +102,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		EventRate:               o.EventRate,
 		EventBurst:              o.EventBurst,
 		Priority:                o.Priority,
-		Writes:                  adaptive.New(1, max(1, o.MaxConcurrentReconciles)),
+		Writes:                  adaptive.New(min(4, max(1, o.MaxConcurrentReconciles)), max(1, o.MaxConcurrentReconciles)),
 	}
 	// The informer's store, read without copies: a namespace's users to
 	// re-evaluate (one informer for every namespace; a shard's cache has

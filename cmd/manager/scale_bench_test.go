@@ -145,9 +145,24 @@ func BenchmarkScale(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	var limits []float64 // the status write bound during the move
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+				limits = append(limits, scrape(b, metricsAddr).sum("rolesync_proxyuser_status_write_limit"))
+			}
+		}
+	}()
 	took := waitMoved(b, w, n, rolesyncv1.RoleProxyAdminViewer).Sub(start)
 	close(stop)
 	loadDone.Wait()
+	<-sampled
+	report(percentile(limits, 50), "status-write-limit-p50")
 	waitScaleRows(b, dbURL, n, rolesyncv1.RoleProxyAdminViewer)
 	report(took.Seconds(), "s/mass-move")
 	report(percentile(during, 50), "ms/login-p50-move")
@@ -166,7 +181,15 @@ func BenchmarkScale(b *testing.B) {
 
 	// The raw limit on the same apiserver and database: one write per user
 	// (a metadata patch: it triggers no reconcile) and one UPDATE per row.
+	// Logins meanwhile: what any writer at this concurrency does to them.
+	stop = make(chan struct{})
+	var duringRaw []float64
+	loadDone.Add(1)
+	go func() { defer loadDone.Done(); duringRaw = logins.run(b, time.Hour, stop) }()
 	rawObjects := rawPatches(b, users)
+	close(stop)
+	loadDone.Wait()
+	report(percentile(duringRaw, 99), "ms/login-p99-raw-loop")
 	rawRows := rawUpdates(b, dbURL, users)
 	limit := max(rawObjects, rawRows)
 	report(rawObjects.Seconds(), "s/raw-object-patches")

@@ -17,7 +17,7 @@ import (
 
 // Defaults of a Limiter's zero fields.
 const (
-	DefaultTolerance = 2.0
+	DefaultTolerance = 3.0
 	// baselineWindow is how long a fastest-write sample counts as the
 	// unloaded latency (the previous window's and this one's minimum).
 	baselineWindow = 30 * time.Second
