@@ -2,10 +2,12 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
@@ -109,4 +111,84 @@ func userVersions(t *testing.T, ns string) map[string]string {
 		out[pu.Name] = pu.ResourceVersion
 	}
 	return out
+}
+
+// TestSpecChangeIsNotQueuedBehindAMassMove: a mapping edit queues every
+// user of the namespace at low priority; a user whose spec changes
+// meanwhile (a login's write) is reconciled next, not after the thousands
+// queued before it. One worker, so the queue's order is all that decides.
+func TestSpecChangeIsNotQueuedBehindAMassMove(t *testing.T) {
+	needSuite(t)
+	ctx := context.Background()
+	url, err := pgServer.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t)
+	const n = 400
+	startOperator(t, ns, Options{Store: openDB(t, url), MaxConcurrentReconciles: 1})
+	rm := createMapping(t, ns, keycloakMapping, true)
+	seedRows(t, url, ns, "q", n, 5)
+	createMany(t, n, func(i int) *rolesyncv1.ProxyUser {
+		return newUser(ns, fmt.Sprintf("q%05d", i), keycloakClaims("team-q"), true)
+	})
+	moved := func(role rolesyncv1.Role) int {
+		var list rolesyncv1.ProxyUserList
+		if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for i := range list.Items {
+			if settled(role)(&list.Items[i]) == nil {
+				done++
+			}
+		}
+		return done
+	}
+	eventually(t, 180*time.Second, func() error {
+		if done := moved(rolesyncv1.RoleInternalUser); done != n {
+			return fmt.Errorf("%d of %d users synced", done, n)
+		}
+		return nil
+	})
+
+	// The edit moves every user; right after it, one user's claims change.
+	patch := client.MergeFrom(rm.DeepCopy())
+	rm.Spec.Rules[2].Role = rolesyncv1.RoleProxyAdminViewer
+	if err := k8sClient.Patch(ctx, rm, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error { // the mass move has started
+		if done := moved(rolesyncv1.RoleProxyAdminViewer); done == 0 {
+			return fmt.Errorf("no user moved yet")
+		}
+		return nil
+	})
+	// A user the move is done with: its spec change queues it again, behind
+	// every user still waiting, were the queue first-in first-out.
+	var list rolesyncv1.ProxyUserList
+	if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var cur *rolesyncv1.ProxyUser
+	for i := range list.Items {
+		if settled(rolesyncv1.RoleProxyAdminViewer)(&list.Items[i]) == nil {
+			cur = &list.Items[i]
+			break
+		}
+	}
+	if cur == nil {
+		t.Fatal("no moved user found")
+	}
+	key := client.ObjectKeyFromObject(cur)
+	up := client.MergeFrom(cur.DeepCopy())
+	raw, _ := json.Marshal(keycloakClaims("litellm-admin"))
+	cur.Spec.Claims = &apiextensionsv1.JSON{Raw: raw}
+	if err := k8sClient.Patch(ctx, cur, up); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, key, 60*time.Second, settled(rolesyncv1.RoleProxyAdmin))
+	if done := moved(rolesyncv1.RoleProxyAdminViewer); done > n/2 {
+		t.Fatalf("the changed user was reconciled once %d of %d users had moved: it waited behind the mass move", done, n)
+	}
 }
