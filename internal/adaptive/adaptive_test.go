@@ -75,8 +75,8 @@ func TestDoHoldsWritesBeyondTheBound(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- l.Do(ctx, func() error { wrote = true; return nil }) }()
 	select {
-	case <-done:
-		t.Fatal("a second write ran beyond the bound")
+	case err := <-done:
+		t.Fatalf("a second write ran beyond the bound (%v)", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	cancel()
