@@ -129,8 +129,9 @@ type ProxyUserReconciler struct {
 	// re-evaluated from it without copying every object.
 	cached toolscache.Indexer
 
-	// Priority, when set, makes each reconcile wait (briefly) while logins
-	// are being answered: a mass move never queues a login behind it.
+	// Priority, when set, makes each status write wait (at most
+	// priority.MaxWait) while a login is being answered: the login's write
+	// goes first.
 	Priority *priority.Gate
 	// Writes, when set, bounds the status writes in flight at the
 	// apiserver by their latency (see package adaptive); nil: unbounded
@@ -180,7 +181,7 @@ var writeLimit = prometheus.NewGauge(prometheus.GaugeOpts{
 
 var priorityWaits = prometheus.NewCounter(prometheus.CounterOpts{
 	Name: "rolesync_proxyuser_login_waits_total",
-	Help: "ProxyUser reconciles that waited (at most 250ms each) for logins in flight to be answered first.",
+	Help: "ProxyUser status writes that waited (at most 25ms each) for a login in flight to write first.",
 })
 
 func init() {
@@ -221,9 +222,6 @@ type checkMark struct {
 
 // Reconcile resolves and syncs one ProxyUser.
 func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	if r.Priority.Wait(ctx) {
-		priorityWaits.Inc()
-	}
 	pu := &rolesyncv1.ProxyUser{}
 	if err := r.Get(ctx, req.NamespacedName, pu); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -260,7 +258,9 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			// The controller is the one writer of every condition (see
 			// api/v1 conditions.go); the resourceVersion precondition still
 			// keeps a status computed from a stale read from landing.
-			r.Priority.Wait(ctx) // a login that arrived meanwhile goes first
+			if r.Priority.Wait(ctx) { // a login in flight writes first
+				priorityWaits.Inc()
+			}
 			err := r.Writes.Do(ctx, func() error {
 				return r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 			})

@@ -123,7 +123,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(&MoveReporter{Tally: moves, Client: mgr.GetClient(), Recorder: recorder, Period: MovesPeriod}); err != nil {
 		return fmt.Errorf("add the UsersMoved reporter: %w", err)
 	}
-	userStats.set(mgr.GetClient())
+	userStats.set(mgr.GetClient(), users.cached)
 	if w, ok := o.Store.(RoleWriterSource); ok {
 		if err := mgr.Add(&LiteLLMWatch{Source: w, Period: resyncPeriod(o.ResyncPeriod)}); err != nil {
 			return fmt.Errorf("add the LiteLLM settings watch: %w", err)

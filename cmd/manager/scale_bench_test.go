@@ -161,7 +161,7 @@ func BenchmarkScale(b *testing.B) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(time.Second):
+			case <-time.After(10 * time.Second): // a scrape interval
 				limits = append(limits, scrape(b, metricsAddr).sum("rolesync_proxyuser_status_write_limit"))
 			}
 		}

@@ -12,8 +12,12 @@ import (
 	"time"
 )
 
-// MaxWait is the longest one background step waits for logins.
-const MaxWait = 250 * time.Millisecond
+// MaxWait is the longest one background write waits for logins: a login's
+// own write gets that head start. It is short on purpose: under a steady
+// stream of logins one is nearly always in flight, and a longer wait caps a
+// mass move at workers/MaxWait writes per second (measured at 100,000
+// users with 250 ms: 16 workers, two waits per user, 61 users/s).
+const MaxWait = 25 * time.Millisecond
 
 // Gate counts the logins in flight. The zero value is ready to use; a nil
 // *Gate never waits.
