@@ -71,8 +71,16 @@ type prefetch struct {
 type driftSweep struct {
 	store  BatchStore
 	period time.Duration
-	reader client.Reader // the cache
-	rows   sync.Map      // types.UID -> prefetch
+	reader client.Reader    // the cache
+	rows   sync.Map         // types.UID -> prefetch
+	now    func() time.Time // time.Now when nil
+}
+
+func (s *driftSweep) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }
 
 // slotOf is the sweep slot of a user.
@@ -92,7 +100,7 @@ func (s *driftSweep) take(uid types.UID) (prefetch, bool) {
 		return prefetch{}, false
 	}
 	p := v.(prefetch)
-	if time.Since(p.at) > prefetchTTL {
+	if s.clock().Sub(p.at) > prefetchTTL {
 		p = prefetch{failed: true} // stale: the reconcile reads the row itself
 	}
 	return p, true
@@ -125,9 +133,20 @@ func (s *driftSweep) sweep(ctx context.Context, slot int, q workqueue.TypedRateL
 		log.FromContext(ctx).Error(err, "Drift sweep could not list its slot's users", "slot", slot)
 		return
 	}
+	// Rows nobody took within prefetchTTL are dropped, and a user whose
+	// row is still waiting (its reconcile queued behind a mass move) is
+	// not read again: the rows held stay bounded by the slots of one TTL,
+	// however long the queue.
+	now := s.clock()
+	s.rows.Range(func(uid, v any) bool {
+		if now.Sub(v.(prefetch).at) > prefetchTTL {
+			s.rows.Delete(uid)
+		}
+		return true
+	})
 	due := make([]*rolesyncv1.ProxyUser, 0, len(list.Items))
 	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
+		if _, waiting := s.rows.Load(list.Items[i].UID); !waiting && list.Items[i].DeletionTimestamp.IsZero() {
 			due = append(due, &list.Items[i])
 		}
 	}
@@ -144,7 +163,7 @@ func (s *driftSweep) sweep(ctx context.Context, slot int, q workqueue.TypedRateL
 			driftBatches.Inc()
 			driftChecked.Add(float64(len(batch)))
 		}
-		now := time.Now()
+		now := s.clock()
 		for i, pu := range batch {
 			p := prefetch{at: now, failed: err != nil}
 			if err == nil {
