@@ -36,22 +36,7 @@ func TestDriftChecksAreBatchedAndSpread(t *testing.T) {
 	createMany(t, n, func(i int) *rolesyncv1.ProxyUser {
 		return newUser(ns, fmt.Sprintf("d%05d", i), keycloakClaims("team-d"), true)
 	})
-	eventually(t, 120*time.Second, func() error {
-		var list rolesyncv1.ProxyUserList
-		if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		done := 0
-		for i := range list.Items {
-			if settled(rolesyncv1.RoleInternalUser)(&list.Items[i]) == nil {
-				done++
-			}
-		}
-		if done != n {
-			return fmt.Errorf("%d of %d users synced", done, n)
-		}
-		return nil
-	})
+	waitSettled(t, ns, n, rolesyncv1.RoleInternalUser)
 
 	// Two periods of synced users: batches only.
 	finds, writes := store.finds.Load(), store.writes.Load()
@@ -100,6 +85,33 @@ func TestDriftChecksAreBatchedAndSpread(t *testing.T) {
 	}
 }
 
+// countSettled counts the users of ns settled on role.
+func countSettled(t *testing.T, ns string, role rolesyncv1.Role) int {
+	t.Helper()
+	var list rolesyncv1.ProxyUserList
+	if err := k8sClient.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	done := 0
+	for i := range list.Items {
+		if settled(role)(&list.Items[i]) == nil {
+			done++
+		}
+	}
+	return done
+}
+
+// waitSettled waits until all n users of ns are settled on role.
+func waitSettled(t *testing.T, ns string, n int, role rolesyncv1.Role) {
+	t.Helper()
+	eventually(t, 180*time.Second, func() error {
+		if done := countSettled(t, ns, role); done != n {
+			return fmt.Errorf("%d of %d users settled on %s", done, n, role)
+		}
+		return nil
+	})
+}
+
 func userVersions(t *testing.T, ns string) map[string]string {
 	t.Helper()
 	var list rolesyncv1.ProxyUserList
@@ -132,25 +144,8 @@ func TestSpecChangeIsNotQueuedBehindAMassMove(t *testing.T) {
 	createMany(t, n, func(i int) *rolesyncv1.ProxyUser {
 		return newUser(ns, fmt.Sprintf("q%05d", i), keycloakClaims("team-q"), true)
 	})
-	moved := func(role rolesyncv1.Role) int {
-		var list rolesyncv1.ProxyUserList
-		if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-		done := 0
-		for i := range list.Items {
-			if settled(role)(&list.Items[i]) == nil {
-				done++
-			}
-		}
-		return done
-	}
-	eventually(t, 180*time.Second, func() error {
-		if done := moved(rolesyncv1.RoleInternalUser); done != n {
-			return fmt.Errorf("%d of %d users synced", done, n)
-		}
-		return nil
-	})
+	moved := func(role rolesyncv1.Role) int { return countSettled(t, ns, role) }
+	waitSettled(t, ns, n, rolesyncv1.RoleInternalUser)
 
 	// The edit moves every user; right after it, one user's claims change.
 	patch := client.MergeFrom(rm.DeepCopy())
