@@ -270,11 +270,7 @@ func createKeycloakMapping(t testing.TB, ns string) *rolesyncv1.RoleMapping {
 func createUsers(t testing.TB, ns, dbURL string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
+	conn := connectDB(t, dbURL)
 	if _, err := conn.Exec(ctx, `INSERT INTO "LiteLLM_UserTable" (user_id, sso_user_id, user_role, updated_at)
 		SELECT u, u, 'internal_user_viewer', now() FROM (SELECT $1 || '-u' || lpad(g::text, 4, '0') AS u FROM generate_series(0, $2 - 1) g) x`, ns, n); err != nil {
 		t.Fatal(err)
@@ -429,14 +425,22 @@ func TestShardsServeDisjointNamespaces(t *testing.T) {
 func countRowsIn(t testing.TB, dbURL, ns string) int {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
+	conn := connectDB(t, dbURL)
 	var n int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM "LiteLLM_UserTable" WHERE user_role = 'internal_user' AND ($1 = '' OR user_id LIKE $1 || '-u%')`, ns).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// connectDB opens one connection to the database at dbURL, closed when the
+// test ends.
+func connectDB(t testing.TB, dbURL string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
 }

@@ -248,11 +248,7 @@ func createStaffMapping(t testing.TB, ns string) *rolesyncv1.RoleMapping {
 func seedScaleRows(b *testing.B, dbURL string, users []scaleUser) {
 	b.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
+	conn := connectDB(b, dbURL)
 	now := time.Now()
 	rows := make([][]any, len(users))
 	for i, u := range users {
@@ -325,11 +321,7 @@ func waitScaleSettled(b *testing.B, dbURL string, n int, role rolesyncv1.Role) {
 func waitScaleRows(b *testing.B, dbURL string, n int, role rolesyncv1.Role) {
 	b.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
+	conn := connectDB(b, dbURL)
 	deadline := time.Now().Add(60 * time.Minute)
 	for ; time.Now().Before(deadline); time.Sleep(time.Second) {
 		var rows int
@@ -606,12 +598,7 @@ func rawUpdates(b *testing.B, dbURL string, users []scaleUser) time.Duration {
 	ctx := context.Background()
 	conns := make(chan *pgx.Conn, scaleConcurrency)
 	for range scaleConcurrency {
-		c, err := pgx.Connect(ctx, dbURL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = c.Close(ctx) })
-		conns <- c
+		conns <- connectDB(b, dbURL)
 	}
 	_, took, err := parallel.Timed(len(users), scaleConcurrency, func(i int) error {
 		c := <-conns
