@@ -592,15 +592,15 @@ func (r *ProxyUserReconciler) twinsOf(ctx context.Context, obj client.Object) []
 	if !ok {
 		return nil
 	}
-	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.MatchingFields{proxyuser.UserIDIndex: pu.Spec.UserID}, client.UnsafeDisableDeepCopy); err != nil {
+	twins, err := proxyuser.IdentityMatches(ctx, r, proxyuser.UserIDIndex, pu.Spec.UserID)
+	if err != nil {
 		log.FromContext(ctx).Error(err, "Failed to list proxy users with the same userID", "userID", pu.Spec.UserID)
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range list.Items {
-		if list.Items[i].UID != pu.UID {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	for _, twin := range twins {
+		if twin.UID != pu.UID {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(twin)})
 		}
 	}
 	return reqs
@@ -615,14 +615,14 @@ func (r *ProxyUserReconciler) rowOwner(ctx context.Context, pu *rolesyncv1.Proxy
 	if r.Store == nil {
 		return "", nil
 	}
-	var list rolesyncv1.ProxyUserList
-	if err := r.List(ctx, &list, client.MatchingFields{proxyuser.UserIDIndex: pu.Spec.UserID}, client.UnsafeDisableDeepCopy); err != nil {
+	twins, err := proxyuser.IdentityMatches(ctx, r, proxyuser.UserIDIndex, pu.Spec.UserID)
+	if err != nil {
 		return "", fmt.Errorf("list proxy users with userID %s: %w", pu.Spec.UserID, err)
 	}
 	owner := pu
-	for i := range list.Items {
-		if list.Items[i].CreatedBefore(owner) {
-			owner = &list.Items[i]
+	for _, twin := range twins {
+		if twin.CreatedBefore(owner) {
+			owner = twin
 		}
 	}
 	if owner.UID == pu.UID {

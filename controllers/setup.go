@@ -135,41 +135,21 @@ func Setup(mgr ctrl.Manager, o Options) error {
 // SetupIndexes registers the ProxyUser field indexes on the manager's cache.
 func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
-	// Values one user holds get one cluster-wide index entry, not
-	// controller-runtime's two (see proxyuser.UserIDIndex).
+	// The identity indexes get one cluster-wide entry per user, not
+	// controller-runtime's two, and hold buckets (see
+	// proxyuser.IdentityBuckets).
 	inf, err := mgr.GetCache().GetInformer(ctx, &rolesyncv1.ProxyUser{})
 	if err != nil {
 		return fmt.Errorf("get the ProxyUser informer: %w", err)
 	}
-	unique := map[string]func(*rolesyncv1.ProxyUser) []string{
-		proxyuser.UserIDIndex: func(pu *rolesyncv1.ProxyUser) []string { return []string{pu.Spec.UserID} },
-		proxyuser.EmailIndex: func(pu *rolesyncv1.ProxyUser) []string {
-			if e := pu.Spec.Email; e != "" {
-				return []string{emailaddr.Fold(e)}
-			}
-			return nil
-		},
-		proxyuser.DirectoryUserNameIndex: func(pu *rolesyncv1.ProxyUser) []string {
-			if d := pu.Spec.Directory; d != nil && !d.Deleted {
-				return []string{emailaddr.Fold(d.UserName)}
-			}
-			return nil
-		},
-		proxyuser.DirectoryExternalIDIndex: func(pu *rolesyncv1.ProxyUser) []string {
-			if d := pu.Spec.Directory; d != nil && !d.Deleted && d.ExternalID != "" {
-				return []string{d.ExternalID}
-			}
-			return nil
-		},
-	}
 	indexers := toolscache.Indexers{}
-	for name, values := range unique {
+	for _, name := range proxyuser.IdentityIndexes() {
 		indexers[fieldIndexName(name)] = func(obj any) ([]string, error) {
 			pu, ok := obj.(*rolesyncv1.ProxyUser)
 			if !ok {
 				return nil, nil
 			}
-			keys := values(pu)
+			keys := proxyuser.IdentityIndexValues(name, pu)
 			for i, v := range keys {
 				keys[i] = allNamespacesKey(v)
 			}

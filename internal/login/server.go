@@ -602,12 +602,11 @@ func replayed(where string) *apiError {
 // In the same namespace the write's resourceVersion precondition closes
 // that gap (a conflict re-reads the apiserver, then HasRecentLogin).
 func (s *Server) recordedElsewhere(ctx context.Context, namespace, issuer, userID, digest string, now time.Time) (string, error) {
-	var list rolesyncv1.ProxyUserList
-	if err := s.client.List(ctx, &list, client.MatchingFields{proxyuser.UserIDIndex: userID}, client.UnsafeDisableDeepCopy); err != nil {
+	users, err := proxyuser.IdentityMatches(ctx, s.client, proxyuser.UserIDIndex, userID)
+	if err != nil {
 		return "", err
 	}
-	for i := range list.Items {
-		pu := &list.Items[i]
+	for _, pu := range users {
 		if pu.Spec.Issuer != issuer || pu.Spec.UserID != userID {
 			continue
 		}

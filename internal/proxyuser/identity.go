@@ -27,10 +27,11 @@ const (
 // Cache field indexes on ProxyUsers (registered by controllers.SetupIndexes).
 //
 // UserIDIndex, EmailIndex, DirectoryUserNameIndex and DirectoryExternalIDIndex
-// are cluster-wide only: one index entry per user instead of
-// controller-runtime's two (a namespaced and a cluster-wide key), since an
-// index entry of a value only one user holds costs more memory than the
-// user's whole object. List them without a namespace (ByIndex filters one).
+// are the identity indexes: cluster-wide only (one index entry per user
+// instead of controller-runtime's two, a namespaced and a cluster-wide key),
+// and they store a bucket of each value, not the value (IdentityBuckets says
+// why). Read them with IdentityMatches, ByIndex or OwnerOf, never with a
+// plain client.MatchingFields list.
 const (
 	// SourceMappingIndex indexes ProxyUsers by the RoleMapping that decides
 	// their role (status.source.roleMapping).
@@ -95,14 +96,13 @@ func Name(issuer, userID string) string {
 // and userID): the oldest with it, whatever its name, or nil. It reads
 // through the UserIDIndex and returns a copy.
 func OwnerOf(ctx context.Context, reader client.Reader, namespace, issuer, userID string) (*rolesyncv1.ProxyUser, error) {
-	var list rolesyncv1.ProxyUserList
-	if err := reader.List(ctx, &list, client.MatchingFields{UserIDIndex: userID}, client.UnsafeDisableDeepCopy); err != nil {
+	users, err := IdentityMatches(ctx, reader, UserIDIndex, userID)
+	if err != nil {
 		return nil, fmt.Errorf("list proxy users of one identity in %s: %w", namespace, err)
 	}
 	var owner *rolesyncv1.ProxyUser
-	for i := range list.Items {
-		pu := &list.Items[i]
-		if pu.Namespace != namespace || pu.Spec.Issuer != issuer || pu.Spec.UserID != userID {
+	for _, pu := range users {
+		if pu.Namespace != namespace || pu.Spec.Issuer != issuer {
 			continue
 		}
 		if owner == nil || pu.CreatedBefore(owner) {
@@ -115,20 +115,18 @@ func OwnerOf(ctx context.Context, reader client.Reader, namespace, issuer, userI
 	return owner.DeepCopy(), nil
 }
 
-// ByIndex lists the ProxyUsers of namespace ("": every namespace) whose
-// cluster-wide index holds value (deep copies: the caller may change them).
+// ByIndex lists the ProxyUsers of namespace ("": every namespace) that
+// hold value in the identity index named index (deep copies: the caller
+// may change them).
 func ByIndex(ctx context.Context, reader client.Reader, namespace, index, value string) ([]rolesyncv1.ProxyUser, error) {
-	var list rolesyncv1.ProxyUserList
-	if err := reader.List(ctx, &list, client.MatchingFields{index: value}); err != nil {
-		return nil, fmt.Errorf("list proxy users by %s: %w", index, err)
+	users, err := IdentityMatches(ctx, reader, index, value)
+	if err != nil {
+		return nil, err
 	}
-	if namespace == "" {
-		return list.Items, nil
-	}
-	out := list.Items[:0]
-	for _, pu := range list.Items {
-		if pu.Namespace == namespace {
-			out = append(out, pu)
+	var out []rolesyncv1.ProxyUser
+	for _, pu := range users {
+		if namespace == "" || pu.Namespace == namespace {
+			out = append(out, *pu.DeepCopy())
 		}
 	}
 	return out, nil
