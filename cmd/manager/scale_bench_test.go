@@ -50,7 +50,8 @@ const scaleConcurrency = 16
 //     write limit measured in the same run (a plain client's patches and a
 //     plain pgx loop's UPDATEs, each at the manager's concurrency);
 //   - login latency p50/p99 while the move runs, against idle;
-//   - the manager's peak and final RSS (/proc VmHWM, VmRSS).
+//   - the managers' peak and final RSS (/proc VmHWM, VmRSS): the first
+//     sync's, and the restarted manager's after the move.
 //
 // ROLESYNC_SCALE_HEAP_PROFILE names a file for the manager's heap profile
 // (go tool pprof); ROLESYNC_SCALE_MEMORY_LIMIT_MIB runs the managers as in a
@@ -99,6 +100,8 @@ func BenchmarkScale(b *testing.B) {
 	first := startManager(b, cfg.Host, env, flags...)
 	waitScaleSettled(b, dbURL, total, rolesyncv1.RoleInternalUser)
 	report(time.Since(t0).Seconds(), "s/first-sync")
+	_, firstHWM := procMemory(b, first.Cmd.Process.Pid)
+	report(firstHWM, "MiB-peak-rss-first-sync")
 	first.Kill()
 
 	// Restart: a new manager over settled users writes nothing.

@@ -3,7 +3,8 @@
 // managedFields (never read, a third of an object) are dropped, and the
 // strings thousands of ProxyUsers repeat — namespace, finalizer, issuer,
 // conditions' types, reasons and messages, the role and its source — are
-// kept once (Go's unique package) instead of once per user. Cached objects
+// kept once (Go's unique package) instead of once per user, and so are
+// equal claim sets, role sources and condition lists (share.go). Cached objects
 // are read-only (the cache hands out deep copies, and readers that skip
 // the copy must not modify them), so sharing a string is safe.
 package cachetrim
@@ -50,6 +51,7 @@ func ProxyUser(pu *rolesyncv1.ProxyUser) {
 		pu.Labels[k] = s(v)
 	}
 	pu.Spec.Issuer = s(pu.Spec.Issuer)
+	pu.Spec.Claims = sharedClaims(pu.Spec.Claims)
 	if d := pu.Spec.Directory; d != nil {
 		for i := range d.Groups {
 			d.Groups[i].ID, d.Groups[i].DisplayName = s(d.Groups[i].ID), s(d.Groups[i].DisplayName)
@@ -65,9 +67,11 @@ func ProxyUser(pu *rolesyncv1.ProxyUser) {
 		t := &st.Teams[i]
 		t.Team, t.Role, t.Source = s(t.Team), rolesyncv1.TeamRole(s(string(t.Role))), s(t.Source)
 	}
+	st.Source = sharedSource(st.Source)
 	for i := range st.Conditions {
 		c := &st.Conditions[i]
 		c.Type, c.Reason, c.Message = s(c.Type), s(c.Reason), s(c.Message)
 		c.Status = metav1.ConditionStatus(s(string(c.Status)))
 	}
+	st.Conditions = sharedConditions(st.Conditions)
 }

@@ -1,10 +1,14 @@
 package cachetrim
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -50,5 +54,76 @@ func TestTransformKeepsEverythingReadAndSharesRepeatedStrings(t *testing.T) {
 	same("condition message", a.Status.Conditions[0].Message, b.Status.Conditions[0].Message)
 	if unsafe.StringData(a.Name) == unsafe.StringData(b.Name) {
 		t.Error("names differ and must stay apart")
+	}
+}
+
+// Equal claim sets, sources and condition lists are held once; values
+// that differ in anything (a transition time) stay apart; a writer's deep
+// copy of a shared list is its own.
+func TestTransformSharesEqualClaimsSourcesAndConditions(t *testing.T) {
+	at := metav1.Unix(1700000000, 0)
+	mk := func(name string, transition metav1.Time) *rolesyncv1.ProxyUser {
+		pu := user(name)
+		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: []byte(`{"groups":["staff"]}`)}
+		pu.Status.Conditions[0].LastTransitionTime = transition
+		pu.Status.Conditions = append(make([]metav1.Condition, 0, 4), pu.Status.Conditions...) // room to append in place
+		return pu
+	}
+	a, b, c := mk("alice", at), mk("bob", at), mk("carol", metav1.Unix(1700000001, 0))
+	for _, pu := range []*rolesyncv1.ProxyUser{a, b, c} {
+		if _, err := Transform()(pu); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Spec.Claims != b.Spec.Claims || a.Status.Source != b.Status.Source {
+		t.Error("equal claims or sources are held twice")
+	}
+	if &a.Status.Conditions[0] != &b.Status.Conditions[0] {
+		t.Error("equal conditions are held twice")
+	}
+	if &a.Status.Conditions[0] == &c.Status.Conditions[0] {
+		t.Fatal("conditions with different transition times share one list")
+	}
+	if !c.Status.Conditions[0].LastTransitionTime.Equal(&metav1.Time{Time: time.Unix(1700000001, 0)}) {
+		t.Error("the transform changed a condition")
+	}
+
+	// A writer copies, then changes its copy; the shared list is untouched.
+	w := b.DeepCopy()
+	w.Status.Conditions[0].Reason = "Changed"
+	w.Status.Conditions = append(w.Status.Conditions, metav1.Condition{Type: "Synced"})
+	if cap(a.Status.Conditions) != len(a.Status.Conditions) {
+		t.Fatalf("a shared list has room (cap %d, len %d): an append would write into it", cap(a.Status.Conditions), len(a.Status.Conditions))
+	}
+	appended := append(b.Status.Conditions, metav1.Condition{Type: "Synced"})
+	appended[0].Reason = "Changed"
+	if a.Status.Conditions[0].Reason != "Resolved" || len(a.Status.Conditions) != 1 {
+		t.Errorf("a change to a copy reached the shared list: %+v", a.Status.Conditions)
+	}
+}
+
+// The tables hold what they share weakly: once no cached user holds a
+// value, its entry goes.
+func TestSharedValuesGoWithTheirUsers(t *testing.T) {
+	before := claimSets.len()
+	func() {
+		for i := range 100 {
+			pu := user(fmt.Sprintf("gone-%d", i))
+			pu.Spec.Claims = &apiextensionsv1.JSON{Raw: fmt.Appendf(nil, `{"groups":["only-%d"]}`, i)}
+			if _, err := Transform()(pu); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	if got := claimSets.len(); got < before+100 {
+		t.Fatalf("%d claim sets held, want at least %d", got, before+100)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for claimSets.len() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d claim sets still held after their users are gone (%d before)", claimSets.len(), before)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
 	}
 }

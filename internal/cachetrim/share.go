@@ -1,0 +1,114 @@
+package cachetrim
+
+import (
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+	"weak"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
+)
+
+// table shares equal values among cached objects: the first object with a
+// value keeps its own, later ones point at it. An entry holds its value
+// weakly and goes when no object holds the value any more, so the table
+// never keeps a replaced or deleted user's values alive.
+type table[T any] struct {
+	mu sync.Mutex
+	m  map[string]weak.Pointer[T]
+}
+
+func newTable[T any]() *table[T] { return &table[T]{m: map[string]weak.Pointer[T]{}} }
+
+// share returns the value held under key, or makes v that value.
+func (t *table[T]) share(key string, v *T) *T {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.m[key].Value(); p != nil {
+		return p
+	}
+	t.m[key] = weak.Make(v)
+	runtime.AddCleanup(v, t.forget, key)
+	return v
+}
+
+// forget drops key once its value is gone (a newer value under the same
+// key stays).
+func (t *table[T]) forget(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[key].Value() == nil {
+		delete(t.m, key)
+	}
+}
+
+func (t *table[T]) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+var (
+	conditionSets = newTable[metav1.Condition]()
+	sources       = newTable[rolesyncv1.RoleSource]()
+	claimSets     = newTable[apiextensionsv1.JSON]()
+)
+
+// sharedConditions returns conds, or an equal slice another cached user
+// holds. Users who went through the same steps in the same second hold
+// equal conditions (their transition times have a second's resolution):
+// after a mass move, thousands do. The slice's capacity is its length, so
+// an append (on a deep copy, as every writer makes) never writes into the
+// shared array.
+func sharedConditions(conds []metav1.Condition) []metav1.Condition {
+	if len(conds) == 0 {
+		return conds
+	}
+	var k strings.Builder
+	for i := range conds {
+		c := &conds[i]
+		for _, v := range []string{c.Type, string(c.Status), c.Reason, c.Message, strconv.FormatInt(c.ObservedGeneration, 10),
+			strconv.FormatInt(c.LastTransitionTime.UnixNano(), 10), c.LastTransitionTime.Location().String()} {
+			k.WriteString(strconv.Itoa(len(v)))
+			k.WriteByte(':')
+			k.WriteString(v)
+		}
+	}
+	k.WriteString("#" + strconv.Itoa(len(conds)))
+	own := conds[:len(conds):len(conds)]
+	first := conditionSets.share(k.String(), &own[0])
+	return unsafe.Slice(first, len(conds))
+}
+
+// sharedSource returns src, or an equal source another cached user holds
+// (every user a rule grants holds the same one).
+func sharedSource(src *rolesyncv1.RoleSource) *rolesyncv1.RoleSource {
+	if src == nil {
+		return nil
+	}
+	rule := "-"
+	if src.Rule != nil {
+		rule = strconv.Itoa(int(*src.Rule))
+	}
+	var k strings.Builder
+	for _, v := range []string{string(src.Type), src.RoleMapping, rule, src.Claim, src.Value, src.Description, strconv.FormatBool(src.FromDirectory)} {
+		k.WriteString(strconv.Itoa(len(v)))
+		k.WriteByte(':')
+		k.WriteString(v)
+	}
+	return sources.share(k.String(), src)
+}
+
+// sharedClaims returns claims, or equal claims another cached user holds
+// (people of one team carry the same groups).
+func sharedClaims(claims *apiextensionsv1.JSON) *apiextensionsv1.JSON {
+	if claims == nil || len(claims.Raw) == 0 {
+		return claims
+	}
+	return claimSets.share(string(claims.Raw), claims)
+}
