@@ -4,7 +4,7 @@
 // strings thousands of ProxyUsers repeat — namespace, finalizer, issuer,
 // conditions' types, reasons and messages, the role and its source — are
 // kept once (Go's unique package) instead of once per user, and so are
-// equal claim sets, role sources and condition lists (share.go). Cached objects
+// equal role sources and condition lists (share.go). Cached objects
 // are read-only (the cache hands out deep copies, and readers that skip
 // the copy must not modify them), so sharing a string is safe.
 package cachetrim
@@ -51,7 +51,6 @@ func ProxyUser(pu *rolesyncv1.ProxyUser) {
 		pu.Labels[k] = s(v)
 	}
 	pu.Spec.Issuer = s(pu.Spec.Issuer)
-	pu.Spec.Claims = sharedClaims(pu.Spec.Claims)
 	if d := pu.Spec.Directory; d != nil {
 		for i := range d.Groups {
 			d.Groups[i].ID, d.Groups[i].DisplayName = s(d.Groups[i].ID), s(d.Groups[i].DisplayName)

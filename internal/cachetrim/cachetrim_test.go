@@ -8,7 +8,6 @@ import (
 	"time"
 	"unsafe"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -57,14 +56,13 @@ func TestTransformKeepsEverythingReadAndSharesRepeatedStrings(t *testing.T) {
 	}
 }
 
-// Equal claim sets, sources and condition lists are held once; values
+// Equal sources and condition lists are held once; values
 // that differ in anything (a transition time) stay apart; a writer's deep
 // copy of a shared list is its own.
-func TestTransformSharesEqualClaimsSourcesAndConditions(t *testing.T) {
+func TestTransformSharesEqualSourcesAndConditions(t *testing.T) {
 	at := metav1.Unix(1700000000, 0)
 	mk := func(name string, transition metav1.Time) *rolesyncv1.ProxyUser {
 		pu := user(name)
-		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: []byte(`{"groups":["staff"]}`)}
 		pu.Status.Conditions[0].LastTransitionTime = transition
 		pu.Status.Conditions = append(make([]metav1.Condition, 0, 4), pu.Status.Conditions...) // room to append in place
 		return pu
@@ -75,8 +73,8 @@ func TestTransformSharesEqualClaimsSourcesAndConditions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if a.Spec.Claims != b.Spec.Claims || a.Status.Source != b.Status.Source {
-		t.Error("equal claims or sources are held twice")
+	if a.Status.Source != b.Status.Source {
+		t.Error("equal sources are held twice")
 	}
 	if &a.Status.Conditions[0] != &b.Status.Conditions[0] {
 		t.Error("equal conditions are held twice")
@@ -105,23 +103,23 @@ func TestTransformSharesEqualClaimsSourcesAndConditions(t *testing.T) {
 // The tables hold what they share weakly: once no cached user holds a
 // value, its entry goes.
 func TestSharedValuesGoWithTheirUsers(t *testing.T) {
-	before := claimSets.len()
+	before := conditionSets.len()
 	func() {
 		for i := range 100 {
 			pu := user(fmt.Sprintf("gone-%d", i))
-			pu.Spec.Claims = &apiextensionsv1.JSON{Raw: fmt.Appendf(nil, `{"groups":["only-%d"]}`, i)}
+			pu.Status.Conditions[0].Message = fmt.Sprintf("only %d", i)
 			if _, err := Transform()(pu); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}()
-	if got := claimSets.len(); got < before+100 {
-		t.Fatalf("%d claim sets held, want at least %d", got, before+100)
+	if got := conditionSets.len(); got < before+100 {
+		t.Fatalf("%d condition lists held, want at least %d", got, before+100)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for claimSets.len() > before {
+	for conditionSets.len() > before {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d claim sets still held after their users are gone (%d before)", claimSets.len(), before)
+			t.Fatalf("%d condition lists still held after their users are gone (%d before)", conditionSets.len(), before)
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)

@@ -8,7 +8,6 @@ import (
 	"unsafe"
 	"weak"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
@@ -56,8 +55,13 @@ func (t *table[T]) len() int {
 var (
 	conditionSets = newTable[metav1.Condition]()
 	sources       = newTable[rolesyncv1.RoleSource]()
-	claimSets     = newTable[apiextensionsv1.JSON]()
 )
+
+// Claim sets are not shared: a login stores the whole list a mapping
+// reads (every group of the user), so few users hold equal ones, and an
+// entry of a value nobody else holds costs ~150 bytes (key, weak pointer,
+// cleanup) for nothing. Sources and condition lists repeat by the
+// thousand.
 
 // sharedConditions returns conds, or an equal slice another cached user
 // holds. Users who went through the same steps in the same second hold
@@ -102,13 +106,4 @@ func sharedSource(src *rolesyncv1.RoleSource) *rolesyncv1.RoleSource {
 		k.WriteString(v)
 	}
 	return sources.share(k.String(), src)
-}
-
-// sharedClaims returns claims, or equal claims another cached user holds
-// (people of one team carry the same groups).
-func sharedClaims(claims *apiextensionsv1.JSON) *apiextensionsv1.JSON {
-	if claims == nil || len(claims.Raw) == 0 {
-		return claims
-	}
-	return claimSets.share(string(claims.Raw), claims)
 }
