@@ -283,7 +283,7 @@ func main() {
 		os.Exit(2)
 	}
 	if soft := setMemoryLimit(cgroupMemoryFiles); soft > 0 {
-		log.Info("Go memory limit set to 90% of the container's", "bytes", soft)
+		log.Info("Go memory limit set from the container's (90%, less 48 MiB for the binary's code)", "bytes", soft)
 	}
 	restConfig := ctrl.GetConfigOrDie()
 	restConfig.QPS, restConfig.Burst = float32(mgrOpts.KubeAPIQPS), mgrOpts.KubeAPIBurst

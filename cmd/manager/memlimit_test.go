@@ -19,8 +19,11 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 		return p
 	}
 	v2 := write("memory.max", "536870912\n")
-	if got := setMemoryLimit([]string{v2}); got != 483183820 || debug.SetMemoryLimit(-1) != got {
-		t.Fatalf("a 512 MiB container: soft limit %d (runtime %d), want 90%%", got, debug.SetMemoryLimit(-1))
+	if got := setMemoryLimit([]string{v2}); got != 483183820-48<<20 || debug.SetMemoryLimit(-1) != got {
+		t.Fatalf("a 512 MiB container: soft limit %d (runtime %d), want 90%% less 48 MiB of code", got, debug.SetMemoryLimit(-1))
+	}
+	if got := softLimit(64 << 20); got != 32<<20 {
+		t.Fatalf("a 64 MiB container: soft limit %d, want half of it", got)
 	}
 	debug.SetMemoryLimit(math.MaxInt64)
 	for _, v := range []string{"max\n", "9223372036854771712\n", "garbage"} {

@@ -55,8 +55,8 @@ const scaleConcurrency = 16
 //
 // ROLESYNC_SCALE_HEAP_PROFILE names a file for the manager's heap profile
 // (go tool pprof); ROLESYNC_SCALE_MEMORY_LIMIT_MIB runs the managers as in a
-// container with that memory limit (GOMEMLIMIT at 90% of it, as the manager
-// sets it from its cgroup).
+// container with that memory limit (GOMEMLIMIT at softLimit of it, as the
+// manager sets it from its cgroup).
 func BenchmarkScale(b *testing.B) {
 	n := envInt(b, "ROLESYNC_SCALE_USERS", 100000)
 	nsCount := envInt(b, "ROLESYNC_SCALE_NAMESPACES", 4)
@@ -92,8 +92,8 @@ func BenchmarkScale(b *testing.B) {
 	env := []string{"DATABASE_URL=" + dbURL}
 	if mib := envInt(b, "ROLESYNC_SCALE_MEMORY_LIMIT_MIB", 0); mib > 0 {
 		// As in a container with limits.memory of mib: the manager sets Go's
-		// soft limit to 90% of it (setMemoryLimit); here the harness does.
-		env = append(env, fmt.Sprintf("GOMEMLIMIT=%d", int64(float64(mib)*1024*1024*memoryLimitShare)))
+		// soft limit from it (setMemoryLimit); here the harness does.
+		env = append(env, fmt.Sprintf("GOMEMLIMIT=%d", softLimit(int64(mib)<<20)))
 		b.Logf("managers run as in a %d MiB container", mib)
 	}
 	t0 = time.Now()
