@@ -76,14 +76,9 @@ func sharedConditions(conds []metav1.Condition) []metav1.Condition {
 	var k strings.Builder
 	for i := range conds {
 		c := &conds[i]
-		for _, v := range []string{c.Type, string(c.Status), c.Reason, c.Message, strconv.FormatInt(c.ObservedGeneration, 10),
-			strconv.FormatInt(c.LastTransitionTime.UnixNano(), 10), c.LastTransitionTime.Location().String()} {
-			k.WriteString(strconv.Itoa(len(v)))
-			k.WriteByte(':')
-			k.WriteString(v)
-		}
+		writeKey(&k, c.Type, string(c.Status), c.Reason, c.Message, strconv.FormatInt(c.ObservedGeneration, 10),
+			strconv.FormatInt(c.LastTransitionTime.UnixNano(), 10), c.LastTransitionTime.Location().String())
 	}
-	k.WriteString("#" + strconv.Itoa(len(conds)))
 	own := conds[:len(conds):len(conds)]
 	first := conditionSets.share(k.String(), &own[0])
 	return unsafe.Slice(first, len(conds))
@@ -100,10 +95,16 @@ func sharedSource(src *rolesyncv1.RoleSource) *rolesyncv1.RoleSource {
 		rule = strconv.Itoa(int(*src.Rule))
 	}
 	var k strings.Builder
-	for _, v := range []string{string(src.Type), src.RoleMapping, rule, src.Claim, src.Value, src.Description, strconv.FormatBool(src.FromDirectory)} {
+	writeKey(&k, string(src.Type), src.RoleMapping, rule, src.Claim, src.Value, src.Description, strconv.FormatBool(src.FromDirectory))
+	return sources.share(k.String(), src)
+}
+
+// writeKey appends parts to a table key, each prefixed by its length so
+// that no two different lists of parts make one key.
+func writeKey(k *strings.Builder, parts ...string) {
+	for _, v := range parts {
 		k.WriteString(strconv.Itoa(len(v)))
 		k.WriteByte(':')
 		k.WriteString(v)
 	}
-	return sources.share(k.String(), src)
 }
