@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -54,6 +56,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	// The tests' own clients log nothing worth reading (the managers they
+	// start log to their own output); without a logger controller-runtime
+	// prints a warning with a stack trace.
+	ctrl.SetLogger(logr.Discard())
 	e, err := testenv.Start(testenv.Options{Scheme: scheme, Postgres: true})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cmd/manager: %v\n", err)

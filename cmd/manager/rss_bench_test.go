@@ -51,3 +51,73 @@ func procMemory(b *testing.B, pid int) (rss, hwm float64) {
 	}
 	return rss, hwm
 }
+
+// cpuByCommand returns the CPU seconds (user and system, with reaped
+// children) of this process and every process it started, summed by
+// command name: kube-apiserver, etcd, postgres, manager, and this test
+// binary as "harness". Two readings, divided by the seconds between them,
+// say which part of the control plane a run keeps busy.
+func cpuByCommand(b *testing.B) map[string]float64 {
+	b.Helper()
+	type proc struct {
+		ppid int
+		comm string
+		secs float64
+	}
+	procs := map[int]proc{}
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// pid (comm) state ppid ... utime(14) stime(15) cutime(16) cstime(17)
+		s := string(data)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ticks := 0.0
+		for _, i := range []int{11, 12, 13, 14} {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			ticks += v
+		}
+		procs[pid] = proc{ppid: ppid, comm: s[open+1 : end], secs: ticks / 100} // USER_HZ is 100 on Linux
+	}
+	self := os.Getpid()
+	mine := func(pid int) bool {
+		for range 16 {
+			if pid == self {
+				return true
+			}
+			p, ok := procs[pid]
+			if !ok || pid <= 1 {
+				return false
+			}
+			pid = p.ppid
+		}
+		return false
+	}
+	out := map[string]float64{}
+	for pid, p := range procs {
+		switch {
+		case pid == self:
+			out["harness"] += p.secs
+		case mine(p.ppid):
+			out[p.comm] += p.secs
+		}
+	}
+	return out
+}

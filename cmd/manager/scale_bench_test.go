@@ -138,15 +138,19 @@ func BenchmarkScale(b *testing.B) {
 
 	// Logins while idle, then during a mass move.
 	logins := &loginLoad{addr: loginAddr, ns: loginNS, secret: []byte(secret), users: loginUsers}
+	before = scrape(b, metricsAddr)
 	idle := logins.run(b, 20*time.Second, nil)
+	after = scrape(b, metricsAddr)
 	report(percentile(idle, 50), "ms/login-p50-idle")
 	report(percentile(idle, 99), "ms/login-p99-idle")
+	reportLoginShares(report, before, after, "idle")
 
 	w := watchAllUsers(b, currentRV(b))
 	stop := make(chan struct{})
 	var during []float64
 	var loadDone sync.WaitGroup
 	loadDone.Add(1)
+	before, cpuBefore := scrape(b, metricsAddr), cpuByCommand(b)
 	go func() { defer loadDone.Done(); during = logins.run(b, time.Hour, stop) }()
 	start := time.Now()
 	for _, rm := range mappings {
@@ -173,6 +177,13 @@ func BenchmarkScale(b *testing.B) {
 	close(stop)
 	loadDone.Wait()
 	<-sampled
+	moved := scrape(b, metricsAddr)
+	reportLoginShares(report, before, moved, "move")
+	// Who keeps the 2 cores busy while the users move.
+	cpuAfter, moveSecs := cpuByCommand(b), time.Since(start).Seconds()
+	for _, c := range []string{"kube-apiserver", "etcd", "postgres", "manager", "harness"} {
+		report((cpuAfter[c]-cpuBefore[c])/moveSecs, "cores-"+c+"-move")
+	}
 	report(percentile(limits, 50), "status-write-limit-p50")
 	waitScaleRows(b, dbURL, n, rolesyncv1.RoleProxyAdminViewer)
 	report(took.Seconds(), "s/mass-move")
@@ -420,6 +431,22 @@ func (s metricsScrape) sum(name string, parts ...string) float64 {
 		}
 	}
 	return total
+}
+
+// reportLoginShares reports where a login's time went between two
+// scrapes: the mean time the login server took to answer and the mean
+// time of its ProxyUser write at the apiserver (the rest of the client's
+// latency is HTTP and scheduling in the harness).
+func reportLoginShares(report func(float64, string), before, after metricsScrape, phase string) {
+	mean := func(name string) float64 {
+		n := after.sum(name+"_count") - before.sum(name+"_count")
+		if n == 0 {
+			return 0
+		}
+		return (after.sum(name+"_sum") - before.sum(name+"_sum")) / n * 1000
+	}
+	report(mean("rolesync_login_event_duration_seconds"), "ms/login-server-mean-"+phase)
+	report(mean("rolesync_login_write_duration_seconds"), "ms/login-write-mean-"+phase)
 }
 
 func (s metricsScrape) queries(operation string) float64 {

@@ -88,10 +88,15 @@ var (
 		Help:    "Time to answer a login event, end to end.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	})
+	writeDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "rolesync_login_write_duration_seconds",
+		Help:    "Time the login's ProxyUser create or apply took at the Kubernetes API (part of rolesync_login_event_duration_seconds).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(eventsTotal, eventDuration)
+	metrics.Registry.MustRegister(eventsTotal, eventDuration, writeDuration)
 }
 
 // Options configure the login server; cmd/manager binds them to flags.
@@ -741,7 +746,9 @@ func (s *Server) record(ctx context.Context, namespace string, ev *authn.Event, 
 		recent = existing.Spec.RecentLogins
 	}
 	recent = proxyuser.RecordLogin(recent, digest, received, authn.ReplayWindow)
+	wrote := time.Now()
 	name, err := s.write(ctx, namespace, ev, existing, claims, keepStored, recent)
+	writeDuration.Observe(time.Since(wrote).Seconds())
 	switch {
 	case writeRace(err):
 		return nil, nil, err

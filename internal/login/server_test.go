@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -160,14 +162,23 @@ func TestStaleEventChangesNothing(t *testing.T) {
 	ns := newNamespace(t)
 	withMapping(t, ns, strictMapping)
 	now := time.Now().Truncate(time.Second)
+	writes := func() uint64 { return histogramCount(t, writeDuration) }
+	w0 := writes()
 	r := postEvent(t, ns, event("new", "carol", now, map[string]any{"groups": []any{"platform"}}))
 	if r.status != http.StatusOK {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
+	if got := writes() - w0; got != 1 {
+		t.Fatalf("rolesync_login_write_duration_seconds counted %d writes for a first login, want 1", got)
+	}
 	before := getUser(t, ns, r.resp.ProxyUser.Name)
+	w1 := writes()
 	old := postEvent(t, ns, event("old", "carol", now.Add(-time.Minute), map[string]any{"groups": []any{"admins-x"}}))
 	if old.status != http.StatusOK || !old.resp.Stale || !strings.Contains(string(old.body), `"stale":true`) {
 		t.Fatalf("%d %s", old.status, old.body)
+	}
+	if got := writes() - w1; got != 0 {
+		t.Fatalf("a stale event was timed as %d writes, want 0", got)
 	}
 	after := getUser(t, ns, r.resp.ProxyUser.Name)
 	if after.Generation != before.Generation || !after.Spec.LastLoginTime.Equal(before.Spec.LastLoginTime) {
@@ -693,4 +704,14 @@ func TestLoginBindsToTheDirectoryUser(t *testing.T) {
 	if r := postEvent(t, ns, admins); r.status != http.StatusForbidden || !r.err.Denied {
 		t.Fatalf("a login claiming a group the directory does not list: %d %s", r.status, r.body)
 	}
+}
+
+// histogramCount is how many observations h holds.
+func histogramCount(t *testing.T, h prometheus.Histogram) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
