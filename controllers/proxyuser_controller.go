@@ -258,10 +258,14 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			// The controller is the one writer of every condition (see
 			// api/v1 conditions.go); the resourceVersion precondition still
 			// keeps a status computed from a stale read from landing.
-			if r.Priority.Wait(ctx) { // a login in flight writes first
-				priorityWaits.Inc()
-			}
-			err := r.Writes.Do(ctx, func() error {
+			// A login in flight writes first: looked at once this write
+			// holds its slot, right before it goes to the apiserver (a
+			// write may queue for a slot far longer than a login takes).
+			err := r.Writes.DoAfter(ctx, func(ctx context.Context) {
+				if r.Priority.Wait(ctx) {
+					priorityWaits.Inc()
+				}
+			}, func() error {
 				return r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 			})
 			writeLimit.Set(float64(r.Writes.Limit()))

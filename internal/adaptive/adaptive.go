@@ -63,11 +63,27 @@ func (l *Limiter) init() {
 // Do runs write once a slot is free and feeds its latency back. A nil
 // Limiter runs write at once.
 func (l *Limiter) Do(ctx context.Context, write func() error) error {
+	return l.DoAfter(ctx, nil, write)
+}
+
+// DoAfter is Do with a last wait between taking a slot and writing, for
+// writes that yield to more urgent ones (a login in flight): a write
+// queued for a slot may get it long after it last looked, so it looks
+// again at the last moment. The slot is held meanwhile (no other write
+// takes it), and the wait is not part of the write's latency. A nil wait
+// does not wait; a nil Limiter waits, then writes.
+func (l *Limiter) DoAfter(ctx context.Context, wait func(context.Context), write func() error) error {
 	if l == nil {
+		if wait != nil {
+			wait(ctx)
+		}
 		return write()
 	}
 	if err := l.acquire(ctx); err != nil {
 		return err
+	}
+	if wait != nil {
+		wait(ctx)
 	}
 	start := l.now()
 	err := write()

@@ -92,3 +92,69 @@ func TestDoHoldsWritesBeyondTheBound(t *testing.T) {
 		t.Fatal("a nil limiter did not run the write")
 	}
 }
+
+// TestDoAfterWaitsHoldingTheSlotAndTimesOnlyTheWrite: the last wait runs
+// after the slot is taken (a second write cannot start meanwhile) and
+// before the write, and however long it takes it does not count as the
+// write's latency (it would shrink the bound for no queue at the server).
+func TestDoAfterWaitsHoldingTheSlotAndTimesOnlyTheWrite(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	l := New(1, 1)
+	l.Now = c.now
+	for range 20 { // the unloaded latency: 10ms
+		c.t = c.t.Add(10 * time.Millisecond)
+		l.Observe(10 * time.Millisecond)
+	}
+	ctx := context.Background()
+	waiting, release := make(chan struct{}), make(chan struct{})
+	var order []string
+	done := make(chan error)
+	go func() {
+		done <- l.DoAfter(ctx, func(context.Context) {
+			order = append(order, "wait")
+			close(waiting)
+			<-release
+			c.t = c.t.Add(time.Hour) // a very long wait, on the limiter's clock
+		}, func() error {
+			order = append(order, "write")
+			c.t = c.t.Add(10 * time.Millisecond)
+			return nil
+		})
+	}()
+	<-waiting
+	second := make(chan error)
+	go func() { second <- l.Do(ctx, func() error { return nil }) }()
+	select {
+	case <-second:
+		t.Fatal("a second write took the slot while the first was in its last wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2 || order[0] != "wait" || order[1] != "write" {
+		t.Fatalf("order %v, want [wait write]", order)
+	}
+	// Bound 1 cannot shrink; a bound of 4 shows the wait was not timed.
+	l4 := New(1, 4)
+	l4.Now = c.now
+	for range 20 {
+		c.t = c.t.Add(10 * time.Millisecond)
+		l4.Observe(10 * time.Millisecond)
+	}
+	for range 8 {
+		if err := l4.DoAfter(ctx, func(context.Context) { c.t = c.t.Add(time.Second) }, func() error {
+			c.t = c.t.Add(10 * time.Millisecond)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := l4.Limit(); got != 4 {
+		t.Fatalf("bound %d after writes at the unloaded latency with long waits before them, want 4", got)
+	}
+}
