@@ -160,6 +160,10 @@ func BenchmarkScale(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	if path := os.Getenv("ROLESYNC_SCALE_APISERVER_PROFILE"); path != "" {
+		// Where the apiserver's CPU goes while it serves the move.
+		go saveAPIServerProfile(b, path)
+	}
 	var limits []float64 // the status write bound during the move
 	sampled := make(chan struct{})
 	go func() {
@@ -655,6 +659,33 @@ func saveProfile(b *testing.B, url, path string) {
 	}
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// saveAPIServerProfile saves a 20 s CPU profile of the kube-apiserver,
+// taken 10 s from now, to path.
+func saveAPIServerProfile(b *testing.B, path string) {
+	time.Sleep(10 * time.Second)
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	res, err := hc.Get(cfg.Host + "/debug/pprof/profile?seconds=20")
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer func() { _ = res.Body.Close() }()
+	data, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("apiserver profile: %s: %s", res.Status, data)
+	}
+	if err == nil {
+		err = os.WriteFile(path, data, 0o600)
+	}
+	if err != nil {
+		b.Error(err)
 	}
 }
 
