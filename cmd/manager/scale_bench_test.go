@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -183,6 +184,7 @@ func BenchmarkScale(b *testing.B) {
 	<-sampled
 	moved := scrape(b, metricsAddr)
 	reportLoginShares(report, before, moved, "move")
+	report((moved.allQueries()-before.allQueries())/float64(n), "db-queries-per-moved-user")
 	// Who keeps the 2 cores busy while the users move.
 	cpuAfter, moveSecs := cpuByCommand(b), time.Since(start).Seconds()
 	for _, c := range []string{"kube-apiserver", "etcd", "postgres", "manager", "harness"} {
@@ -671,7 +673,13 @@ func saveAPIServerProfile(b *testing.B, path string) {
 		b.Error(err)
 		return
 	}
-	res, err := hc.Get(cfg.Host + "/debug/pprof/profile?seconds=20")
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	u.Path, u.RawQuery = "/debug/pprof/profile", "seconds=20"
+	res, err := hc.Get(u.String())
 	if err != nil {
 		b.Error(err)
 		return
@@ -679,7 +687,7 @@ func saveAPIServerProfile(b *testing.B, path string) {
 	defer func() { _ = res.Body.Close() }()
 	data, err := io.ReadAll(res.Body)
 	if err == nil && res.StatusCode != http.StatusOK {
-		err = fmt.Errorf("apiserver profile: %s: %s", res.Status, data)
+		err = fmt.Errorf("apiserver profile %s: %s: %s", u, res.Status, data)
 	}
 	if err == nil {
 		err = os.WriteFile(path, data, 0o600)
