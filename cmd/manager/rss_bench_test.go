@@ -121,3 +121,30 @@ func cpuByCommand(b *testing.B) map[string]float64 {
 	}
 	return out
 }
+
+// childPID is the pid of the first process this one started whose command
+// is comm (0 if none).
+func childPID(b *testing.B, comm string) int {
+	b.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, d := range dirs {
+		data, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open || s[open+1:end] != comm {
+			continue
+		}
+		if f := strings.Fields(s[end+1:]); len(f) > 1 && f[1] == self {
+			pid, _ := strconv.Atoi(d.Name())
+			return pid
+		}
+	}
+	return 0
+}

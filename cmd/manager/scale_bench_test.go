@@ -185,8 +185,13 @@ func BenchmarkScale(b *testing.B) {
 	moved := scrape(b, metricsAddr)
 	reportLoginShares(report, before, moved, "move")
 	report((moved.allQueries()-before.allQueries())/float64(n), "db-queries-per-moved-user")
-	// Who keeps the 2 cores busy while the users move.
+	// Who keeps the 2 cores busy while the users move, and how much
+	// memory the apiserver holds for 100,000 objects.
 	cpuAfter, moveSecs := cpuByCommand(b), time.Since(start).Seconds()
+	if pid := childPID(b, "kube-apiserver"); pid > 0 {
+		rss, _ := procMemory(b, pid)
+		report(rss, "MiB-rss-kube-apiserver")
+	}
 	for _, c := range []string{"kube-apiserver", "etcd", "postgres", "manager", "harness"} {
 		report((cpuAfter[c]-cpuBefore[c])/moveSecs, "cores-"+c+"-move")
 	}
