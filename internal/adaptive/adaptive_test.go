@@ -125,8 +125,8 @@ func TestDoAfterWaitsHoldingTheSlotAndTimesOnlyTheWrite(t *testing.T) {
 	second := make(chan error)
 	go func() { second <- l.Do(ctx, func() error { return nil }) }()
 	select {
-	case <-second:
-		t.Fatal("a second write took the slot while the first was in its last wait")
+	case err := <-second:
+		t.Fatalf("a second write took the slot while the first was in its last wait (err %v)", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	close(release)
