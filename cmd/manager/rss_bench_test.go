@@ -52,19 +52,17 @@ func procMemory(b *testing.B, pid int) (rss, hwm float64) {
 	return rss, hwm
 }
 
-// cpuByCommand returns the CPU seconds (user and system, with reaped
-// children) of this process and every process it started, summed by
-// command name: kube-apiserver, etcd, postgres, manager, and this test
-// binary as "harness". Two readings, divided by the seconds between them,
-// say which part of the control plane a run keeps busy.
-func cpuByCommand(b *testing.B) map[string]float64 {
+// proc is one process as /proc/PID/stat gives it.
+type proc struct {
+	ppid int
+	comm string
+	secs float64 // CPU: user and system, with reaped children
+}
+
+// procs reads every process's /proc/PID/stat.
+func procs(b *testing.B) map[int]proc {
 	b.Helper()
-	type proc struct {
-		ppid int
-		comm string
-		secs float64
-	}
-	procs := map[int]proc{}
+	out := map[int]proc{}
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
 		b.Fatal(err)
@@ -94,15 +92,26 @@ func cpuByCommand(b *testing.B) map[string]float64 {
 			v, _ := strconv.ParseFloat(f[i], 64)
 			ticks += v
 		}
-		procs[pid] = proc{ppid: ppid, comm: s[open+1 : end], secs: ticks / 100} // USER_HZ is 100 on Linux
+		out[pid] = proc{ppid: ppid, comm: s[open+1 : end], secs: ticks / 100} // USER_HZ is 100 on Linux
 	}
+	return out
+}
+
+// cpuByCommand returns the CPU seconds of this process and every process
+// it started, summed by command name: kube-apiserver, etcd, postgres,
+// manager, and this test binary as "harness". Two readings, divided by
+// the seconds between them, say which part of the control plane a run
+// keeps busy.
+func cpuByCommand(b *testing.B) map[string]float64 {
+	b.Helper()
+	all := procs(b)
 	self := os.Getpid()
 	mine := func(pid int) bool {
 		for range 16 {
 			if pid == self {
 				return true
 			}
-			p, ok := procs[pid]
+			p, ok := all[pid]
 			if !ok || pid <= 1 {
 				return false
 			}
@@ -111,7 +120,7 @@ func cpuByCommand(b *testing.B) map[string]float64 {
 		return false
 	}
 	out := map[string]float64{}
-	for pid, p := range procs {
+	for pid, p := range all {
 		switch {
 		case pid == self:
 			out["harness"] += p.secs
@@ -122,27 +131,13 @@ func cpuByCommand(b *testing.B) map[string]float64 {
 	return out
 }
 
-// childPID is the pid of the first process this one started whose command
-// is comm (0 if none).
+// childPID is the pid of a process this one started whose command is
+// comm (0 if none).
 func childPID(b *testing.B, comm string) int {
 	b.Helper()
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Fatal(err)
-	}
-	self := strconv.Itoa(os.Getpid())
-	for _, d := range dirs {
-		data, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open || s[open+1:end] != comm {
-			continue
-		}
-		if f := strings.Fields(s[end+1:]); len(f) > 1 && f[1] == self {
-			pid, _ := strconv.Atoi(d.Name())
+	self := os.Getpid()
+	for pid, p := range procs(b) {
+		if p.ppid == self && p.comm == comm {
 			return pid
 		}
 	}
