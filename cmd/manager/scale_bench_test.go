@@ -161,9 +161,13 @@ func BenchmarkScale(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	profiled := make(chan struct{})
 	if path := os.Getenv("ROLESYNC_SCALE_APISERVER_PROFILE"); path != "" {
-		// Where the apiserver's CPU goes while it serves the move.
-		go saveAPIServerProfile(b, path)
+		// Where the apiserver's CPU goes while it serves the move (waited
+		// for below: it may not report after the benchmark ends).
+		go func() { defer close(profiled); saveAPIServerProfile(b, path) }()
+	} else {
+		close(profiled)
 	}
 	var limits []float64 // the status write bound during the move
 	sampled := make(chan struct{})
@@ -182,6 +186,7 @@ func BenchmarkScale(b *testing.B) {
 	close(stop)
 	loadDone.Wait()
 	<-sampled
+	<-profiled
 	moved := scrape(b, metricsAddr)
 	reportLoginShares(report, before, moved, "move")
 	report((moved.allQueries()-before.allQueries())/float64(n), "db-queries-per-moved-user")
