@@ -99,9 +99,10 @@ func procs(b *testing.B) map[int]proc {
 
 // cpuByCommand returns the CPU seconds of this process and every process
 // it started, summed by command name: kube-apiserver, etcd, postgres,
-// manager, and this test binary as "harness". Two readings, divided by
-// the seconds between them, say which part of the control plane a run
-// keeps busy.
+// manager, and this test binary as "harness"; and under "NAME/runq" the
+// seconds their threads waited for a CPU. Two readings, divided by the
+// seconds between them, say which part of the control plane a run keeps
+// busy, and how short of CPU the machine ran.
 func cpuByCommand(b *testing.B) map[string]float64 {
 	b.Helper()
 	all := procs(b)
@@ -124,11 +125,36 @@ func cpuByCommand(b *testing.B) map[string]float64 {
 		switch {
 		case pid == self:
 			out["harness"] += p.secs
+			out["harness/runq"] += runQueueWait(pid)
 		case mine(p.ppid):
 			out[p.comm] += p.secs
+			out[p.comm+"/runq"] += runQueueWait(pid)
 		}
 	}
 	return out
+}
+
+// runQueueWait is the seconds the threads of process pid have spent
+// runnable but waiting for a CPU (the second field of each thread's
+// /proc/PID/task/TID/schedstat): how long a busy machine made it wait.
+// Threads that exited are not counted.
+func runQueueWait(pid int) float64 {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	total := 0.0
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			ns, _ := strconv.ParseFloat(f[1], 64)
+			total += ns / 1e9
+		}
+	}
+	return total
 }
 
 // childPID is the pid of a process this one started whose command is

@@ -22,6 +22,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	toolswatch "k8s.io/client-go/tools/watch"
@@ -29,6 +30,7 @@ import (
 
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 	"github.com/rolesync/rolesync/internal/login/authn"
+	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/testing/parallel"
 )
 
@@ -78,14 +80,15 @@ func BenchmarkScale(b *testing.B) {
 	}
 	loginNS := newNamespace(b)
 	createStaffMapping(b, loginNS)
-	const loginUsers = 2000
+	const loginUserCount = 2000
 	t0 := time.Now()
 	users := scaleUsers(namespaces, n)
-	seedScaleRows(b, dbURL, append(users, scaleUsers([]string{loginNS}, loginUsers)...))
+	loginUsers := scaleLoginUsers(loginNS, loginUserCount)
+	seedScaleRows(b, dbURL, append(users, loginUsers...))
 	createScaleUsers(b, users)
-	createScaleUsers(b, scaleUsers([]string{loginNS}, loginUsers))
-	b.Logf("created %d users in %d namespaces (+%d login users) in %s", n, nsCount, loginUsers, time.Since(t0).Round(time.Second))
-	total := n + loginUsers
+	createScaleUsers(b, loginUsers)
+	b.Logf("created %d users in %d namespaces (+%d login users) in %s", n, nsCount, loginUserCount, time.Since(t0).Round(time.Second))
+	total := n + loginUserCount
 
 	// First sync: a manager meets every user for the first time.
 	flags := []string{"--max-concurrent-reconciles", strconv.Itoa(scaleConcurrency), "--kube-api-qps", "5000", "--kube-api-burst", "10000",
@@ -138,20 +141,21 @@ func BenchmarkScale(b *testing.B) {
 	report((after.sum("rolesync_drift_checked_users_total")-before.sum("rolesync_drift_checked_users_total"))/float64(total), "resync-users-checked-ratio")
 
 	// Logins while idle, then during a mass move.
-	logins := &loginLoad{addr: loginAddr, ns: loginNS, secret: []byte(secret), users: loginUsers}
-	before = scrape(b, metricsAddr)
-	idle := logins.run(b, 20*time.Second, nil)
+	logins := &loginLoad{addr: loginAddr, ns: loginNS, secret: []byte(secret), users: loginUserCount}
+	before, apiBefore := scrape(b, metricsAddr), scrapeAPIServer(b)
+	idle := logins.run(b, 60*time.Second, nil) // 1,200 logins: a p99 of 12 samples, not 4
 	after = scrape(b, metricsAddr)
 	report(percentile(idle, 50), "ms/login-p50-idle")
 	report(percentile(idle, 99), "ms/login-p99-idle")
 	reportLoginShares(report, before, after, "idle")
+	reportAPIServerShares(report, apiBefore, scrapeAPIServer(b), "idle")
 
 	w := watchAllUsers(b, currentRV(b))
 	stop := make(chan struct{})
 	var during []float64
 	var loadDone sync.WaitGroup
 	loadDone.Add(1)
-	before, cpuBefore := scrape(b, metricsAddr), cpuByCommand(b)
+	before, cpuBefore, apiBefore := scrape(b, metricsAddr), cpuByCommand(b), scrapeAPIServer(b)
 	go func() { defer loadDone.Done(); during = logins.run(b, time.Hour, stop) }()
 	start := time.Now()
 	for _, rm := range mappings {
@@ -189,6 +193,7 @@ func BenchmarkScale(b *testing.B) {
 	<-profiled
 	moved := scrape(b, metricsAddr)
 	reportLoginShares(report, before, moved, "move")
+	reportAPIServerShares(report, apiBefore, scrapeAPIServer(b), "move")
 	report((moved.allQueries()-before.allQueries())/float64(n), "db-queries-per-moved-user")
 	// Who keeps the 2 cores busy while the users move, and how much
 	// memory the apiserver holds for 100,000 objects.
@@ -199,8 +204,10 @@ func BenchmarkScale(b *testing.B) {
 	}
 	for _, c := range []string{"kube-apiserver", "etcd", "postgres", "manager", "harness"} {
 		report((cpuAfter[c]-cpuBefore[c])/moveSecs, "cores-"+c+"-move")
+		report((cpuAfter[c+"/runq"]-cpuBefore[c+"/runq"])/moveSecs, "runq-"+c+"-move")
 	}
 	report(percentile(limits, 50), "status-write-limit-p50")
+	reportStoredObject(b, report, users[0])
 	waitScaleRows(b, dbURL, n, rolesyncv1.RoleProxyAdminViewer)
 	report(took.Seconds(), "s/mass-move")
 	report(percentile(during, 50), "ms/login-p50-move")
@@ -239,15 +246,32 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
-// scaleUser is one generated user: its namespace, name and LiteLLM id.
-type scaleUser struct{ ns, name, id string }
+// scaleUser is one generated user: its namespace, object name, LiteLLM
+// id, email and identity provider (none for users no login has seen).
+type scaleUser struct{ ns, name, id, email, issuer string }
 
 func scaleUsers(namespaces []string, n int) []scaleUser {
 	out := make([]scaleUser, n)
 	for i := range out {
 		ns := namespaces[i%len(namespaces)]
 		name := fmt.Sprintf("u%06d", i)
-		out[i] = scaleUser{ns: ns, name: name, id: ns + "-" + name}
+		out[i] = scaleUser{ns: ns, name: name, id: ns + "-" + name, email: name + "@" + ns + ".example.com"}
+	}
+	return out
+}
+
+// scaleIssuer is the identity provider of the login load's events.
+const scaleIssuer = "https://idp.example.com"
+
+// scaleLoginUsers are the users of the login namespace as their earlier
+// logins made them (named for their issuer and id, as the login server
+// names them), so that the login load measures what a company's logins
+// mostly are: a returning user's login, one write of an existing object.
+func scaleLoginUsers(ns string, n int) []scaleUser {
+	out := scaleUsers([]string{ns}, n)
+	for i := range out {
+		out[i].issuer = scaleIssuer
+		out[i].name = proxyuser.Name(scaleIssuer, out[i].id)
 	}
 	return out
 }
@@ -282,7 +306,7 @@ func seedScaleRows(b *testing.B, dbURL string, users []scaleUser) {
 	now := time.Now()
 	rows := make([][]any, len(users))
 	for i, u := range users {
-		rows[i] = []any{u.id, u.id, u.name + "@" + u.ns + ".example.com", "internal_user_viewer", now}
+		rows[i] = []any{u.id, u.id, u.email, "internal_user_viewer", now}
 	}
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"LiteLLM_UserTable"}, []string{"user_id", "sso_user_id", "user_email", "user_role", "updated_at"},
 		pgx.CopyFromRows(rows)); err != nil {
@@ -297,8 +321,7 @@ func createScaleUsers(b *testing.B, users []scaleUser) {
 	_, _, err := parallel.Timed(len(users), 32, func(i int) error {
 		u := users[i]
 		pu := &rolesyncv1.ProxyUser{ObjectMeta: metav1.ObjectMeta{Namespace: u.ns, Name: u.name}}
-		pu.Spec.UserID = u.id
-		pu.Spec.Email = u.name + "@" + u.ns + ".example.com"
+		pu.Spec.UserID, pu.Spec.Email, pu.Spec.Issuer = u.id, u.email, u.issuer
 		pu.Spec.Claims = &apiextensionsv1.JSON{Raw: scaleClaims(i)}
 		if d := done.Add(1); d%20000 == 0 {
 			b.Logf("created %d of %d users", d, len(users))
@@ -414,8 +437,48 @@ func scrape(b *testing.B, addr string) metricsScrape {
 		b.Fatal(err)
 	}
 	defer func() { _ = res.Body.Close() }()
+	return parseMetrics(res.Body)
+}
+
+// scrapeAPIServer reads the kube-apiserver's own /metrics.
+func scrapeAPIServer(b *testing.B) metricsScrape {
+	b.Helper()
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := hc.Get(strings.TrimSuffix(cfg.Host, "/") + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	if res.StatusCode != http.StatusOK {
+		b.Fatalf("apiserver /metrics: %s", res.Status)
+	}
+	return parseMetrics(res.Body)
+}
+
+// reportAPIServerShares reports, between two scrapes of the apiserver,
+// the mean time it took to serve the logins' ProxyUser writes (APPLY) and
+// the controller's status writes (PATCH status), and the mean time of its
+// ProxyUser writes to etcd: with the login server's own write time, where
+// a login's time goes (client side, apiserver, etcd).
+func reportAPIServerShares(report func(float64, string), before, after metricsScrape, phase string) {
+	mean := func(name string, parts ...string) float64 {
+		n := after.sum(name+"_count", parts...) - before.sum(name+"_count", parts...)
+		if n == 0 {
+			return 0
+		}
+		return (after.sum(name+"_sum", parts...) - before.sum(name+"_sum", parts...)) / n * 1000
+	}
+	report(mean("apiserver_request_duration_seconds", `verb="APPLY"`, `resource="proxyusers"`), "ms/apiserver-apply-mean-"+phase)
+	report(mean("apiserver_request_duration_seconds", `verb="PATCH"`, `resource="proxyusers"`, `subresource="status"`), "ms/apiserver-status-patch-mean-"+phase)
+	report(mean("etcd_request_duration_seconds", `operation="update"`, `proxyusers`), "ms/etcd-update-mean-"+phase)
+}
+
+func parseMetrics(r io.Reader) metricsScrape {
 	out := metricsScrape{}
-	sc := bufio.NewScanner(res.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
@@ -595,7 +658,7 @@ func (l *loginLoad) one() (float64, error) {
 	_ = json.Unmarshal(scaleClaims(i), &claims)
 	now := time.Now()
 	body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("scale-%d-%d", i, now.UnixNano()), "time": now.UTC().Format(time.RFC3339Nano),
-		"userID": l.ns + "-" + name, "email": name + "@" + l.ns + ".example.com", "namespace": l.ns, "issuer": "https://idp.example.com", "claims": claims})
+		"userID": l.ns + "-" + name, "email": name + "@" + l.ns + ".example.com", "namespace": l.ns, "issuer": scaleIssuer, "claims": claims})
 	req, _ := http.NewRequest(http.MethodPost, "http://"+l.addr+"/v1/namespaces/"+l.ns+"/login-events", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(authn.SignatureHeader, authn.Sign(l.secret, body, now))
@@ -619,6 +682,30 @@ func percentile(v []float64, p float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(float64(len(s))*p/100))]
+}
+
+// reportStoredObject reports the size of a moved user as the apiserver
+// stores and serves it (JSON, managed fields included) and the share of
+// its managed fields: what every write of it costs the apiserver to decode,
+// convert, validate and encode, and what its watch cache holds per event.
+func reportStoredObject(b *testing.B, report func(float64, string), u scaleUser) {
+	b.Helper()
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(rolesyncv1.GroupVersion.WithKind("ProxyUser"))
+	if err := fastClient(b).Get(context.Background(), client.ObjectKey{Namespace: u.ns, Name: u.name}, obj); err != nil {
+		b.Fatal(err)
+	}
+	all, err := json.Marshal(obj.Object)
+	if err != nil {
+		b.Fatal(err)
+	}
+	managed, err := json.Marshal(obj.GetManagedFields())
+	if err != nil {
+		b.Fatal(err)
+	}
+	report(float64(len(all)), "B-stored-proxyuser")
+	report(float64(len(managed)), "B-stored-managed-fields")
+	b.Logf("a moved user as stored: %s", all)
 }
 
 // rawPatches writes one annotation on every user with a plain client at the
