@@ -57,9 +57,12 @@ const scaleConcurrency = 16
 //     sync's, and the restarted manager's after the move.
 //
 // ROLESYNC_SCALE_HEAP_PROFILE names a file for the manager's heap profile
-// (go tool pprof); ROLESYNC_SCALE_MEMORY_LIMIT_MIB runs the managers as in a
-// container with that memory limit (GOMEMLIMIT at softLimit of it, as the
-// manager sets it from its cgroup).
+// (go tool pprof), ROLESYNC_SCALE_APISERVER_HEAP_PROFILE one for the
+// apiserver's after the move, ROLESYNC_SCALE_APISERVER_PROFILE one for a
+// 20-second CPU profile of the apiserver during it;
+// ROLESYNC_SCALE_MEMORY_LIMIT_MIB runs the managers as in a container with
+// that memory limit (GOMEMLIMIT at softLimit of it, as the manager sets it
+// from its cgroup).
 func BenchmarkScale(b *testing.B) {
 	n := envInt(b, "ROLESYNC_SCALE_USERS", 100000)
 	nsCount := envInt(b, "ROLESYNC_SCALE_NAMESPACES", 4)
@@ -198,6 +201,10 @@ func BenchmarkScale(b *testing.B) {
 	// Who keeps the 2 cores busy while the users move, and how much
 	// memory the apiserver holds for 100,000 objects.
 	cpuAfter, moveSecs := cpuByCommand(b), time.Since(start).Seconds()
+	if path := os.Getenv("ROLESYNC_SCALE_APISERVER_HEAP_PROFILE"); path != "" {
+		// What the apiserver holds for this many users (go tool pprof).
+		saveAPIServerPprof(b, "heap", "", path)
+	}
 	if pid := childPID(b, "kube-apiserver"); pid > 0 {
 		rss, _ := procMemory(b, pid)
 		report(rss, "MiB-rss-kube-apiserver")
@@ -765,6 +772,12 @@ func saveProfile(b *testing.B, url, path string) {
 // taken 10 s from now, to path.
 func saveAPIServerProfile(b *testing.B, path string) {
 	time.Sleep(10 * time.Second)
+	saveAPIServerPprof(b, "profile", "seconds=20", path)
+}
+
+// saveAPIServerPprof saves the apiserver's /debug/pprof/NAME?query to
+// path (errors are reported, not fatal: it may run on a goroutine).
+func saveAPIServerPprof(b *testing.B, name, query, path string) {
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		b.Error(err)
@@ -775,7 +788,7 @@ func saveAPIServerProfile(b *testing.B, path string) {
 		b.Error(err)
 		return
 	}
-	u.Path, u.RawQuery = "/debug/pprof/profile", "seconds=20"
+	u.Path, u.RawQuery = "/debug/pprof/"+name, query
 	res, err := hc.Get(u.String())
 	if err != nil {
 		b.Error(err)
