@@ -58,8 +58,9 @@ const scaleConcurrency = 16
 //
 // ROLESYNC_SCALE_HEAP_PROFILE names a file for the manager's heap profile
 // (go tool pprof), ROLESYNC_SCALE_APISERVER_HEAP_PROFILE one for the
-// apiserver's after the move, ROLESYNC_SCALE_APISERVER_PROFILE one for a
-// 20-second CPU profile of the apiserver during it;
+// apiserver's after the move, ROLESYNC_SCALE_APISERVER_PROFILE and
+// ROLESYNC_SCALE_MANAGER_PROFILE ones for 20-second CPU profiles of the
+// apiserver and the manager during it;
 // ROLESYNC_SCALE_MEMORY_LIMIT_MIB runs the managers as in a container with
 // that memory limit (GOMEMLIMIT at softLimit of it, as the manager sets it
 // from its cgroup).
@@ -168,13 +169,19 @@ func BenchmarkScale(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	profiled := make(chan struct{})
+	// Where the CPU goes while the move runs (20 s profiles, 10 s in;
+	// waited for below: a goroutine may not report after the benchmark ends).
+	var profiling sync.WaitGroup
 	if path := os.Getenv("ROLESYNC_SCALE_APISERVER_PROFILE"); path != "" {
-		// Where the apiserver's CPU goes while it serves the move (waited
-		// for below: it may not report after the benchmark ends).
-		go func() { defer close(profiled); saveAPIServerProfile(b, path) }()
-	} else {
-		close(profiled)
+		profiling.Go(func() { time.Sleep(10 * time.Second); saveAPIServerPprof(b, "profile", "seconds=20", path) })
+	}
+	if path := os.Getenv("ROLESYNC_SCALE_MANAGER_PROFILE"); path != "" {
+		profiling.Go(func() {
+			time.Sleep(10 * time.Second)
+			if err := fetchTo(http.DefaultClient, "http://"+pprofAddr+"/debug/pprof/profile?seconds=20", path); err != nil {
+				b.Error(err)
+			}
+		})
 	}
 	var limits []float64 // the status write bound during the move
 	sampled := make(chan struct{})
@@ -193,7 +200,7 @@ func BenchmarkScale(b *testing.B) {
 	close(stop)
 	loadDone.Wait()
 	<-sampled
-	<-profiled
+	profiling.Wait()
 	moved := scrape(b, metricsAddr)
 	reportLoginShares(report, before, moved, "move")
 	reportAPIServerShares(report, apiBefore, scrapeAPIServer(b), "move")
@@ -754,53 +761,38 @@ func rawUpdates(b *testing.B, dbURL string, users []scaleUser) time.Duration {
 
 func saveProfile(b *testing.B, url, path string) {
 	b.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	if err := fetchTo(http.DefaultClient, url, path); err != nil {
 		b.Fatal(err)
 	}
 }
 
-// saveAPIServerProfile saves a 20 s CPU profile of the kube-apiserver,
-// taken 10 s from now, to path.
-func saveAPIServerProfile(b *testing.B, path string) {
-	time.Sleep(10 * time.Second)
-	saveAPIServerPprof(b, "profile", "seconds=20", path)
+// fetchTo saves what a GET of url answers to path.
+func fetchTo(hc *http.Client, url, path string) error {
+	res, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = res.Body.Close() }()
+	data, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s: %s", url, res.Status, data)
+	}
+	if err == nil {
+		err = os.WriteFile(path, data, 0o600)
+	}
+	return err
 }
 
 // saveAPIServerPprof saves the apiserver's /debug/pprof/NAME?query to
 // path (errors are reported, not fatal: it may run on a goroutine).
 func saveAPIServerPprof(b *testing.B, name, query, path string) {
 	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		b.Error(err)
-		return
-	}
-	u, err := url.Parse(cfg.Host)
-	if err != nil {
-		b.Error(err)
-		return
-	}
-	u.Path, u.RawQuery = "/debug/pprof/"+name, query
-	res, err := hc.Get(u.String())
-	if err != nil {
-		b.Error(err)
-		return
-	}
-	defer func() { _ = res.Body.Close() }()
-	data, err := io.ReadAll(res.Body)
-	if err == nil && res.StatusCode != http.StatusOK {
-		err = fmt.Errorf("apiserver profile %s: %s: %s", u, res.Status, data)
-	}
 	if err == nil {
-		err = os.WriteFile(path, data, 0o600)
+		var u *url.URL
+		if u, err = url.Parse(cfg.Host); err == nil {
+			u.Path, u.RawQuery = "/debug/pprof/"+name, query
+			err = fetchTo(hc, u.String(), path)
+		}
 	}
 	if err != nil {
 		b.Error(err)
