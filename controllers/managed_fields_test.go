@@ -27,7 +27,7 @@ func statusFields(t *testing.T, ns, name string) string {
 	}
 	for _, e := range pu.ManagedFields {
 		if e.Subresource == "status" && e.FieldsV1 != nil {
-			return string(e.FieldsV1.Raw)
+			return e.FieldsV1.GetRawString()
 		}
 	}
 	return ""

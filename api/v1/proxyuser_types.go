@@ -151,14 +151,15 @@ type TeamMembership struct {
 	Source string `json:"source,omitempty"`
 }
 
+// +structType=atomic
+
 // ProxyUserStatus is the observed state of a ProxyUser.
 //
 // The controller is its one writer, so the apiserver tracks it as one
-// field (x-kubernetes-map-type: atomic): the managed fields of a
-// ProxyUser name `f:status` once instead of each condition, team and
-// source field. At 100,000 users those entries, decoded in the apiserver's
-// watch cache, were 45% of its heap (docs/benchmarks.md).
-// +structType=atomic
+// field (x-kubernetes-map-type: atomic, the marker above): the managed
+// fields of a ProxyUser name `f:status` once instead of each condition,
+// team and source field. At 100,000 users those entries, decoded in the
+// apiserver's watch cache, were 45% of its heap (docs/benchmarks.md).
 type ProxyUserStatus struct {
 	// role is the resolved role.
 	// +optional
