@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/rolesync/rolesync/internal/testing/parallel"
 )
 
@@ -18,20 +16,7 @@ import (
 func BenchmarkApplyMove(b *testing.B) {
 	const rows, concurrency = 5000, 16
 	ctx := context.Background()
-	dsn, err := server.NewDatabase(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	db, err := Open(ctx, dsn, concurrency)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(db.Close)
-	raw, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = raw.Close(ctx) })
+	db, raw := newDBWithPool(b, concurrency)
 	if _, err := raw.Exec(ctx, `INSERT INTO "LiteLLM_UserTable" (user_id, user_role, teams)
 		SELECT 'u' || i, 'internal_user', '{}' FROM generate_series(1, $1) i`, rows); err != nil {
 		b.Fatal(err)

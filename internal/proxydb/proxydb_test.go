@@ -31,12 +31,18 @@ func TestMain(m *testing.M) {
 
 func newDB(t *testing.T) (*DB, *pgx.Conn) {
 	t.Helper()
+	return newDBWithPool(t, 4)
+}
+
+// newDBWithPool is newDB with a pool of conns connections.
+func newDBWithPool(t testing.TB, conns int32) (*DB, *pgx.Conn) {
+	t.Helper()
 	ctx := context.Background()
 	dsn, err := server.NewDatabase(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := Open(ctx, dsn, 4)
+	db, err := Open(ctx, dsn, conns)
 	if err != nil {
 		t.Fatal(err)
 	}
