@@ -266,7 +266,7 @@ func (r *ProxyUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 					priorityWaits.Inc()
 				}
 			}, func() error {
-				return r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+				return r.writeStatus(ctx, base, pu)
 			})
 			writeLimit.Set(float64(r.Writes.Limit()))
 			switch {

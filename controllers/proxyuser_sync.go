@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -253,7 +252,7 @@ func (r *ProxyUserReconciler) setDeleteBlocked(ctx context.Context, pu *rolesync
 	if equality.Semantic.DeepEqual(base.Status, pu.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, pu, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.writeStatus(ctx, base, pu); err != nil {
 		return fmt.Errorf("patch proxy user status %s/%s: %w", pu.Namespace, pu.Name, err)
 	}
 	return nil
