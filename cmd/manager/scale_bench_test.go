@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,7 +204,12 @@ func BenchmarkScale(b *testing.B) {
 	profiling.Wait()
 	moved := scrape(b, metricsAddr)
 	reportLoginShares(report, before, moved, "move")
-	reportAPIServerShares(report, apiBefore, scrapeAPIServer(b), "move")
+	apiMoved := scrapeAPIServer(b)
+	reportAPIServerShares(report, apiBefore, apiMoved, "move")
+	report(apiServerWrites(b, apiBefore, apiMoved)/float64(n), "apiserver-writes-per-moved-user")
+	// The manager's collector: how often it ran, and the heap it kept.
+	report((moved.sum("go_gc_duration_seconds_count")-before.sum("go_gc_duration_seconds_count"))/time.Since(start).Seconds(), "gc-per-s-manager-move")
+	report(moved.sum("go_memstats_heap_alloc_bytes")/(1<<20), "MiB-heap-manager-after-move")
 	report((moved.allQueries()-before.allQueries())/float64(n), "db-queries-per-moved-user")
 	// Who keeps the 2 cores busy while the users move, and how much
 	// memory the apiserver holds for 100,000 objects.
@@ -470,6 +476,50 @@ func scrapeAPIServer(b *testing.B) metricsScrape {
 		b.Fatalf("apiserver /metrics: %s", res.Status)
 	}
 	return parseMetrics(res.Body)
+}
+
+// apiServerWrites counts the write requests (every verb but GET, LIST and
+// WATCH) the apiserver served between two scrapes, and logs them by verb,
+// resource and subresource: what a phase cost it beyond the writes it was
+// meant to make.
+func apiServerWrites(b *testing.B, before, after metricsScrape) float64 {
+	b.Helper()
+	label := func(series, name string) string {
+		i := strings.Index(series, name+`="`)
+		if i < 0 {
+			return ""
+		}
+		rest := series[i+len(name)+2:]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
+	by := map[string]float64{}
+	total := 0.0
+	for series, v := range after {
+		if !strings.HasPrefix(series, "apiserver_request_total{") {
+			continue
+		}
+		verb := label(series, "verb")
+		if verb == "GET" || verb == "LIST" || verb == "WATCH" {
+			continue
+		}
+		d := v - before[series]
+		if d <= 0 {
+			continue
+		}
+		by[verb+" "+label(series, "resource")+"/"+label(series, "subresource")] += d
+		total += d
+	}
+	keys := make([]string, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "\n  %s: %.0f", k, by[k])
+	}
+	b.Logf("apiserver writes during the phase (%.0f):%s", total, sb.String())
+	return total
 }
 
 // reportAPIServerShares reports, between two scrapes of the apiserver,
