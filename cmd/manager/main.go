@@ -61,6 +61,7 @@ type managerOptions struct {
 	MaxConcurrent        int
 	KubeAPIQPS           float64
 	KubeAPIBurst         int
+	KubeAPICompression   bool
 	WatchNamespaces      string
 }
 
@@ -262,6 +263,16 @@ func (o *managerOptions) BindFlags(fs *flag.FlagSet) {
 		"Client-side limit of requests per second to the Kubernetes API (status writes of a mass role change are bounded by it).")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100,
 		"Burst above --kube-api-qps allowed to the Kubernetes API.")
+	fs.BoolVar(&o.KubeAPICompression, "kube-api-compression", false,
+		"Ask the Kubernetes API to gzip its answers, watch streams included. Off by default, as kube-controller-manager and kube-scheduler run: on a cluster's network the apiserver would compress, and the manager decompress, every watch event of every user.")
+}
+
+// configureClient sets the manager's Kubernetes API budget and whether
+// it asks for gzipped answers; the login and SCIM servers' clients are
+// copies of this configuration.
+func (o managerOptions) configureClient(cfg *rest.Config) {
+	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
+	cfg.DisableCompression = !o.KubeAPICompression
 }
 
 func main() {
@@ -286,7 +297,7 @@ func main() {
 		log.Info("Go memory limit set from the container's (90%, less 48 MiB for the binary's code)", "bytes", soft)
 	}
 	restConfig := ctrl.GetConfigOrDie()
-	restConfig.QPS, restConfig.Burst = float32(mgrOpts.KubeAPIQPS), mgrOpts.KubeAPIBurst
+	mgrOpts.configureClient(restConfig)
 
 	shard, err := mgrOpts.shard()
 	if err != nil {
