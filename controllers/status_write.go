@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -13,34 +12,30 @@ import (
 	rolesyncv1 "github.com/rolesync/rolesync/api/v1"
 )
 
-// statusPatch is the JSON merge patch that takes base's status to pu's,
-// with base's resourceVersion as its precondition (a status computed from
-// a stale read is refused with a conflict). It is built from the two
-// statuses alone: a few hundred bytes marshalled, not the whole object
-// twice.
+// statusPatch is the JSON patch (RFC 6902) that sets pu's status as a
+// whole, with base's resourceVersion as its precondition (a status
+// computed from a stale read is refused with a conflict). The controller
+// is status's one writer and the CRD makes status atomic, so the new
+// status replaces the stored one: one marshal of the status, no diff of
+// two copies of the object.
 func statusPatch(base, pu *rolesyncv1.ProxyUser) ([]byte, error) {
-	from, err := json.Marshal(base.Status)
+	status, err := json.Marshal(pu.Status)
 	if err != nil {
 		return nil, err
 	}
-	to, err := json.Marshal(pu.Status)
+	rv, err := json.Marshal(base.ResourceVersion)
 	if err != nil {
 		return nil, err
 	}
-	diff, err := jsonpatch.CreateMergePatch(from, to)
-	if err != nil {
-		return nil, err
-	}
-	type meta struct {
-		ResourceVersion string `json:"resourceVersion"`
-	}
-	return json.Marshal(struct {
-		Metadata meta            `json:"metadata"`
-		Status   json.RawMessage `json:"status"`
-	}{meta{base.ResourceVersion}, diff})
+	out := make([]byte, 0, len(status)+len(rv)+96)
+	out = append(out, `[{"op":"replace","path":"/metadata/resourceVersion","value":`...)
+	out = append(out, rv...)
+	out = append(out, `},{"op":"add","path":"/status","value":`...)
+	out = append(out, status...)
+	return append(out, "}]"...), nil
 }
 
-// writeStatus patches the status subresource from base's status to pu's
+// writeStatus writes pu's status over base's (statusPatch)
 // and reads back only the object's metadata: the apiserver encodes, and
 // the manager decodes, a PartialObjectMetadata instead of the whole
 // ProxyUser (the controller does not read the answer's spec or status).
@@ -52,7 +47,7 @@ func (r *ProxyUserReconciler) writeStatus(ctx context.Context, base, pu *rolesyn
 	}
 	written := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: pu.Namespace, Name: pu.Name}}
 	written.SetGroupVersionKind(rolesyncv1.GroupVersion.WithKind("ProxyUser"))
-	if err := r.Status().Patch(ctx, written, client.RawPatch(types.MergePatchType, data)); err != nil {
+	if err := r.Status().Patch(ctx, written, client.RawPatch(types.JSONPatchType, data)); err != nil {
 		return err
 	}
 	pu.ResourceVersion = written.ResourceVersion
