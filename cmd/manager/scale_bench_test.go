@@ -33,6 +33,7 @@ import (
 	"github.com/rolesync/rolesync/internal/login/authn"
 	"github.com/rolesync/rolesync/internal/proxyuser"
 	"github.com/rolesync/rolesync/internal/testing/parallel"
+	"github.com/rolesync/rolesync/internal/testing/pgtest"
 )
 
 // scaleConcurrency is the manager's --max-concurrent-reconciles in the
@@ -160,6 +161,10 @@ func BenchmarkScale(b *testing.B) {
 	var during []float64
 	var loadDone sync.WaitGroup
 	loadDone.Add(1)
+	pgStatements := os.Getenv("ROLESYNC_SCALE_PG_STATEMENTS") != ""
+	if pgStatements {
+		resetStatements(b, dbURL)
+	}
 	before, cpuBefore, apiBefore := scrape(b, metricsAddr), cpuByCommand(b), scrapeAPIServer(b)
 	go func() { defer loadDone.Done(); during = logins.run(b, time.Hour, stop) }()
 	start := time.Now()
@@ -227,6 +232,9 @@ func BenchmarkScale(b *testing.B) {
 		report((cpuAfter[c+"/runq"]-cpuBefore[c+"/runq"])/moveSecs, "runq-"+c+"-move")
 	}
 	report(percentile(limits, 50), "status-write-limit-p50")
+	if pgStatements {
+		logStatements(b, dbURL, n)
+	}
 	reportStoredObject(b, report, users[0])
 	waitScaleRows(b, dbURL, n, rolesyncv1.RoleProxyAdminViewer)
 	report(took.Seconds(), "s/mass-move")
@@ -770,6 +778,48 @@ func reportStoredObject(b *testing.B, report func(float64, string), u scaleUser)
 	report(float64(len(all)), "B-stored-proxyuser")
 	report(float64(len(managed)), "B-stored-managed-fields")
 	b.Logf("a moved user as stored: %s", all)
+}
+
+// resetStatements starts PostgreSQL's per-statement counts afresh
+// (pg_stat_statements, loaded with
+// ROLESYNC_PGTEST_SETTINGS=shared_preload_libraries=pg_stat_statements).
+func resetStatements(b *testing.B, dbURL string) {
+	b.Helper()
+	c := connectDB(b, dbURL)
+	defer func() { _ = c.Close(context.Background()) }()
+	for _, q := range []string{`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`, `SELECT pg_stat_statements_reset()`} {
+		if _, err := c.Exec(context.Background(), q); err != nil {
+			b.Fatalf("ROLESYNC_SCALE_PG_STATEMENTS needs %s=shared_preload_libraries=pg_stat_statements: %s: %v", pgtest.EnvSettings, q, err)
+		}
+	}
+}
+
+// logStatements logs the statements PostgreSQL spent its time on since
+// resetStatements, the most expensive first, per moved user.
+func logStatements(b *testing.B, dbURL string, n int) {
+	b.Helper()
+	c := connectDB(b, dbURL)
+	defer func() { _ = c.Close(context.Background()) }()
+	rows, err := c.Query(context.Background(), `SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 140)
+		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY total_exec_time DESC LIMIT 12`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sb strings.Builder
+	for rows.Next() {
+		var calls, nrows int64
+		var ms float64
+		var query string
+		if err := rows.Scan(&calls, &ms, &nrows, &query); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&sb, "\n  %8d calls %9.1f ms (%.3f ms/moved user, %.3f ms/call) %8d rows  %s", calls, ms, ms/float64(n), ms/float64(max(calls, 1)), nrows, query)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("PostgreSQL statements during the move (pg_stat_statements):%s", sb.String())
 }
 
 // rawPatches writes one annotation on every user with a plain client at the

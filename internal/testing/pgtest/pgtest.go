@@ -40,6 +40,12 @@ var LiteLLMSchema string
 // EnvDatabaseURL names the variable that points tests at an existing server.
 const EnvDatabaseURL = "TEST_DATABASE_URL"
 
+// EnvSettings names the variable holding extra server settings for a
+// private server, as space-separated name=value pairs (passed as -c), for
+// example "shared_preload_libraries=pg_stat_statements" to see which
+// statements a benchmark's database time goes to.
+const EnvSettings = "ROLESYNC_PGTEST_SETTINGS"
+
 // missingBinaries is the error text when no PostgreSQL server binaries exist.
 const missingBinaries = "pgtest: PostgreSQL server binaries (initdb, postgres) not found: " +
 	"install them (Debian/Ubuntu: apt-get install postgresql-15, or the postgresql package) " +
@@ -263,7 +269,7 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 }
 
 func (s *Server) startLocked() error {
-	cmd := s.command(filepath.Join(s.bin, "postgres"),
+	args := []string{
 		"-D", filepath.Join(s.dir, "data"),
 		"-p", strconv.Itoa(s.port),
 		"-k", s.dir,
@@ -272,7 +278,11 @@ func (s *Server) startLocked() error {
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
 		"-c", "max_connections=200",
-	)
+	}
+	for _, kv := range strings.Fields(os.Getenv(EnvSettings)) {
+		args = append(args, "-c", kv)
+	}
+	cmd := s.command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = s.logFile, s.logFile
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
