@@ -134,3 +134,38 @@ func statementsOf(t *testing.T, operation string) uint64 {
 	}
 	return m.GetHistogram().GetSampleCount()
 }
+
+// TestFindManyReadsThroughIndexesUnderAGenericPlan: pgx prepares the batch
+// read, and PostgreSQL may plan a prepared statement once for any
+// parameters (a generic plan, after five runs or under plan_cache_mode
+// force_generic_plan). That plan must still read through LiteLLM's
+// indexes: a sequential scan reads every user's row for every batch of
+// the drift sweep (100 ms per batch at 10,000 users, measured).
+func TestFindManyReadsThroughIndexesUnderAGenericPlan(t *testing.T) {
+	_, raw := newDB(t)
+	ctx := context.Background()
+	exec(t, raw, `INSERT INTO "LiteLLM_UserTable" (user_id, user_email, user_role)
+		SELECT 'u' || g, 'u' || g || '@example.com', 'internal_user' FROM generate_series(1, 10000) g`)
+	exec(t, raw, `ANALYZE "LiteLLM_UserTable"`)
+	exec(t, raw, `SET plan_cache_mode = force_generic_plan`)
+	exec(t, raw, `PREPARE find_many(text[], text[], text[], bigint) AS `+findManySQL)
+	rows, err := raw.Query(ctx, `EXPLAIN EXECUTE find_many('{u1,u2}', '{u1@example.com,u2@example.com}', '{u1@example.com,u2@example.com}', 32)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if strings.Contains(text, "Seq Scan") || !strings.Contains(text, "LiteLLM_UserTable_user_email_lower_idx") {
+		t.Fatalf("the generic plan of the batch read does not go through the indexes:\n%s", text)
+	}
+}
