@@ -131,7 +131,25 @@ func cpuByCommand(b *testing.B) map[string]float64 {
 			out[p.comm+"/runq"] += runQueueWait(pid)
 		}
 	}
+	out["idle"] = idleSeconds()
 	return out
+}
+
+// idleSeconds is the CPU time the whole machine spent idle (or waiting
+// for I/O), summed over its CPUs, from /proc/stat: whether a phase left
+// CPU unused.
+func idleSeconds() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0
+	}
+	idle, _ := strconv.ParseFloat(f[4], 64)
+	iowait, _ := strconv.ParseFloat(f[5], 64)
+	return (idle + iowait) / 100 // USER_HZ
 }
 
 // runQueueWait is the seconds the threads of process pid have spent

@@ -227,6 +227,8 @@ func BenchmarkScale(b *testing.B) {
 		rss, _ := procMemory(b, pid)
 		report(rss, "MiB-rss-kube-apiserver")
 	}
+	report((cpuAfter["idle"]-cpuBefore["idle"])/moveSecs, "cores-idle-move")
+	report((scrape(b, metricsAddr).sum("rolesync_proxyuser_login_waits_total")-before.sum("rolesync_proxyuser_login_waits_total"))/float64(n), "login-waits-per-moved-user")
 	for _, c := range []string{"kube-apiserver", "etcd", "postgres", "manager", "harness"} {
 		report((cpuAfter[c]-cpuBefore[c])/moveSecs, "cores-"+c+"-move")
 		report((cpuAfter[c+"/runq"]-cpuBefore[c+"/runq"])/moveSecs, "runq-"+c+"-move")
@@ -271,6 +273,7 @@ func BenchmarkScale(b *testing.B) {
 	// costs each process, with the same watchers and login load.
 	cpuAfter, rawSecs := cpuByCommand(b), time.Since(rawStart).Seconds()
 	report(apiServerWrites(b, apiBefore, scrapeAPIServer(b))/float64(n), "apiserver-writes-per-raw-patch")
+	report((cpuAfter["idle"]-cpuBefore["idle"])/rawSecs, "cores-idle-raw")
 	for _, c := range []string{"kube-apiserver", "etcd", "postgres", "manager", "harness"} {
 		report((cpuAfter[c]-cpuBefore[c])/rawSecs, "cores-"+c+"-raw")
 	}
