@@ -148,9 +148,15 @@ func BenchmarkScale(b *testing.B) {
 
 	// Logins while idle, then during a mass move.
 	logins := &loginLoad{addr: loginAddr, ns: loginNS, secret: []byte(secret), users: loginUserCount}
-	before, apiBefore := scrape(b, metricsAddr), scrapeAPIServer(b)
+	before, apiBefore, cpuIdle, idleStart := scrape(b, metricsAddr), scrapeAPIServer(b), cpuByCommand(b), time.Now()
 	idle := logins.run(b, 60*time.Second, nil) // 1,200 logins: a p99 of 12 samples, not 4
 	after = scrape(b, metricsAddr)
+	// What the login load alone (and the resync) keeps busy: the floor
+	// under the move's and the raw loop's shares below.
+	cpuIdleAfter, idleSecs := cpuByCommand(b), time.Since(idleStart).Seconds()
+	for _, c := range []string{"idle", "kube-apiserver", "etcd", "postgres", "manager", "harness"} {
+		report((cpuIdleAfter[c]-cpuIdle[c])/idleSecs, "cores-"+c+"-logins-only")
+	}
 	report(percentile(idle, 50), "ms/login-p50-idle")
 	report(percentile(idle, 99), "ms/login-p99-idle")
 	reportLoginShares(report, before, after, "idle")
